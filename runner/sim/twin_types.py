@@ -1,0 +1,117 @@
+"""The contract between the host simulator and the template twins.
+
+No PowerShell engine exists here, so each template in ps_templates/ has a Python *twin* that
+performs the same effect on simulated host state. The host simulator reads the template id
+from the rendered script's first line (`# psrunner-template: sharepoint/spo_module`), binds
+the PSRP parameters it received, and calls the twin registered under that id.
+
+A twin honours the parameters it receives, returns the one result object the real template
+emits (a dict of primitives: changed, before, after, data, messages), and fails the way the
+real cmdlet fails: raise `TwinError` for a terminating error, or return `errors` for
+non-terminating ones."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .world import SimWorld
+
+TEMPLATE_HEADER = re.compile(r"^\s*#\s*psrunner-template:\s*(?P<id>[A-Za-z0-9_./-]+)\s*$", re.M)
+
+
+class SimSecureString:
+    """A parameter that arrived as a SecureString (decrypted by the simulator). Twins use
+    `.value`; tests check the type to prove the secret travelled as a SecureString."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "SimSecureString(********)"
+
+
+@dataclass
+class ErrorSpec:
+    """An error record as PowerShell would write it."""
+    message: str
+    exception_type: str = "System.Management.Automation.RuntimeException"
+    category: str = "NotSpecified"
+    fqid: str = "RuntimeException"
+    target: str | None = None
+
+
+class TwinError(Exception):
+    """A terminating error (throw / -ErrorAction Stop) from the simulated cmdlet."""
+
+    def __init__(self, message: str, *, exception_type: str = "System.Management.Automation.RuntimeException",
+                 category: str = "NotSpecified", fqid: str = "RuntimeException", target: str | None = None):
+        super().__init__(message)
+        self.spec = ErrorSpec(message, exception_type, category, fqid, target)
+
+
+@dataclass
+class TwinOutput:
+    result: dict[str, Any] | None
+    errors: list[ErrorSpec] = field(default_factory=list)      # non-terminating
+    warnings: list[str] = field(default_factory=list)
+    verbose: list[str] = field(default_factory=list)
+    information: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HostState:
+    """What the twins read and change on the simulated Windows host."""
+    computer_name: str = "WIN-SIM01"
+    ps_version: str = "5.1.20348.2849"
+    ps_edition: str = "Desktop"                  # "Core" for PowerShell 7
+    modules: dict[str, str] = field(default_factory=dict)   # installed module name -> version
+    nuget_provider: bool = False
+    psgallery_reachable: bool = True
+    gallery: dict[str, str] = field(default_factory=lambda: {
+        "Microsoft.Online.SharePoint.PowerShell": "16.0.26712.12000",
+        "PnP.PowerShell": "3.1.0",
+    })
+    offline_sources: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> {module: version}
+    sharepoint_server: bool = False              # SharePoint Server snap-in present (on-prem farm)
+    sp_app_principals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # SharePoint Online sign-in that Connect-SPOService accepts in the simulator:
+    spo_admin_user: str = "admin@contoso.onmicrosoft.com"
+    spo_admin_password: str = "Sim-Admin-Pa55!"
+    spo_app_thumbprints: set[str] = field(default_factory=set)   # certificates registered for app-only
+    invocations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (template id, params)
+
+
+TwinFn = Callable[[HostState, SimWorld, dict[str, Any]], TwinOutput]
+TWINS: dict[str, TwinFn] = {}
+
+
+def twin(template_id: str) -> Callable[[TwinFn], TwinFn]:
+    def deco(fn: TwinFn) -> TwinFn:
+        TWINS[template_id] = fn
+        return fn
+    return deco
+
+
+def template_id_of(script: str) -> str | None:
+    m = TEMPLATE_HEADER.search(script[:2048])
+    return m.group("id") if m else None
+
+
+def run_twin(script: str, state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
+    """Find the twin for `script` and run it. Raises TwinError like PowerShell would."""
+    try:  # the real twins register themselves on import
+        from . import twins  # noqa: F401
+    except ImportError:
+        pass
+    tid = template_id_of(script)
+    if tid is None or tid not in TWINS:
+        raise TwinError(f"The simulator has no twin for this script (template id: {tid or 'none'}).",
+                        exception_type="System.NotSupportedException", category="NotImplemented",
+                        fqid="PsrunnerSimNoTwin")
+    state.invocations.append((tid, {k: ("********" if isinstance(v, SimSecureString) else v)
+                                    for k, v in params.items()}))
+    return TWINS[tid](state, world, params)
