@@ -82,7 +82,11 @@ class StageContext(Protocol):
         """Seconds left before the deadline (None: no deadline)."""
 
     def write_private_file(self, relpath: str, data: str | bytes) -> Path:
-        """Write a 0600 file under the run directory's `private/` (secrets, PFX)."""
+        """Write a 0600 file at private_path(relpath) (secrets, PFX). Returns its path."""
+
+    def private_path(self, relpath: str) -> Path:
+        """Where a private file lives: `<state dir>/private/<relpath>`, stable across runs, so
+        a re-run can find the secret file an earlier run wrote (put tenant and app in relpath)."""
 
     def record_script(self, text: str, suffix: str = "") -> None:
         """Keep the rendered script as scripts/<stage>[suffix].ps1 (secrets never in it)."""
