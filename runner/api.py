@@ -1,0 +1,120 @@
+"""The library front door. The CLI is a thin layer over these functions; scripts and tests
+can call them directly.
+
+    rb = load_runbook("m365-backup-access")
+    values, sources = resolve_params(rb, {"tenant": "contoso.onmicrosoft.com"})
+    result = plan(rb, values)
+    result = run(rb, values, secret_sources=sources)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import runbook as _runbook
+from .engine import Engine, EventSink, Options, default_opener
+from .errors import InputError
+from .params import Prompt, resolve
+from .results import RunResult
+from .rundir import RunDir, default_state_dir, list_runs
+from .runbook import Runbook
+
+
+def list_runbooks() -> list[Runbook]:
+    return _runbook.list_builtin()
+
+
+def load_runbook(name_or_path: str) -> Runbook:
+    return _runbook.load(name_or_path)
+
+
+def resolve_params(rb: Runbook, given: dict[str, Any], *, secret_files: dict[str, str] | None = None,
+                   prompt: Prompt | None = None, environ: dict[str, str] | None = None,
+                   need_secrets: bool = True, partial: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    return resolve(rb, given, secret_files=secret_files, prompt=prompt, environ=environ,
+                   need_secrets=need_secrets, partial=partial)
+
+
+def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path | None,
+             secret_sources: dict[str, str] | None, on_event: EventSink | None,
+             interactive: bool, opener=None, run_dir: RunDir | None = None,
+             previous: RunResult | None = None, extra_metrics=None) -> RunResult:
+    sd = Path(state_dir) if state_dir else default_state_dir()
+    rd = run_dir or RunDir.create(sd, rb.name)
+    opts = Options(mode=mode, state_dir=sd, interactive=interactive, on_event=on_event,
+                   opener=opener or default_opener, extra_metrics=extra_metrics)
+    return Engine(rb, params, rd, opts, secret_sources=secret_sources, previous=previous).execute()
+
+
+def plan(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
+         on_event: EventSink | None = None, interactive: bool = False, opener=None,
+         secret_sources: dict[str, str] | None = None, extra_metrics=None) -> RunResult:
+    """Read the world and report what would change. Changes nothing."""
+    return _execute(rb, params, "plan", state_dir=state_dir, secret_sources=secret_sources,
+                    on_event=on_event, interactive=interactive, opener=opener,
+                    extra_metrics=extra_metrics)
+
+
+def run(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
+        on_event: EventSink | None = None, interactive: bool = False, opener=None,
+        secret_sources: dict[str, str] | None = None, extra_metrics=None) -> RunResult:
+    """Check each stage's state and change what differs."""
+    return _execute(rb, params, "run", state_dir=state_dir, secret_sources=secret_sources,
+                    on_event=on_event, interactive=interactive, opener=opener,
+                    extra_metrics=extra_metrics)
+
+
+def load_run(run_id: str, state_dir: Path | None = None) -> tuple[RunDir, dict[str, Any], RunResult]:
+    """(run dir, run.json, result so far) of an earlier run."""
+    sd = Path(state_dir) if state_dir else default_state_dir()
+    rd = RunDir.open(sd, run_id)
+    info = rd.read_json("run.json")
+    if (rd.path / "report.json").is_file():
+        result = RunResult.from_dict(rd.read_json("report.json"))
+    else:  # the process died mid-run: rebuild from the stage files
+        from .results import RunStatus, StageResult
+        result = RunResult(run_id=run_id, runbook=info["runbook"], mode=info["mode"],
+                           status=RunStatus.INTERRUPTED, started=info.get("started") or "")
+        for f in sorted((rd.path / "stages").glob("*.json")):
+            import json
+            result.stages.append(StageResult.from_dict(json.loads(f.read_text(encoding="utf-8"))))
+    return rd, info, result
+
+
+def resume(run_id: str, *, state_dir: Path | None = None, on_event: EventSink | None = None,
+           interactive: bool = False, opener=None, secret_files: dict[str, str] | None = None,
+           prompt: Prompt | None = None, environ: dict[str, str] | None = None,
+           extra_metrics=None) -> RunResult:
+    """Run an earlier run again, in its own run directory, skipping the stages that already
+    finished (ok or changed) with the same inputs. Secrets are asked for again from the
+    sources the first attempt used (environment, file, prompt); they are never stored."""
+    rd, info, previous = load_run(run_id, state_dir)
+    if info.get("mode") != "run":
+        raise InputError(f"run {run_id} was a plan; there is nothing to resume", input="RUN_ID",
+                         hint="start it with `psrunner run`")
+    rb = load_runbook(info["source"].removeprefix("builtin:"))
+    given = {k: v for k, v in info.get("params", {}).items() if not rb.params.get(k) or not rb.params[k].secret}
+    files = dict(secret_files or {})
+    for name, src in (info.get("secret_sources") or {}).items():
+        if src.startswith("file:") and name not in files:
+            files[name] = src[5:]
+    values, sources = resolve(rb, given, secret_files=files, prompt=prompt, environ=environ)
+    return _execute(rb, values, "run", state_dir=rd.state_dir, secret_sources=sources,
+                    on_event=on_event, interactive=interactive, opener=opener, run_dir=rd,
+                    previous=previous, extra_metrics=extra_metrics)
+
+
+def render(rb: Runbook, stage_id: str, params: dict[str, Any]) -> str:
+    """The script a stage would send, rendered with its `vars` (data travels as parameters,
+    so the script text holds no parameter values)."""
+    stage = rb.stage(stage_id)
+    if not stage.template:
+        raise InputError(f"stage {stage_id!r} of {rb.name} runs no template", input="--stage",
+                         hint="stages with templates: " + ", ".join(s.id for s in rb.stages if s.template))
+    from .powershell.templates import render_template
+    return render_template(stage.template, stage.vars).text
+
+
+def runs(state_dir: Path | None = None) -> list[dict[str, Any]]:
+    return list_runs(Path(state_dir) if state_dir else default_state_dir())

@@ -1,0 +1,351 @@
+"""The command line: parses, calls runner.api, prints. Nothing else lives here.
+
+Exit codes: 0 success (including runs that end with actions for a person, which are listed),
+1 a stage failed, 2 bad input or usage, 3 drift found (`check`), 130 interrupted.
+Heavy libraries (msal, pypsrp, cryptography) are imported only when a stage needs them, so
+`psrunner --help` and `psrunner list` start fast."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import InputError, RunnerError
+from .results import RunResult, RunStatus
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DRIFT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+# ---------------------------------------------------------------------------- shared options
+
+def _output_option(f):
+    return click.option("--output", "-o", type=click.Choice(["human", "json"]), default="human",
+                        show_default=True, help="human text, or JSON on stdout for scripts")(f)
+
+
+def _state_option(f):
+    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                        envvar="PSRUNNER_STATE_DIR",
+                        help="where runs, locks and private files live "
+                             "[default: the per-user state directory]")(f)
+
+
+def _param_options(f):
+    f = click.option("--secret-file", "secret_files", multiple=True, metavar="NAME=PATH",
+                     help="read secret parameter NAME from a file (never pass secrets on the command line)")(f)
+    f = click.option("--params-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="TOML or JSON file of name = value parameters")(f)
+    f = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+                     help="a runbook parameter (repeatable)")(f)
+    return f
+
+
+def _verbosity(f):
+    f = click.option("-v", "--verbose", count=True, help="more log output on stderr (-vv for debug)")(f)
+    f = click.option("-q", "--quiet", is_flag=True, help="only errors on stderr; no progress lines")(f)
+    return f
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    from .secrets import RedactingFilter
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("psrunner")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _gather_params(rb, params, params_file, secret_files, *, need_secrets=True, partial=False):
+    from .api import resolve_params
+    from .params import load_params_file, parse_assignments, tty_prompt
+    given: dict[str, Any] = {}
+    if params_file:
+        given.update(load_params_file(params_file))
+    given.update(parse_assignments(list(params)))
+    files = parse_assignments(list(secret_files), "--secret-file")
+    return resolve_params(rb, given, secret_files=files, prompt=tty_prompt if need_secrets else None,
+                          need_secrets=need_secrets, partial=partial)
+
+
+# ---------------------------------------------------------------------------- the group
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="psrunner")
+def cli() -> None:
+    """Runbooks for Windows and Microsoft 365 administration: Microsoft Graph and PowerShell
+    over WinRM, planned first, safe to re-run, every step reported truthfully.
+
+    Start with `psrunner list`, then `psrunner show RUNBOOK` and `psrunner plan RUNBOOK`."""
+
+
+@cli.command("list")
+@_output_option
+def list_cmd(output: str) -> None:
+    """List the built-in runbooks."""
+    from .api import list_runbooks
+    books = list_runbooks()
+    if output == "json":
+        _json([b.summary() for b in books])
+        return
+    width = max((len(b.name) for b in books), default=10)
+    for b in books:
+        click.echo(f"{b.name:<{width}}  {b.audience:<9}  {b.title}")
+
+
+@cli.command()
+@click.argument("runbook")
+@_output_option
+def show(runbook: str, output: str) -> None:
+    """Show a runbook: what it does, the rights it needs, its parameters and stages."""
+    from .api import load_runbook
+    from . import render_text
+    rb = load_runbook(runbook)
+    if output == "json":
+        _json(rb.to_dict())
+        return
+    click.echo(render_text.show(rb))
+
+
+def _run_common(f):
+    for deco in (_param_options, _state_option, _output_option, _verbosity):
+        f = deco(f)
+    return click.argument("runbook")(f)
+
+
+@cli.command()
+@_run_common
+def plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> None:
+    """Show what a run would change, changing nothing."""
+    _setup_logging(verbose, quiet)
+    from .api import load_runbook
+    from .api import plan as api_plan
+    rb = load_runbook(runbook)
+    values, sources = _gather_params(rb, params, params_file, secret_files)
+    result = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
+                      on_event=_progress(output, quiet), interactive=_tty())
+    _finish(result, output)
+
+
+@cli.command()
+@_run_common
+def check(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> None:
+    """Report drift: like plan, but exit 3 when anything would change (for scheduled runs)."""
+    _setup_logging(verbose, quiet)
+    from .api import load_runbook
+    from .api import plan as api_plan
+    rb = load_runbook(runbook)
+    values, sources = _gather_params(rb, params, params_file, secret_files)
+    result = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
+                      on_event=_progress(output, quiet), interactive=_tty())
+    code = _finish(result, output, exit_now=False)
+    if code == EXIT_OK and result.changed:
+        if output == "human":
+            click.echo("drift: the stages marked 'would change' differ from the runbook", err=True)
+        sys.exit(EXIT_DRIFT)
+    sys.exit(code)
+
+
+@cli.command()
+@_run_common
+@click.option("--yes", "-y", is_flag=True, help="apply without asking (needed when not on a terminal)")
+@click.option("--show-secret", is_flag=True,
+              help="print a newly created client secret in the report (terminal only)")
+def run(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet, yes,
+        show_secret) -> None:
+    """Apply a runbook: check each stage's state, change what differs, report each stage.
+
+    On a terminal it shows the plan and asks first, unless --yes. Without a terminal a run
+    that would change anything needs --yes."""
+    _setup_logging(verbose, quiet)
+    from .api import load_runbook, plan as api_plan, run as api_run
+    rb = load_runbook(runbook)
+    values, sources = _gather_params(rb, params, params_file, secret_files)
+    if not yes:
+        preview = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
+                           on_event=_progress(output, quiet), interactive=_tty())
+        if preview.status == RunStatus.FAILED:
+            _finish(preview, output)
+        if preview.changed:
+            if output == "human":
+                from . import render_text
+                click.echo(render_text.result(preview, color=_color()))
+            if not _tty():
+                raise InputError("this run would change things and no terminal is attached to confirm",
+                                 input="--yes", hint="review the plan above, then run again with --yes")
+            if not click.confirm("Apply these changes?", default=False, err=True):
+                click.echo("nothing changed", err=True)
+                sys.exit(EXIT_OK)
+    result = api_run(rb, values, state_dir=state_dir, secret_sources=sources,
+                     on_event=_progress(output, quiet), interactive=_tty())
+    _finish(result, output, show_secret=show_secret and _tty())
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--secret-file", "secret_files", multiple=True, metavar="NAME=PATH",
+              help="read secret parameter NAME from a file")
+@_state_option
+@_output_option
+@_verbosity
+def resume(run_id, secret_files, state_dir, output, verbose, quiet) -> None:
+    """Continue an interrupted or failed run: stages already done with the same inputs are
+    not repeated."""
+    _setup_logging(verbose, quiet)
+    from .api import resume as api_resume
+    from .params import parse_assignments, tty_prompt
+    result = api_resume(run_id, state_dir=state_dir, on_event=_progress(output, quiet),
+                        interactive=_tty(), prompt=tty_prompt,
+                        secret_files=parse_assignments(list(secret_files), "--secret-file"))
+    _finish(result, output)
+
+
+@cli.command()
+@click.argument("runbook")
+@click.option("--stage", "stage_id", required=True, help="the stage whose script to print")
+@_param_options
+def render(runbook, stage_id, params, params_file, secret_files) -> None:
+    """Print the PowerShell script a stage sends (values travel as parameters, not in the text)."""
+    from .api import load_runbook, render as api_render
+    rb = load_runbook(runbook)
+    _gather_params(rb, params, params_file, secret_files, need_secrets=False, partial=True)
+    click.echo(api_render(rb, stage_id, {}), nl=False)
+
+
+@cli.group(invoke_without_command=True)
+@_state_option
+@_output_option
+@click.pass_context
+def runs(ctx, state_dir, output) -> None:
+    """List past runs (newest first); `runs show RUN_ID` prints one."""
+    ctx.obj = {"state_dir": state_dir}
+    if ctx.invoked_subcommand:
+        return
+    from .api import runs as api_runs
+    items = api_runs(state_dir)
+    if output == "json":
+        _json(items)
+        return
+    if not items:
+        click.echo("no runs yet")
+    for r in items:
+        click.echo(f"{r['run_id']}  {r['mode']:<4}  {r['status'] or '?':<15}  {r['runbook']}")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@_output_option
+@click.pass_context
+def runs_show(ctx, run_id, output) -> None:
+    """Print the report of one run."""
+    from .api import load_run
+    _, _, result = load_run(run_id, ctx.obj["state_dir"])
+    if output == "json":
+        _json(result.to_dict())
+        return
+    from . import render_text
+    click.echo(render_text.result(result, color=_color()))
+
+
+@cli.command()
+@_state_option
+@_output_option
+@_verbosity
+@click.option("--keep", is_flag=True, help="keep the demo's state directory (printed at the end)")
+def demo(state_dir, output, verbose, quiet, keep) -> None:
+    """Run the m365-backup-access runbook against the embedded tenant and host simulators:
+    plan, run, then run again (everything already done). Needs the `sim` extra."""
+    _setup_logging(verbose, quiet)
+    from .demo import run_demo
+    code = run_demo(state_dir=state_dir, output=output, quiet=quiet, keep=keep,
+                    progress=_progress(output, quiet), color=_color())
+    sys.exit(code)
+
+
+@cli.group()
+def sim() -> None:
+    """The embedded simulators (a Microsoft 365 tenant, a Windows host), for trying runbooks."""
+
+
+@sim.command("serve")
+@click.option("--tenant-port", default=8443, show_default=True)
+@click.option("--host-port", default=5986, show_default=True)
+@_state_option
+def sim_serve(tenant_port, host_port, state_dir) -> None:
+    """Serve both simulators on loopback until Ctrl-C, printing how to point psrunner at them."""
+    from .demo import serve_sims
+    serve_sims(tenant_port=tenant_port, host_port=host_port, state_dir=state_dir)
+
+
+# ---------------------------------------------------------------------------- output
+
+def _tty() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _color() -> bool:
+    return sys.stdout.isatty()
+
+
+def _json(obj: Any) -> None:
+    from .rundir import dumps
+    click.echo(dumps(obj, indent=2))
+
+
+def _progress(output: str, quiet: bool):
+    if quiet:
+        return None
+    from .render_text import Progress
+    return Progress(stream=sys.stderr, live=sys.stderr.isatty())
+
+
+def _exit_code(result: RunResult) -> int:
+    if result.status == RunStatus.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if result.status == RunStatus.FAILED:
+        codes = [(s.error or {}).get("exit_code", 1) for s in result.stages if s.status.value == "failed"]
+        return EXIT_USAGE if codes and all(c == 2 for c in codes) else EXIT_FAILED
+    return EXIT_OK
+
+
+def _finish(result: RunResult, output: str, *, exit_now: bool = True, show_secret: bool = False) -> int:
+    if output == "json":
+        _json(result.to_dict())
+    else:
+        from . import render_text
+        click.echo(render_text.result(result, color=_color(), show_secret=show_secret))
+    code = _exit_code(result)
+    if exit_now:
+        sys.exit(code)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="psrunner", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except RunnerError as e:
+        from .secrets import redact
+        click.echo(f"error: {redact(str(e))}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,46 @@
+"""Derivations usable in references (`${params.tenant|spo_admin_url}`): small, pure
+functions that compute a value from another, with errors that say what to give instead."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from .errors import ParamError
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def tenant_name(tenant: Any) -> str:
+    """contoso.onmicrosoft.com -> contoso (the SharePoint tenant name)."""
+    t = str(tenant).strip().lower()
+    if GUID_RE.match(t):
+        raise ParamError("the SharePoint tenant name cannot be derived from a tenant id",
+                         param="tenant",
+                         hint="give -p tenant=NAME.onmicrosoft.com, or set -p admin_url=https://NAME-admin.sharepoint.com")
+    m = re.match(r"^([a-z0-9-]+)\.onmicrosoft\.(com|us)$", t)
+    if m:
+        return m.group(1)
+    raise ParamError(f"the SharePoint tenant name cannot be derived from {tenant!r}", param="tenant",
+                     hint="use the NAME.onmicrosoft.com domain, or set -p admin_url=https://NAME-admin.sharepoint.com")
+
+
+def spo_admin_url(tenant: Any) -> str:
+    """contoso.onmicrosoft.com -> https://contoso-admin.sharepoint.com (GCC High: .us)."""
+    t = str(tenant).strip().lower()
+    suffix = "sharepoint.us" if t.endswith(".onmicrosoft.us") else "sharepoint.com"
+    return f"https://{tenant_name(t)}-admin.{suffix}"
+
+
+def spo_root_url(tenant: Any) -> str:
+    t = str(tenant).strip().lower()
+    suffix = "sharepoint.us" if t.endswith(".onmicrosoft.us") else "sharepoint.com"
+    return f"https://{tenant_name(t)}.{suffix}"
+
+
+DERIVATIONS: dict[str, Callable[[Any], Any]] = {
+    "tenant_name": tenant_name,
+    "spo_admin_url": spo_admin_url,
+    "spo_root_url": spo_root_url,
+    "lower": lambda v: str(v).lower(),
+}

@@ -1,0 +1,446 @@
+"""The engine: walks a runbook's stages in order, plans or applies each, records results.
+
+Each stage runs on a worker thread while the main thread waits, so that a per-stage deadline
+and Ctrl-C both work: on either, the engine asks the stage's connector to stop its remote
+work (`interrupt()`), gives it a short grace period, and records what happened. Results and
+events go to the run directory as they happen, so a crash leaves a readable trail and
+`resume` can pick up where the run stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError, RunnerError, StageTimeout
+from .refs import resolve_value
+from .results import Outcome, RunResult, RunStatus, StageResult, Status, utcnow
+from .runbook import Runbook, Stage, evaluate_condition
+from .rundir import RunDir, TargetLock
+from .secrets import Secret, redact
+from .stages.base import KINDS, Unknown, resolve_kind
+
+log = logging.getLogger("psrunner.engine")
+
+DEFAULT_TIMEOUT = 900.0      # seconds a stage may take when the runbook does not say
+INTERRUPT_GRACE = 10.0       # seconds a stage gets to wind down after interrupt()
+DONE = (Status.OK, Status.CHANGED)
+
+EventSink = Callable[[dict[str, Any]], None]
+ConnectorOpener = Callable[[str, dict[str, Any], "TargetContext"], Any]
+
+
+def default_opener(target_type: str, settings: dict[str, Any], tctx: "TargetContext") -> Any:
+    if target_type == "graph":
+        from .graph.connector import open_target
+    elif target_type == "psrp":
+        from .powershell.connector import open_target
+    else:  # pragma: no cover - runbook validation rejects other types
+        raise InputError(f"unknown target type {target_type!r}", input="targets")
+    return open_target(settings, tctx)
+
+
+@dataclass
+class TargetContext:
+    """What a connector may use from the run."""
+    name: str
+    state_dir: Path
+    log: logging.Logger
+    interactive: bool
+    event: Callable[..., None]
+
+
+@dataclass
+class Options:
+    mode: str = "plan"                       # "plan" | "run"
+    state_dir: Path | None = None
+    interactive: bool = False
+    on_event: EventSink | None = None
+    opener: ConnectorOpener = default_opener
+    default_timeout: float = DEFAULT_TIMEOUT
+    extra_metrics: Callable[[], dict[str, Any]] | None = None
+
+
+class _Ctx:
+    """StageContext implementation handed to stage kinds."""
+
+    def __init__(self, engine: "Engine", stage: Stage, deadline: float | None) -> None:
+        self._engine = engine
+        self.run_id = engine.run_dir.run_id
+        self.stage_id = stage.id
+        self.stage = stage
+        self.apply = engine.opts.mode == "run"
+        self.params = engine.params
+        self.log = logging.getLogger(f"psrunner.stage.{stage.id}")
+        self.deadline = deadline
+        self.run_dir = engine.run_dir.path
+        self.state_dir = engine.run_dir.state_dir
+        self.interactive = engine.opts.interactive
+        self.cancelled = threading.Event()
+        self.scripts: list[str] = []
+        self.notices = engine.result.notices
+
+    def results(self) -> list[StageResult]:
+        """The results of the stages before this one (read-only use)."""
+        return list(self._engine.result.stages)
+
+    def target(self, name: str | None = None) -> Any:
+        return self._engine.connector(name or self.stage.target or "")
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def private_path(self, relpath: str) -> Path:
+        return self._engine.run_dir.private_path(relpath)
+
+    def write_private_file(self, relpath: str, data: str | bytes) -> Path:
+        return self._engine.run_dir.write_private(relpath, data)
+
+    def record_script(self, text: str, suffix: str = "") -> None:
+        p = self._engine.run_dir.write_script(self.stage_id, text, suffix)
+        self.scripts.append(str(p))
+
+    def event(self, type: str, **data: Any) -> None:
+        self._engine.event(type, self.stage_id, **data)
+
+    def count(self, metric: str, n: int = 1) -> None:
+        with self._engine.lock:
+            self._engine.counters[metric] = self._engine.counters.get(metric, 0) + n
+
+
+class Engine:
+    def __init__(self, runbook: Runbook, params: dict[str, Any], run_dir: RunDir, opts: Options,
+                 *, secret_sources: dict[str, str] | None = None,
+                 previous: RunResult | None = None) -> None:
+        self.runbook = runbook
+        self.params = params
+        self.run_dir = run_dir
+        self.opts = opts
+        self.secret_sources = secret_sources or {}
+        self.previous = previous
+        self.lock = threading.Lock()
+        self.counters: dict[str, int] = {}
+        self.connectors: dict[str, Any] = {}
+        self.locks: list[TargetLock] = []
+        self._current_interrupted: StageResult | None = None
+        self.result = RunResult(run_id=run_dir.run_id, runbook=runbook.name, mode=opts.mode,
+                                run_dir=str(run_dir.path),
+                                resumed_from=previous.run_id if previous else None)
+
+    # -- events and connectors ------------------------------------------------
+    def event(self, type: str, stage: str | None = None, **data: Any) -> None:
+        ev = self.run_dir.event(type, stage, **data)
+        if self.opts.on_event:
+            try:
+                self.opts.on_event(ev)
+            except Exception:  # a display problem must never break a run
+                log.debug("event sink failed", exc_info=True)
+
+    def target_settings(self, name: str) -> dict[str, Any]:
+        t = self.runbook.targets[name]
+        settings = resolve_value(t.settings, {"params": self.params}, where=f"targets.{name}")
+        return {k: v for k, v in settings.items() if v is not None and v != ""}
+
+    def target_key(self, name: str) -> str:
+        t = self.runbook.targets[name]
+        s = self.target_settings(name)
+        if t.type == "graph":
+            return f"graph:{str(s.get('tenant', '')).lower()}"
+        return f"psrp:{str(s.get('host', '')).lower()}:{s.get('port', '')}"
+
+    def connector(self, name: str) -> Any:
+        with self.lock:
+            if name in self.connectors:
+                return self.connectors[name]
+            if name not in self.runbook.targets:
+                raise InputError(f"stage asks for target {name!r}, which the runbook does not declare",
+                                 input="target")
+            t = self.runbook.targets[name]
+            tctx = TargetContext(name=name, state_dir=self.run_dir.state_dir,
+                                 log=logging.getLogger(f"psrunner.target.{name}"),
+                                 interactive=self.opts.interactive,
+                                 event=lambda type, **d: self.event(type, None, target=name, **d))
+            conn = self.opts.opener(t.type, self.target_settings(name), tctx)
+            self.connectors[name] = conn
+            self.event("target.open", None, target=name, type=t.type)
+            return conn
+
+    def _interrupt_all(self) -> None:
+        for conn in list(self.connectors.values()):
+            try:
+                conn.interrupt()
+            except Exception:
+                log.debug("interrupt failed", exc_info=True)
+
+    def _close_all(self) -> None:
+        for name, conn in list(self.connectors.items()):
+            try:
+                conn.close()
+            except Exception as e:
+                log.warning("closing target %s failed: %s", name, redact(str(e)))
+
+    # -- the run ----------------------------------------------------------------
+    def execute(self) -> RunResult:
+        res = self.result
+        self._write_run_json()
+        self.event("run.start", None, runbook=self.runbook.name, mode=self.opts.mode,
+                   resumed_from=res.resumed_from)
+        res.notices = self._notices()
+        interrupted = False
+        try:
+            if self.opts.mode == "run":
+                self._take_locks()
+            stopped_by: str | None = None
+            for stage in self.runbook.stages:
+                if stopped_by or interrupted:
+                    why = "the run was interrupted" if interrupted else f"stage {stopped_by} failed"
+                    self._record(self._skipped(stage, f"not run: {why}"))
+                    continue
+                try:
+                    sr = self._run_stage(stage)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    sr = self._current_interrupted or self._skipped(stage, "not run: the run was interrupted")
+                self._record(sr)
+                if sr.status == Status.FAILED and stage.on_failure == "stop":
+                    stopped_by = stage.id
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            try:
+                self._close_all()
+            finally:
+                for lk in self.locks:
+                    lk.release()
+        res.finished = utcnow()
+        res.status = self._overall(interrupted)
+        res.metrics = self._metrics()
+        self.event("run.end", None, status=res.status.value, metrics=res.metrics)
+        self.run_dir.write_report(res)
+        self._write_run_json()
+        return res
+
+    def _take_locks(self) -> None:
+        used = sorted({s.target for s in self.runbook.stages if s.target})
+        for name in used:
+            lk = TargetLock(self.run_dir.state_dir, self.target_key(name), self.run_dir.run_id)
+            lk.acquire()
+            self.locks.append(lk)
+
+    def _overall(self, interrupted: bool) -> RunStatus:
+        if interrupted:
+            return RunStatus.INTERRUPTED
+        statuses = [s.status for s in self.result.stages]
+        if Status.FAILED in statuses:
+            return RunStatus.FAILED
+        if Status.ACTION_REQUIRED in statuses:
+            return RunStatus.ACTION_REQUIRED
+        return RunStatus.SUCCEEDED
+
+    def _metrics(self) -> dict[str, Any]:
+        m: dict[str, Any] = {"stages": len(self.result.stages)}
+        for st in Status:
+            m[st.value.replace("-", "_")] = sum(1 for s in self.result.stages if s.status == st)
+        for conn in self.connectors.values():
+            try:
+                for k, v in (conn.metrics() or {}).items():
+                    m[k] = m.get(k, 0) + v
+            except Exception:
+                log.debug("metrics failed", exc_info=True)
+        for k, v in self.counters.items():
+            m[k] = m.get(k, 0) + v
+        if self.opts.extra_metrics:
+            m.update(self.opts.extra_metrics())
+        return m
+
+    def _notices(self) -> list[dict[str, Any]]:
+        out = []
+        for n in self.runbook.notices:
+            if n.applies is None or evaluate_condition(n.applies, {"params": self.params, "stages": {}}):
+                out.append(n.to_dict())
+        return out
+
+    def _write_run_json(self) -> None:
+        res = self.result
+        self.run_dir.write_json("run.json", {
+            "run_id": res.run_id, "runbook": self.runbook.name, "source": self.runbook.source,
+            "mode": res.mode, "status": res.status.value, "started": res.started,
+            "finished": res.finished, "resumed_from": res.resumed_from,
+            "params": {k: v for k, v in self.params.items()},
+            "secret_sources": self.secret_sources,
+        })
+
+    def _record(self, sr: StageResult) -> None:
+        self.result.stages.append(sr)
+        self.run_dir.write_stage(sr)
+        self.event("stage.end", sr.id, status=sr.status.value, changed=sr.changed,
+                   duration=sr.duration, title=sr.title, messages=sr.messages[:5],
+                   warnings=sr.warnings[:5], action=bool(sr.action),
+                   error=(sr.error or {}).get("message"))
+
+    # -- one stage ---------------------------------------------------------------
+    def _scope(self) -> dict[str, Any]:
+        stages: dict[str, Any] = {}
+        for s in self.result.stages:
+            stages[s.id] = {"outputs": s.outputs, "status": s.status.value, "changed": s.changed}
+        plan = self.opts.mode == "plan"
+
+        def missing(ref: str) -> Any:
+            parts = ref.split(".")
+            if parts[0] == "stages" and len(parts) > 1:
+                done = stages.get(parts[1])
+                if plan and (done is None or done["status"] in ("changed", "skipped")):
+                    return Unknown(".".join(parts[1:]).replace(".outputs", ""))
+            return None
+        return {"params": self.params, "stages": stages,
+                "run": {"id": self.run_dir.run_id, "dir": str(self.run_dir.path)}, "_missing": missing}
+
+    def _skipped(self, stage: Stage, why: str) -> StageResult:
+        now = utcnow()
+        return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.SKIPPED,
+                           messages=[why], started=now, finished=now)
+
+    def _run_stage(self, stage: Stage) -> StageResult:
+        self._current_interrupted = None
+        scope = self._scope()
+        if stage.when:
+            try:
+                cond = evaluate_condition(stage.when, scope)
+            except Exception as e:  # pragma: no cover - checked at load
+                cond, why = False, f"condition failed: {e}"
+            else:
+                why = f"condition is false: {stage.when}"
+            if not cond:
+                return self._skipped(stage, why)
+        try:
+            inputs = resolve_value(stage.inputs, scope, where=f"stages.{stage.id}.inputs")
+        except RunnerError as e:
+            return self._failed_early(stage, e)
+        if KINDS[stage.kind].uses_template:
+            inputs = {**inputs, "template": stage.template, "vars": stage.vars}
+        digest = inputs_digest(stage, inputs)
+
+        prev = self.previous.stage(stage.id) if self.previous else None
+        if prev is not None and prev.status in DONE and prev.inputs_digest == digest:
+            reused = StageResult.from_dict(prev.to_dict())
+            reused.messages = reused.messages + [f"done in run attempt {self.previous.run_id}; not repeated on resume"]
+            self.event("stage.reused", stage.id, status=prev.status.value)
+            return reused
+
+        timeout = stage.timeout or self.opts.default_timeout
+        deadline = time.monotonic() + timeout
+        ctx = _Ctx(self, stage, deadline)
+        started, t0 = utcnow(), time.monotonic()
+        self.event("stage.start", stage.id, title=stage.title, kind=stage.kind, timeout=timeout,
+                   mode=self.opts.mode)
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                fn = resolve_kind(stage.kind)
+                box["outcome"] = fn(ctx, inputs)
+            except BaseException as e:  # handed to the main thread
+                box["error"] = e
+                box["tb"] = traceback.format_exc()
+
+        worker = threading.Thread(target=work, name=f"stage-{stage.id}", daemon=True)
+        worker.start()
+        self._current_interrupted = StageResult(
+            id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
+            messages=["interrupted (Ctrl-C): remote work was asked to stop; the change may be partial "
+                      "- run `psrunner resume` or plan again to see the state"],
+            error={"type": "Interrupted", "message": "interrupted by the operator", "exit_code": 130},
+            started=started, attempts=1, inputs_digest=None)
+        timed_out = False
+        try:
+            while worker.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    ctx.cancelled.set()
+                    self._interrupt_stage(stage)
+                    worker.join(INTERRUPT_GRACE)
+                    break
+                worker.join(min(left, 0.25))
+        except KeyboardInterrupt:
+            ctx.cancelled.set()
+            self._interrupt_stage(stage)
+            self._interrupt_all()
+            worker.join(INTERRUPT_GRACE)
+            self._current_interrupted.finished = utcnow()
+            self._current_interrupted.duration = round(time.monotonic() - t0, 3)
+            self.event("stage.interrupted", stage.id)
+            raise
+        duration = round(time.monotonic() - t0, 3)
+        base = dict(id=stage.id, title=stage.title, kind=stage.kind, started=started,
+                    finished=utcnow(), duration=duration, attempts=1, inputs_digest=digest)
+        if timed_out:
+            err = StageTimeout(f"stage {stage.id} did not finish within {timeout:g} s; remote work was asked to stop",
+                               hint="raise the stage's timeout in the runbook, or check the host/tenant is responsive",
+                               timeout=timeout)
+            return StageResult(status=Status.FAILED, error=_error_dict(err), messages=[err.message], **base)
+        if "error" in box:
+            e = box["error"]
+            if isinstance(e, KeyboardInterrupt):  # pragma: no cover - only the main thread gets these
+                raise e
+            if not isinstance(e, RunnerError):
+                log.debug("stage %s crashed:\n%s", stage.id, redact(box.get("tb", "")))
+            return StageResult(status=Status.FAILED, error=_error_dict(e),
+                               messages=[redact(_message(e))], **base)
+        out: Outcome = box.get("outcome") or Outcome()
+        if not isinstance(out, Outcome):  # pragma: no cover - a kind bug
+            return StageResult(status=Status.FAILED, error={"type": "TypeError", "message":
+                               f"stage kind {stage.kind} returned {type(out).__name__}, not an Outcome"}, **base)
+        status = out.status or (Status.CHANGED if out.changed else Status.OK)
+        diff = {} if out.before is None and out.after is None else {"before": out.before, "after": out.after}
+        return StageResult(status=status, changed=bool(out.changed), outputs=out.outputs, diff=diff,
+                           messages=list(out.messages), warnings=list(out.warnings),
+                           streams=out.streams, action=out.action, error=out.error, **base)
+
+    def _failed_early(self, stage: Stage, e: RunnerError) -> StageResult:
+        now = utcnow()
+        return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
+                           messages=[redact(_message(e))], error=_error_dict(e), started=now, finished=now)
+
+    def _interrupt_stage(self, stage: Stage) -> None:
+        conn = self.connectors.get(stage.target or "")
+        if conn is not None:
+            try:
+                conn.interrupt()
+            except Exception:
+                log.debug("interrupt failed", exc_info=True)
+
+
+def _message(e: BaseException) -> str:
+    return str(e) if isinstance(e, RunnerError) else f"{type(e).__name__}: {e}"
+
+
+def _error_dict(e: BaseException) -> dict[str, Any]:
+    if isinstance(e, RunnerError):
+        d = e.to_dict()
+        d["exit_code"] = e.exit_code
+    else:
+        d = {"type": type(e).__name__, "message": str(e), "exit_code": 1}
+    return json.loads(redact(json.dumps(d, default=str)))
+
+
+def inputs_digest(stage: Stage, inputs: dict[str, Any]) -> str:
+    def norm(v: Any) -> Any:
+        if isinstance(v, Secret):
+            return f"secret:{v.name}"
+        if isinstance(v, Unknown):
+            return repr(v)
+        if isinstance(v, dict):
+            return {str(k): norm(x) for k, x in sorted(v.items())}
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        return v
+    blob = json.dumps({"kind": stage.kind, "template": stage.template, "inputs": norm(inputs)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

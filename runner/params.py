@@ -1,0 +1,197 @@
+"""Runbook parameter values: typed coercion, validation, and where secrets come from.
+
+Values arrive as text (`-p key=value`, a params file, the environment) or as TOML values
+(a params file, defaults). Secrets never come from argv: from an environment variable, a
+file (`--secret-file name=PATH`), or a no-echo prompt on a TTY."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ParamError
+from .runbook import REF_RE, Param, Runbook
+from .secrets import Secret
+
+TRUE = {"true", "yes", "on", "1"}
+FALSE = {"false", "no", "off", "0"}
+
+
+def coerce(p: Param, value: Any, *, from_text: bool = True) -> Any:
+    """Turn `value` into the parameter's type, or raise ParamError naming the parameter."""
+    def bad(what: str, hint: str | None = None) -> ParamError:
+        return ParamError(f"parameter {p.name!r}: {what}", param=p.name, hint=hint or _hint(p))
+
+    if p.type == "secret":
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str) or not value:
+            raise bad("an empty secret is not allowed")
+        return Secret(value, p.name)
+    if p.type == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
+            return value.strip().lower() in TRUE
+        raise bad(f"{value!r} is not a yes/no value", "use true or false")
+    if p.type == "int":
+        if isinstance(value, bool):
+            raise bad(f"{value!r} is not a whole number")
+        try:
+            n = int(value) if isinstance(value, (int, str)) else None
+        except ValueError:
+            n = None
+        if n is None:
+            raise bad(f"{value!r} is not a whole number")
+        if p.min is not None and n < p.min:
+            raise bad(f"{n} is below the minimum {p.min}")
+        if p.max is not None and n > p.max:
+            raise bad(f"{n} is above the maximum {p.max}")
+        return n
+    if p.type == "list":
+        if isinstance(value, list):
+            items = value
+        elif isinstance(value, str):
+            items = [x.strip() for x in value.split(",") if x.strip()]
+        else:
+            raise bad(f"{value!r} is not a list")
+        if not all(isinstance(x, str) for x in items):
+            raise bad("list items must be strings")
+        if p.pattern:
+            for x in items:
+                if not re.fullmatch(p.pattern, x):
+                    raise bad(f"item {x!r} does not match the expected form")
+        return items
+    # str and choice
+    if not isinstance(value, str):
+        raise bad(f"{value!r} is not text")
+    if p.type == "choice" and value not in p.choices:
+        raise bad(f"{value!r} is not one of the choices", "choose one of: " + ", ".join(p.choices))
+    if p.pattern and not re.fullmatch(p.pattern, value):
+        raise bad(f"{value!r} does not match the expected form")
+    if "\x00" in value:
+        raise bad("NUL characters are not allowed")
+    return value
+
+
+def _hint(p: Param) -> str:
+    if p.type == "choice":
+        return "choose one of: " + ", ".join(p.choices)
+    ex = f" (for example {p.example})" if p.example else ""
+    return (p.help or f"give -p {p.name}=VALUE") + ex
+
+
+def parse_assignments(pairs: list[str], option: str = "-p") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ParamError(f"{option} {pair!r} is not of the form key=value", param=option,
+                             hint=f"write {option} name=value")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def load_params_file(path: str) -> dict[str, Any]:
+    """A params file: TOML (key = value) or JSON object."""
+    import json
+    p = Path(path)
+    if not p.is_file():
+        raise ParamError(f"params file {path!r} does not exist", param="--params-file",
+                         hint="give the path of a TOML or JSON file of name = value pairs")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            from .runbook import tomllib
+            data = tomllib.loads(text)
+    except Exception as e:
+        raise ParamError(f"params file {path!r} cannot be read: {e}", param="--params-file",
+                         hint="write name = \"value\" lines (TOML) or a JSON object") from None
+    if not isinstance(data, dict):
+        raise ParamError(f"params file {path!r} must hold name = value pairs", param="--params-file")
+    return data
+
+
+Prompt = Callable[[Param], str]
+
+
+def resolve(runbook: Runbook, given: dict[str, Any], *,
+            secret_files: dict[str, str] | None = None,
+            prompt: Prompt | None = None,
+            environ: dict[str, str] | None = None,
+            need_secrets: bool = True,
+            partial: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """Validate `given` against the runbook and fill defaults and secrets.
+
+    Returns (values, secret_sources): secret_sources says where each secret came from
+    ("env:NAME", "file:PATH", "prompt") so that `resume` can ask the same place again.
+    With need_secrets=False, a missing secret is left out instead of an error; with
+    partial=True (render), missing required parameters are too."""
+    env = os.environ if environ is None else environ
+    secret_files = secret_files or {}
+    for name in list(given) + list(secret_files):
+        if name not in runbook.params:
+            raise ParamError(f"unknown parameter {name!r} for runbook {runbook.name!r}", param=name,
+                             hint="parameters: " + ", ".join(runbook.params))
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, p in runbook.params.items():
+        if p.secret:
+            if name in given:
+                raise ParamError(f"secret {name!r} cannot be given with -p or a params file", param=name,
+                                 hint=f"set the environment variable {p.env_var}, use --secret-file "
+                                      f"{name}=PATH, or let psrunner prompt for it")
+            value, source = _secret_value(p, secret_files.get(name), env, prompt)
+            if value is None:
+                if p.required and need_secrets:
+                    raise ParamError(f"secret {name!r} is required", param=name,
+                                     hint=f"set {p.env_var}, use --secret-file {name}=PATH, or run on a terminal to be prompted")
+                continue
+            values[name], sources[name] = coerce(p, value), source
+            continue
+        if name in given:
+            values[name] = coerce(p, given[name])
+        elif p.default is not None:
+            values[name] = p.default if isinstance(p.default, str) and REF_RE.search(p.default) \
+                else coerce(p, p.default, from_text=False)
+        elif p.required and not partial:
+            raise ParamError(f"parameter {name!r} is required", param=name,
+                             hint=f"give -p {name}=VALUE" + (f" ({p.help})" if p.help else ""))
+    # defaults that reference other parameters (e.g. an admin URL derived from the tenant)
+    from .refs import resolve_value
+    for name, val in list(values.items()):
+        if partial:
+            break
+        if isinstance(val, str) and REF_RE.search(val) and name not in given:
+            values[name] = coerce(runbook.params[name],
+                                  resolve_value(val, {"params": values}, where=f"params.{name}"))
+    return values, sources
+
+
+def _secret_value(p: Param, file: str | None, env: dict[str, str], prompt: Prompt | None):
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise ParamError(f"secret file for {p.name!r} does not exist: {file}", param=p.name,
+                             hint="give the path of a file that holds the secret alone")
+        return path.read_text(encoding="utf-8").rstrip("\r\n"), f"file:{file}"
+    if env.get(p.env_var):
+        return env[p.env_var], f"env:{p.env_var}"
+    if prompt is not None:
+        value = prompt(p)
+        if value:
+            return value, "prompt"
+    return None, None
+
+
+def tty_prompt(p: Param) -> str:
+    """Ask for a secret without echo (only on a TTY)."""
+    if not sys.stdin.isatty():
+        return ""
+    import getpass
+    return getpass.getpass(f"{p.help or p.name} ({p.name}, input hidden): ")

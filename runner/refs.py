@@ -1,0 +1,68 @@
+"""Resolving `${...}` references in stage inputs and target settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InputError
+from .runbook import REF_RE
+from .stages.base import Unknown
+
+
+def lookup(ref: str, scope: dict[str, Any]) -> Any:
+    parts = ref.split(".")
+    cur: Any = scope
+    for i, part in enumerate(parts):
+        if isinstance(cur, Unknown):
+            return cur
+        if not isinstance(cur, dict) or part not in cur:
+            if parts[0] == "stages" and i >= 2:
+                # the stage ran (or was planned) but did not produce this output
+                return scope.get("_missing", lambda r: None)(ref)
+            if parts[0] == "params":
+                return None   # optional parameter not given
+            return scope.get("_missing", lambda r: None)(ref)
+        cur = cur[part]
+    return cur
+
+
+def resolve_value(value: Any, scope: dict[str, Any], *, where: str = "") -> Any:
+    """Replace references in `value` (str, list, dict) from `scope`."""
+    if isinstance(value, str):
+        m = REF_RE.fullmatch(value.strip())
+        if m:
+            return _derived(lookup(m.group(1), scope), m.group(2), where)
+        if not REF_RE.search(value):
+            return value
+
+        def sub(mm):
+            v = _derived(lookup(mm.group(1), scope), mm.group(2), where)
+            if isinstance(v, Unknown):
+                raise _UnknownInside(v)
+            return "" if v is None else str(v)
+        try:
+            return REF_RE.sub(sub, value)
+        except _UnknownInside as u:
+            return u.value
+    if isinstance(value, dict):
+        return {k: resolve_value(v, scope, where=f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_value(v, scope, where=where) for v in value]
+    return value
+
+
+class _UnknownInside(Exception):
+    def __init__(self, value: Unknown) -> None:
+        self.value = value
+
+
+def _derived(value: Any, derive: str | None, where: str) -> Any:
+    if derive is None or value is None or isinstance(value, Unknown):
+        return value
+    from .derive import DERIVATIONS
+    try:
+        return DERIVATIONS[derive](value)
+    except InputError:
+        raise
+    except Exception as e:  # pragma: no cover - derivations raise InputError themselves
+        raise InputError(f"{where}: cannot derive {derive} from {value!r}: {e}", input=where) from None

@@ -1,0 +1,189 @@
+"""Human-readable output: runbook descriptions, live progress, and run reports.
+
+Written for three readers: a careful admin (what will change, exactly), a helpdesk person
+(plain words, what to do next), and a log file of a scheduled run (plain lines, no colour)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from .results import RunResult, RunStatus, StageResult, Status
+from .runbook import Runbook
+
+LABEL = {
+    ("plan", Status.OK): "ok",
+    ("plan", Status.CHANGED): "would change",
+    ("run", Status.OK): "ok",
+    ("run", Status.CHANGED): "changed",
+}
+COLOURS = {Status.OK: "green", Status.CHANGED: "yellow", Status.FAILED: "red",
+           Status.SKIPPED: "bright_black", Status.ACTION_REQUIRED: "magenta"}
+
+
+def label(mode: str, status: Status) -> str:
+    return LABEL.get((mode, status), status.value)
+
+
+def _style(text: str, status: Status, color: bool) -> str:
+    if not color:
+        return text
+    import click
+    return click.style(text, fg=COLOURS.get(status), bold=status in (Status.FAILED, Status.ACTION_REQUIRED))
+
+
+def show(rb: Runbook) -> str:
+    lines = [f"{rb.name}: {rb.title}", f"audience: {rb.audience}", ""]
+    if rb.description:
+        lines += [rb.description.strip(), ""]
+    if rb.rights:
+        lines.append("Rights needed:")
+        lines += [f"  - {r}" for r in rb.rights]
+        lines.append("")
+    if rb.params:
+        lines.append("Parameters:")
+        for p in rb.params.values():
+            flags = "required" if p.required and p.default is None else (
+                f"default {p.default}" if p.default is not None else "optional")
+            kind = p.type if p.type != "choice" else "one of " + "|".join(p.choices)
+            lines.append(f"  {p.name:<22} {kind:<12} {flags}")
+            if p.help:
+                lines.append(f"  {'':<22} {p.help}")
+            if p.secret:
+                lines.append(f"  {'':<22} (secret: from ${p.env_var}, --secret-file {p.name}=PATH, or a prompt)")
+        lines.append("")
+    lines.append("Stages:")
+    for i, s in enumerate(rb.stages, 1):
+        extra = f"  [{s.template}]" if s.template else ""
+        lines.append(f"  {i:>2}. {s.id:<24} {s.title}{extra}")
+        if s.explain:
+            lines.append(f"      {s.explain}")
+    if rb.notices:
+        lines += ["", "Platform notices:"]
+        lines += [f"  - {n.date}: {n.title}" for n in rb.notices]
+    return "\n".join(lines)
+
+
+def _summary(s: StageResult) -> str:
+    if s.status == Status.FAILED and s.error:
+        return s.error.get("message", "")
+    if s.messages:
+        return s.messages[0]
+    return ""
+
+
+def result(res: RunResult, *, color: bool = False, show_secret: bool = False) -> str:
+    mode = res.mode
+    head = "Plan" if mode == "plan" else "Run"
+    lines = [f"{head} {res.run_id} of {res.runbook}: {res.status.value}"]
+    width = max((len(s.id) for s in res.stages), default=8)
+    for s in res.stages:
+        lab = label(mode, s.status)
+        lines.append(f"  {_style(f'{lab:<15}', s.status, color)} {s.id:<{width}}  {_summary(s)}"
+                     .rstrip())
+        for m in s.messages[1:6]:
+            lines.append(f"  {'':<15} {'':<{width}}  {m}")
+        for w in s.warnings:
+            lines.append(f"  {'':<15} {'':<{width}}  warning: {w}")
+        if s.error and s.error.get("hint"):
+            lines.append(f"  {'':<15} {'':<{width}}  fix: {s.error['hint']}")
+    actions = [s for s in res.stages if s.action]
+    if actions:
+        lines += ["", "Action required (a person must finish these):"]
+        for s in actions:
+            lines += ["  " + ln for ln in action_text(s).splitlines()]
+    if res.notices:
+        lines += ["", "Platform notices:"]
+        for n in res.notices:
+            lines.append(f"  - {n['date']}  {n['title']}")
+            lines.append(f"    {n['says']}")
+            lines.append(f"    Instead: {n['instead']}")
+    m = res.metrics
+    counts = ", ".join(f"{m.get(k, 0)} {k.replace('_', '-')}" for k in
+                       ("ok", "changed", "action_required", "failed", "skipped") if m.get(k))
+    lines += ["", f"{len(res.stages)} stages: {counts or 'none'}"]
+    if res.run_dir:
+        lines.append(f"artifacts: {res.run_dir}")
+    return "\n".join(lines)
+
+
+def action_text(s: StageResult) -> str:
+    a: dict[str, Any] = s.action or {}
+    out = [f"{s.title} ({s.id})"]
+    if a.get("summary"):
+        out.append(a["summary"])
+    for i, step in enumerate(a.get("steps", []), 1):
+        out.append(f"  {i}. {step}")
+    for key in ("url", "app_id", "app_domain"):
+        if a.get(key):
+            out.append(f"  {key.replace('_', ' ')}: {a[key]}")
+    if a.get("xml"):
+        out.append("  XML to paste:")
+        out += ["    " + ln for ln in str(a["xml"]).splitlines()]
+    if a.get("notice"):
+        out.append(f"  note: {a['notice']}")
+    return "\n".join(out)
+
+
+class Progress:
+    """Live progress on stderr: on a terminal, the running stage with its elapsed time on
+    one updating line; elsewhere, one plain line when a stage starts and one when it ends."""
+
+    def __init__(self, stream: TextIO = sys.stderr, live: bool = False) -> None:
+        self.stream = stream
+        self.live = live
+        self._current: tuple[str, str, float] | None = None
+        self._lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.mode = "plan"
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        t = ev["type"]
+        d = ev.get("data", {})
+        if t == "run.start":
+            self.mode = d.get("mode", "plan")
+        elif t == "stage.start":
+            with self._lock:
+                self._current = (ev["stage"], d.get("title", ""), time.monotonic())
+            if self.live:
+                self._start_ticker()
+            else:
+                self._write(f"... {ev['stage']}: {d.get('title', '')}\n")
+        elif t == "stage.end":
+            with self._lock:
+                self._current = None
+            status = Status(d["status"])
+            line = f"{label(self.mode, status):<15} {ev['stage']} ({d.get('duration', 0):.1f} s)"
+            self._write(("\r\033[K" if self.live else "") + line + "\n")
+        elif t == "run.end":
+            self._stop.set()
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def _start_ticker(self) -> None:
+        if self._ticker and self._ticker.is_alive():
+            return
+        self._stop.clear()
+
+        def tick() -> None:
+            while not self._stop.wait(0.2):
+                with self._lock:
+                    cur = self._current
+                if cur:
+                    sid, title, t0 = cur
+                    self._write(f"\r\033[K  running       {sid}: {title} ({time.monotonic() - t0:.0f} s)")
+        self._ticker = threading.Thread(target=tick, daemon=True)
+        self._ticker.start()
+
+
+def stage_table(res: RunResult) -> list[tuple[str, str, float]]:
+    return [(s.id, label(res.mode, s.status), s.duration) for s in res.stages]
+
+
+__all__ = ["show", "result", "Progress", "label", "action_text", "stage_table", "RunStatus"]

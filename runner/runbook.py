@@ -1,0 +1,510 @@
+"""Runbooks: TOML files that declare parameters, targets and an ordered list of stages.
+
+Loading validates everything up front, so that a typo costs an exit code 2 and a message
+naming the file, the key and what is allowed, never a half-run. Unknown keys are errors.
+
+    name = "m365-backup-access"
+    title = "..."
+    audience = "admin"                 # admin | helpdesk | scheduled
+    rights = ["..."]                   # what the operator needs, in words
+
+    [params.tenant]
+    type = "str"                       # str | int | bool | choice | secret | list
+    required = true
+    pattern = '^[a-z0-9.-]+$'
+    help = "..."
+
+    [targets.tenant]                   # a connection; type graph | psrp
+    type = "graph"
+    tenant = "${params.tenant}"
+
+    [[stages]]
+    id = "application"
+    kind = "graph.application"
+    target = "tenant"
+    inputs = { display_name = "${params.app_name}" }
+    when = "params.credential != 'secret'"
+    on_failure = "stop"                # stop | continue
+    timeout = 300
+
+References: `${params.NAME}`, `${stages.ID.outputs.KEY}`, `${stages.ID.status}`, `${run.id}`,
+optionally piped through a derivation (`${params.tenant|spo_admin_url}`). A string that is
+exactly one reference keeps the value's type; references inside a longer string are
+interpolated as text.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ParamError, RunbookError
+from .stages.base import KINDS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+AUDIENCES = ("admin", "helpdesk", "scheduled")
+PARAM_TYPES = ("str", "int", "bool", "choice", "secret", "list")
+TARGET_TYPES = ("graph", "psrp")
+ON_FAILURE = ("stop", "continue")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+STAGE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+REF_RE = re.compile(r"\$\{\s*([^}|\s]+)\s*(?:\|\s*([a-z_]+)\s*)?\}")
+
+RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "params", "targets",
+                "stages", "notices"}
+PARAM_KEYS = {"type", "required", "default", "pattern", "help", "choices", "env", "min", "max",
+              "example"}
+STAGE_KEYS = {"id", "title", "kind", "template", "vars", "inputs", "when", "on_failure",
+              "timeout", "target", "explain"}
+NOTICE_KEYS = {"id", "title", "date", "applies", "says", "instead"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str = "str"
+    required: bool = False
+    default: Any = None
+    pattern: str | None = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    env: str | None = None          # secrets: environment variable to read
+    min: int | None = None
+    max: int | None = None
+    example: str | None = None
+
+    @property
+    def secret(self) -> bool:
+        return self.type == "secret"
+
+    @property
+    def env_var(self) -> str:
+        return self.env or f"PSRUNNER_{self.name.upper()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "type": self.type, "required": self.required,
+             "default": self.default, "help": self.help}
+        if self.choices:
+            d["choices"] = list(self.choices)
+        if self.pattern:
+            d["pattern"] = self.pattern
+        if self.secret:
+            d["env"] = self.env_var
+        return d
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    type: str
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    title: str
+    kind: str
+    template: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    when: str | None = None
+    on_failure: str = "stop"
+    timeout: float | None = None
+    target: str | None = None
+    explain: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "kind": self.kind, "template": self.template,
+                "target": self.target, "when": self.when, "on_failure": self.on_failure,
+                "timeout": self.timeout, "explain": self.explain}
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: str
+    title: str
+    date: str
+    says: str
+    instead: str
+    applies: str | None = None      # a `when` expression; None = always
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "date": self.date, "says": self.says,
+                "instead": self.instead}
+
+
+@dataclass(frozen=True)
+class Runbook:
+    name: str
+    title: str
+    description: str
+    audience: str
+    rights: tuple[str, ...]
+    params: dict[str, Param]
+    targets: dict[str, Target]
+    stages: tuple[Stage, ...]
+    notices: tuple[Notice, ...]
+    source: str
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        raise ParamError(f"runbook {self.name!r} has no stage {stage_id!r}", param="--stage",
+                         hint="choose one of: " + ", ".join(s.id for s in self.stages))
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "audience": self.audience,
+                "description": self.description.strip().splitlines()[0] if self.description else ""}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "description": self.description, "rights": list(self.rights),
+                "source": self.source,
+                "params": [p.to_dict() for p in self.params.values()],
+                "targets": [{"name": t.name, "type": t.type} for t in self.targets.values()],
+                "stages": [s.to_dict() for s in self.stages],
+                "notices": [n.to_dict() for n in self.notices]}
+
+
+# ---------------------------------------------------------------------------- discovery
+
+def builtin_dir():
+    return resources.files("runner") / "runbooks"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-5] for p in builtin_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def find(name_or_path: str) -> tuple[str, str]:
+    """(source label, TOML text) for a built-in runbook name or a path to a .toml file."""
+    p = Path(name_or_path)
+    if name_or_path.endswith(".toml") or p.exists():
+        if not p.is_file():
+            raise ParamError(f"runbook file {name_or_path!r} does not exist", param="RUNBOOK",
+                             hint="give a path to a .toml file, or a built-in name from `psrunner list`")
+        return str(p), p.read_text(encoding="utf-8")
+    res = builtin_dir() / f"{name_or_path}.toml"
+    if not res.is_file():
+        raise ParamError(f"no runbook named {name_or_path!r}", param="RUNBOOK",
+                         hint="built-in runbooks: " + ", ".join(builtin_names())
+                              + "; or give a path to a .toml file")
+    return f"builtin:{name_or_path}", res.read_text(encoding="utf-8")
+
+
+def load(name_or_path: str) -> Runbook:
+    source, text = find(name_or_path)
+    return parse(text, source)
+
+
+def list_builtin() -> list[Runbook]:
+    return [load(n) for n in builtin_names()]
+
+
+# ---------------------------------------------------------------------------- parsing
+
+def parse(text: str, source: str = "<string>") -> Runbook:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RunbookError(f"not valid TOML: {e}", file=source,
+                           hint="check quoting and brackets at the line named") from None
+    v = _Validator(source)
+    v.keys(data, RUNBOOK_KEYS, "")
+    name = v.req_str(data, "name")
+    if not STAGE_ID_RE.match(name):
+        v.fail("name", f"{name!r} is not a valid runbook name", "use lowercase letters, digits and -")
+    audience = v.opt_str(data, "audience", "admin")
+    if audience not in AUDIENCES:
+        v.fail("audience", f"{audience!r} is not allowed", "one of: " + ", ".join(AUDIENCES))
+    rights = data.get("rights", [])
+    if not isinstance(rights, list) or not all(isinstance(r, str) for r in rights):
+        v.fail("rights", "must be a list of strings", None)
+
+    params = {n: v.param(n, spec) for n, spec in v.table(data, "params").items()}
+    targets = {n: v.target(n, spec) for n, spec in v.table(data, "targets").items()}
+    raw_stages = data.get("stages", [])
+    if not isinstance(raw_stages, list) or not raw_stages:
+        v.fail("stages", "must be a non-empty array of tables ([[stages]])", None)
+    stages: list[Stage] = []
+    for i, spec in enumerate(raw_stages):
+        stages.append(v.stage(i, spec, params, targets, [s.id for s in stages]))
+    notices = tuple(v.notice(i, n, params) for i, n in enumerate(data.get("notices", [])))
+    for tname, t in targets.items():
+        v.refs(t.settings, f"targets.{tname}", params, [])
+    return Runbook(name=name, title=v.req_str(data, "title"),
+                   description=v.opt_str(data, "description", ""), audience=audience,
+                   rights=tuple(rights), params=params, targets=targets, stages=tuple(stages),
+                   notices=notices, source=source)
+
+
+class _Validator:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, msg: str, hint: str | None) -> None:
+        raise RunbookError(msg, file=self.source, key=key, hint=hint)
+
+    def keys(self, d: dict, allowed: set[str], where: str) -> None:
+        for k in d:
+            if k not in allowed:
+                self.fail(f"{where}{k}", "unknown key",
+                          "allowed keys here: " + ", ".join(sorted(allowed)))
+
+    def table(self, d: dict, key: str) -> dict:
+        t = d.get(key, {})
+        if not isinstance(t, dict):
+            self.fail(key, "must be a table", None)
+        return t
+
+    def req_str(self, d: dict, key: str, where: str = "") -> str:
+        if key not in d:
+            self.fail(where + key, "is required", None)
+        if not isinstance(d[key], str) or not d[key].strip():
+            self.fail(where + key, "must be a non-empty string", None)
+        return d[key]
+
+    def opt_str(self, d: dict, key: str, default: str, where: str = "") -> str:
+        val = d.get(key, default)
+        if not isinstance(val, str):
+            self.fail(where + key, "must be a string", None)
+        return val
+
+    def param(self, name: str, spec: Any) -> Param:
+        where = f"params.{name}."
+        if not NAME_RE.match(name):
+            self.fail(f"params.{name}", "is not a valid parameter name",
+                      "use lowercase letters, digits and _ (starting with a letter)")
+        if not isinstance(spec, dict):
+            self.fail(f"params.{name}", "must be a table", None)
+        self.keys(spec, PARAM_KEYS, where)
+        ptype = spec.get("type", "str")
+        if ptype not in PARAM_TYPES:
+            self.fail(where + "type", f"{ptype!r} is not a parameter type", "one of: " + ", ".join(PARAM_TYPES))
+        choices = spec.get("choices", [])
+        if ptype == "choice" and (not isinstance(choices, list) or not choices
+                                  or not all(isinstance(c, str) for c in choices)):
+            self.fail(where + "choices", "a choice parameter needs a non-empty list of strings", None)
+        if ptype != "choice" and choices:
+            self.fail(where + "choices", "only choice parameters take choices", None)
+        pattern = spec.get("pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                self.fail(where + "pattern", f"not a valid regular expression: {e}", None)
+        if ptype == "secret" and "default" in spec:
+            self.fail(where + "default", "a secret cannot have a default",
+                      "secrets come from the environment, a file or a prompt")
+        p = Param(name=name, type=ptype, required=bool(spec.get("required", False)),
+                  default=spec.get("default"), pattern=pattern, help=spec.get("help", ""),
+                  choices=tuple(choices), env=spec.get("env"), min=spec.get("min"),
+                  max=spec.get("max"), example=spec.get("example"))
+        if p.default is not None and not (isinstance(p.default, str) and REF_RE.search(p.default)):
+            try:
+                from .params import coerce
+                coerce(p, p.default, from_text=False)
+            except ParamError as e:
+                self.fail(where + "default", f"default does not fit the parameter: {e.message}", None)
+        return p
+
+    def target(self, name: str, spec: Any) -> Target:
+        if not isinstance(spec, dict):
+            self.fail(f"targets.{name}", "must be a table", None)
+        ttype = spec.get("type")
+        if ttype not in TARGET_TYPES:
+            self.fail(f"targets.{name}.type", f"{ttype!r} is not a target type",
+                      "one of: " + ", ".join(TARGET_TYPES))
+        return Target(name, ttype, {k: v for k, v in spec.items() if k != "type"})
+
+    def stage(self, i: int, spec: Any, params: dict[str, Param], targets: dict[str, Target],
+              earlier: list[str]) -> Stage:
+        if not isinstance(spec, dict):
+            self.fail(f"stages[{i}]", "must be a table", None)
+        sid = spec.get("id")
+        where = f"stages[{i}]." if not isinstance(sid, str) else f"stages.{sid}."
+        self.keys(spec, STAGE_KEYS, where)
+        sid = self.req_str(spec, "id", where)
+        if not STAGE_ID_RE.match(sid):
+            self.fail(where + "id", f"{sid!r} is not a valid stage id", "use lowercase letters, digits, _ and -")
+        if sid in earlier:
+            self.fail(where + "id", f"duplicate stage id {sid!r}", "stage ids must be unique")
+        kind = self.req_str(spec, "kind", where)
+        if kind not in KINDS:
+            self.fail(where + "kind", f"{kind!r} is not a stage kind",
+                      "one of: " + ", ".join(sorted(KINDS)))
+        kspec = KINDS[kind]
+        template = spec.get("template")
+        if kspec.uses_template and kind != "sharepoint.appinv_grant":
+            if not isinstance(template, str):
+                self.fail(where + "template", f"stage kind {kind} needs a template",
+                          "name one from ps_templates/, e.g. sharepoint/spo_module")
+            from .templates_index import template_exists, known_templates
+            if not template_exists(template):
+                self.fail(where + "template", f"no template {template!r}",
+                          "one of: " + ", ".join(known_templates()))
+        elif template is not None and not kspec.uses_template:
+            self.fail(where + "template", f"stage kind {kind} takes no template", None)
+        target = spec.get("target")
+        if kspec.target_type:
+            candidates = [t for t in targets.values() if t.type == kspec.target_type]
+            if target is None:
+                if len(candidates) != 1:
+                    self.fail(where + "target", f"stage kind {kind} needs a {kspec.target_type} target",
+                              "declare [targets.NAME] type = \"%s\" and set target = \"NAME\"" % kspec.target_type)
+                target = candidates[0].name
+            elif target not in targets or targets[target].type != kspec.target_type:
+                self.fail(where + "target", f"{target!r} is not a {kspec.target_type} target",
+                          "targets of that type: " + (", ".join(t.name for t in candidates) or "none"))
+        elif target is not None:
+            self.fail(where + "target", f"stage kind {kind} runs locally and takes no target", None)
+        on_failure = spec.get("on_failure", "stop")
+        if on_failure not in ON_FAILURE:
+            self.fail(where + "on_failure", f"{on_failure!r} is not allowed", "one of: stop, continue")
+        timeout = spec.get("timeout")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                    or timeout <= 0):
+            self.fail(where + "timeout", "must be a positive number of seconds", None)
+        inputs = spec.get("inputs", {})
+        if not isinstance(inputs, dict):
+            self.fail(where + "inputs", "must be a table", None)
+        svars = spec.get("vars", {})
+        if not isinstance(svars, dict):
+            self.fail(where + "vars", "must be a table", None)
+        self.refs(inputs, where + "inputs", params, earlier)
+        when = spec.get("when")
+        if when is not None:
+            if not isinstance(when, str):
+                self.fail(where + "when", "must be a string expression", None)
+            try:
+                check_condition(when, params, earlier)
+            except ValueError as e:
+                self.fail(where + "when", str(e),
+                          "use params.NAME, stages.ID.status / .outputs.KEY, literals, "
+                          "==, !=, in, not in, and, or, not")
+        return Stage(id=sid, title=spec.get("title", sid), kind=kind, template=template,
+                     vars=svars, inputs=inputs, when=when, on_failure=on_failure,
+                     timeout=float(timeout) if timeout else None, target=target,
+                     explain=spec.get("explain", ""))
+
+    def notice(self, i: int, spec: Any, params: dict[str, Param]) -> Notice:
+        if not isinstance(spec, dict):
+            self.fail(f"notices[{i}]", "must be a table", None)
+        self.keys(spec, NOTICE_KEYS, f"notices[{i}].")
+        applies = spec.get("applies")
+        if applies is not None:
+            try:
+                check_condition(applies, params, [])
+            except ValueError as e:
+                self.fail(f"notices[{i}].applies", str(e), None)
+        return Notice(id=self.req_str(spec, "id", f"notices[{i}]."),
+                      title=self.req_str(spec, "title", f"notices[{i}]."),
+                      date=self.req_str(spec, "date", f"notices[{i}]."),
+                      says=self.req_str(spec, "says", f"notices[{i}]."),
+                      instead=self.req_str(spec, "instead", f"notices[{i}]."), applies=applies)
+
+    def refs(self, value: Any, where: str, params: dict[str, Param], earlier: list[str]) -> None:
+        for ref, derive in iter_refs(value):
+            parts = ref.split(".")
+            if parts[0] == "params":
+                if len(parts) != 2 or parts[1] not in params:
+                    self.fail(where, f"reference ${{{ref}}} names no parameter",
+                              "parameters: " + ", ".join(params))
+            elif parts[0] == "stages":
+                if len(parts) < 3 or parts[1] not in earlier or parts[2] not in ("outputs", "status", "changed"):
+                    self.fail(where, f"reference ${{{ref}}} names no earlier stage output",
+                              "use ${stages.ID.outputs.KEY} with an ID that comes earlier")
+            elif parts[0] == "run" and parts[1:] in (["id"], ["dir"]):
+                pass
+            else:
+                self.fail(where, f"reference ${{{ref}}} is not understood",
+                          "use ${params.NAME} or ${stages.ID.outputs.KEY}")
+            if derive is not None:
+                from .derive import DERIVATIONS
+                if derive not in DERIVATIONS:
+                    self.fail(where, f"unknown derivation |{derive}", "one of: " + ", ".join(DERIVATIONS))
+
+
+def iter_refs(value: Any):
+    if isinstance(value, str):
+        for m in REF_RE.finditer(value):
+            yield m.group(1), m.group(2)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from iter_refs(v)
+
+
+# ---------------------------------------------------------------------------- conditions
+
+_ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not,
+                  ast.Compare, ast.Eq, ast.NotEq, ast.In, ast.NotIn, ast.Constant, ast.List,
+                  ast.Tuple, ast.Attribute, ast.Name, ast.Load)
+
+
+def check_condition(expr: str, params: dict[str, Param], earlier: list[str]) -> ast.Expression:
+    """Parse a `when` expression and check it uses only the small allowed language."""
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError as e:
+        raise ValueError(f"cannot parse condition {expr!r}: {e.msg}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ValueError(f"condition {expr!r} uses {type(node).__name__}, which is not allowed")
+        if isinstance(node, ast.Name) and node.id not in ("params", "stages"):
+            raise ValueError(f"condition {expr!r} names {node.id!r}; only params and stages exist")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "params" and node.attr not in params:
+                raise ValueError(f"condition {expr!r} names no parameter {node.attr!r}")
+            if node.value.id == "stages" and node.attr not in earlier:
+                raise ValueError(f"condition {expr!r} names no earlier stage {node.attr!r}")
+    return tree
+
+
+def evaluate_condition(expr: str, scope: dict[str, Any]) -> Any:
+    """Evaluate a checked `when` expression over {"params": {...}, "stages": {...}}."""
+    tree = ast.parse(expr, mode="eval")
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [ev(e) for e in node.elts]
+        if isinstance(node, ast.Name):
+            return scope[node.id]
+        if isinstance(node, ast.Attribute):
+            base = ev(node.value)
+            return base.get(node.attr) if isinstance(base, dict) else None
+        if isinstance(node, ast.UnaryOp):
+            return not ev(node.operand)
+        if isinstance(node, ast.BoolOp):
+            vals = (ev(v) for v in node.values)
+            return all(vals) if isinstance(node.op, ast.And) else any(vals)
+        if isinstance(node, ast.Compare):
+            left = ev(node.left)
+            for op, comp in zip(node.ops, node.comparators):
+                right = ev(comp)
+                ok = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
+                      ast.In: lambda a, b: a in (b or []), ast.NotIn: lambda a, b: a not in (b or [])
+                      }[type(op)](left, right)
+                if not ok:
+                    return False
+                left = right
+            return True
+        raise ValueError(f"unsupported expression node {type(node).__name__}")  # pragma: no cover
+
+    return ev(tree)
