@@ -168,7 +168,7 @@ class Engine:
                                  event=lambda type, **d: self.event(type, None, target=name, **d))
             conn = self.opts.opener(t.type, self.target_settings(name), tctx)
             self.connectors[name] = conn
-            self.event("target.open", None, target=name, type=t.type)
+            self.event("target.open", None, target=name, target_type=t.type)
             return conn
 
     def _interrupt_all(self) -> None:

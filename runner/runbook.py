@@ -193,7 +193,7 @@ def find(name_or_path: str) -> tuple[str, str]:
         if not p.is_file():
             raise ParamError(f"runbook file {name_or_path!r} does not exist", param="RUNBOOK",
                              hint="give a path to a .toml file, or a built-in name from `psrunner list`")
-        return str(p), p.read_text(encoding="utf-8")
+        return str(p.resolve()), p.read_text(encoding="utf-8")
     res = builtin_dir() / f"{name_or_path}.toml"
     if not res.is_file():
         raise ParamError(f"no runbook named {name_or_path!r}", param="RUNBOOK",

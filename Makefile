@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+## demo: plan, run and re-run the m365-backup-access runbook against the embedded simulators
+demo: $(STAMP)
+	$(BIN)/psrunner demo
+
+## test: the whole suite (live tests against a real tenant/host are opt-in: see README)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check runner tests bench
+	$(BIN)/python -m pytest -q tests/unit/test_templates.py
+
+## bench: request counts and timings of the main runbook against the simulators
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q bench --benchmark-only -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .benchmarks
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,119 @@
+"""Parameter values: types, patterns, choices, derived defaults, and where secrets come from."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.errors import ParamError
+from runner.params import parse_assignments, resolve
+from runner.runbook import parse
+from runner.secrets import Secret
+
+RB = parse('''
+name = "p"
+title = "P"
+[params.tenant]
+type = "str"
+required = true
+pattern = '[a-z0-9-]+\\.onmicrosoft\\.com'
+help = "tenant domain"
+example = "contoso.onmicrosoft.com"
+[params.admin_url]
+type = "str"
+default = "${params.tenant|spo_admin_url}"
+[params.days]
+type = "int"
+default = 30
+min = 1
+max = 730
+[params.flag]
+type = "bool"
+default = false
+[params.kind]
+type = "choice"
+choices = ["secret", "certificate", "both"]
+default = "secret"
+[params.names]
+type = "list"
+default = []
+[params.password]
+type = "secret"
+env = "TEST_PASSWORD"
+[[stages]]
+id = "s"
+kind = "local.file"
+inputs = { path = "/tmp/x" }
+''', "p.toml")
+
+
+def test_values_are_typed_and_defaults_derived():
+    values, sources = resolve(RB, {"tenant": "contoso.onmicrosoft.com", "days": "90", "flag": "yes",
+                                   "names": "a, b"}, environ={})
+    assert values["days"] == 90 and values["flag"] is True and values["names"] == ["a", "b"]
+    assert values["admin_url"] == "https://contoso-admin.sharepoint.com"
+    assert "password" not in values and sources == {}
+
+
+@pytest.mark.parametrize("given, message", [
+    ({}, "parameter 'tenant' is required"),
+    ({"tenant": "contoso"}, "parameter 'tenant': 'contoso' does not match the expected form"),
+    ({"tenant": "c.onmicrosoft.com", "days": "0"}, "parameter 'days': 0 is below the minimum 1"),
+    ({"tenant": "c.onmicrosoft.com", "days": "ten"}, "parameter 'days': 'ten' is not a whole number"),
+    ({"tenant": "c.onmicrosoft.com", "kind": "cert"}, "parameter 'kind': 'cert' is not one of the choices"),
+    ({"tenant": "c.onmicrosoft.com", "colour": "red"}, "unknown parameter 'colour' for runbook 'p'"),
+    ({"tenant": "c.onmicrosoft.com", "password": "hunter2"}, "secret 'password' cannot be given with -p"),
+])
+def test_bad_values_name_the_parameter(given, message):
+    with pytest.raises(ParamError) as e:
+        resolve(RB, given, environ={})
+    assert e.value.message.startswith(message)
+    assert e.value.exit_code == 2
+
+
+def test_pattern_error_offers_the_example():
+    with pytest.raises(ParamError) as e:
+        resolve(RB, {"tenant": "contoso"}, environ={})
+    assert "contoso.onmicrosoft.com" in e.value.hint
+
+
+def test_admin_url_cannot_be_derived_from_a_tenant_id():
+    rb = parse('''
+name = "d"
+title = "D"
+[params.tenant]
+type = "str"
+required = true
+[params.admin_url]
+type = "str"
+default = "${params.tenant|spo_admin_url}"
+[[stages]]
+id = "s"
+kind = "local.file"
+inputs = { path = "/tmp/x" }
+''', "d.toml")
+    with pytest.raises(ParamError) as e:
+        resolve(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"}, environ={})
+    assert e.value.message == "the SharePoint tenant name cannot be derived from a tenant id"
+    assert "admin_url=https://NAME-admin.sharepoint.com" in e.value.hint
+    values, _ = resolve(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b",
+                             "admin_url": "https://fabrikam-admin.sharepoint.com"}, environ={})
+    assert values["admin_url"] == "https://fabrikam-admin.sharepoint.com"
+
+
+def test_secret_from_environment_file_and_prompt(tmp_path):
+    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com"}, environ={"TEST_PASSWORD": "from-env"})
+    assert isinstance(values["password"], Secret) and values["password"].reveal() == "from-env"
+    assert sources == {"password": "env:TEST_PASSWORD"}
+    f = tmp_path / "pw"
+    f.write_text("from-file\n")
+    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com"}, secret_files={"password": str(f)}, environ={})
+    assert values["password"].reveal() == "from-file" and sources["password"] == f"file:{f}"
+    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com"}, prompt=lambda p: "typed", environ={})
+    assert values["password"].reveal() == "typed" and sources["password"] == "prompt"
+
+
+def test_assignments_need_an_equals_sign():
+    assert parse_assignments(["a=b=c"]) == {"a": "b=c"}
+    with pytest.raises(ParamError) as e:
+        parse_assignments(["tenant"])
+    assert e.value.message == "-p 'tenant' is not of the form key=value"

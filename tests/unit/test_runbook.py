@@ -1,0 +1,98 @@
+"""Runbook loading: every mistake is caught at load time with the file, key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.errors import RunbookError
+from runner.runbook import builtin_names, evaluate_condition, load, parse
+
+GOOD = '''
+name = "t"
+title = "Test"
+[params.dest]
+type = "str"
+required = true
+[params.mode]
+type = "choice"
+choices = ["a", "b"]
+default = "a"
+[[stages]]
+id = "one"
+kind = "local.file"
+inputs = { path = "${params.dest}/x", content = "hi" }
+[[stages]]
+id = "two"
+kind = "local.file"
+when = "params.mode == 'b' and stages.one.status != 'failed'"
+inputs = { path = "${stages.one.outputs.path}.copy", content = "x" }
+'''
+
+
+def test_a_good_runbook_loads_with_its_parts():
+    rb = parse(GOOD, "t.toml")
+    assert [s.id for s in rb.stages] == ["one", "two"]
+    assert rb.params["mode"].choices == ("a", "b")
+    assert rb.stages[1].when.startswith("params.mode")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t.replace('title = "Test"', 'title = "Test"\ncolour = "red"'),
+     "t.toml: colour: unknown key"),
+    (lambda t: t.replace('kind = "local.file"\ninputs = { path = "${params.dest}/x"',
+                         'kind = "local.flie"\ninputs = { path = "${params.dest}/x"'),
+     "t.toml: stages.one.kind: 'local.flie' is not a stage kind"),
+    (lambda t: t.replace('type = "choice"', 'type = "colour"'),
+     "t.toml: params.mode.type: 'colour' is not a parameter type"),
+    (lambda t: t.replace("${params.dest}/x", "${params.dst}/x"),
+     "t.toml: stages.one.inputs: reference ${params.dst} names no parameter"),
+    (lambda t: t.replace("${stages.one.outputs.path}", "${stages.three.outputs.path}"),
+     "t.toml: stages.two.inputs: reference ${stages.three.outputs.path} names no earlier stage output"),
+    (lambda t: t.replace("params.mode == 'b'", "__import__('os')"),
+     "t.toml: stages.two.when: condition \"__import__('os')"),
+    (lambda t: t.replace('id = "two"', 'id = "one"'),
+     "t.toml: stages.one.id: duplicate stage id 'one'"),
+    (lambda t: t.replace('default = "a"', 'default = "c"'),
+     "t.toml: params.mode.default: default does not fit the parameter"),
+    (lambda t: t + '\n[[stages]]\nid = "three"\nkind = "local.file"\non_failure = "retry"\n',
+     "t.toml: stages.three.on_failure: 'retry' is not allowed"),
+    (lambda t: t.replace('name = "t"', 'name = "t"\n[['), "t.toml: not valid TOML"),
+])
+def test_mistakes_name_the_file_and_key(mutate, message):
+    with pytest.raises(RunbookError) as e:
+        parse(mutate(GOOD), "t.toml")
+    assert str(e.value).startswith(message), str(e.value)
+    assert e.value.exit_code == 2
+
+
+def test_template_stage_needs_a_known_template():
+    text = GOOD + '\n[[stages]]\nid = "s"\nkind = "local.script_file"\ntemplate = "sharepoint/nope"\n'
+    with pytest.raises(RunbookError) as e:
+        parse(text, "t.toml")
+    assert "stages.s.template: no template 'sharepoint/nope'" in str(e.value)
+    assert "sharepoint/spo_module" in str(e.value)  # the fix lists what exists
+
+
+def test_remote_kind_needs_a_target_of_its_type():
+    text = GOOD + '\n[[stages]]\nid = "app"\nkind = "graph.application"\n'
+    with pytest.raises(RunbookError) as e:
+        parse(text, "t.toml")
+    assert "stages.app.target: stage kind graph.application needs a graph target" in str(e.value)
+
+
+def test_every_builtin_runbook_loads():
+    assert "sharepoint-scripts" in builtin_names()
+    for name in builtin_names():
+        assert load(name).name == name
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("params.mode == 'b'", True),
+    ("params.mode in ['a', 'c']", False),
+    ("not params.flag", False),
+    ("stages.one.status == 'ok' or params.flag", True),
+    ("params.mode != 'b' and params.flag", False),
+])
+def test_conditions(expr, expected):
+    scope = {"params": {"mode": "b", "flag": True}, "stages": {"one": {"status": "changed"}}}
+    assert evaluate_condition(expr, scope) is expected
