@@ -89,6 +89,10 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False) ->
             lines.append(f"  {'':<15} {'':<{width}}  warning: {w}")
         if s.error and s.error.get("hint"):
             lines.append(f"  {'':<15} {'':<{width}}  fix: {s.error['hint']}")
+    handoff = next((s.outputs.get("handoff") for s in res.stages
+                    if s.kind == "report.handoff" and isinstance(s.outputs.get("handoff"), dict)), None)
+    if handoff:
+        lines += ["", *handoff_text(handoff, show_secret=show_secret)]
     actions = [s for s in res.stages if s.action]
     if actions:
         lines += ["", "Action required (a person must finish these):"]
@@ -107,6 +111,42 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False) ->
     if res.run_dir:
         lines.append(f"artifacts: {res.run_dir}")
     return "\n".join(lines)
+
+
+def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:
+    """The values to copy into the backup product's "Add Microsoft 365 Organization
+    Manually" form, and the consent state of the permissions."""
+    out = ["Hand-off (for \"Add Microsoft 365 Organization Manually\"):"]
+    labels = h.get("form_labels", {})
+    form = h.get("form", {})
+    width = max((len(v) for v in labels.values()), default=10)
+    for key, value in form.items():
+        out.append(f"  {labels.get(key, key):<{width}}  {value}")
+    if show_secret and form.get("secret_file"):
+        from pathlib import Path
+        try:
+            secret = Path(form["secret_file"]).read_text(encoding="utf-8").strip()
+            out.append(f"  {'Client secret value':<{width}}  {secret}")
+        except OSError as e:
+            out.append(f"  {'Client secret value':<{width}}  (cannot read the file: {e.strerror})")
+    for key, value in (h.get("pending") or {}).items():
+        out.append(f"  {labels.get(key, key):<{width}}  {value}")
+    summary = h.get("permissions_summary") or {}
+    if summary:
+        out.append("  Permissions: " + ", ".join(f"{n} {state}" for state, n in sorted(summary.items())))
+        for p in h.get("permissions", []):
+            if p.get("state") not in ("granted", "ok"):
+                out.append(f"    {p.get('state')}: {p.get('resource')} {p.get('permission')}"
+                           + (f" ({p['note']})" if p.get("note") else ""))
+    sp = h.get("sharepoint")
+    if isinstance(sp, dict) and (sp.get("before") or sp.get("after")):
+        out.append("  SharePoint settings:")
+        before, after = sp.get("before") or {}, sp.get("after") or {}
+        for name in sorted(set(before) | set(after)):
+            out.append(f"    {name}: {before.get(name)} -> {after.get(name)}")
+        for r in sp.get("refused") or []:
+            out.append(f"    refused: {r}")
+    return out
 
 
 def action_text(s: StageResult) -> str:

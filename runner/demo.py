@@ -1,0 +1,220 @@
+"""`psrunner demo` and `psrunner sim serve`: the main runbook against the embedded simulators.
+
+The demo starts a simulated tenant (Entra sign-in + Graph) and a simulated Windows host
+(WinRM/PSRP) sharing one SharePoint tenant, then plans, runs, and runs again through the
+real clients (msal, requests, pypsrp) over loopback HTTPS. Between the two runs it does, as
+the admin, the one step no API can do (the appinv.aspx grant), so the second run can verify
+it and every stage ends `ok`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+
+from .results import RunResult, RunStatus, Status
+from .secrets import Secret
+
+RUNBOOK = "m365-backup-access"
+
+
+@contextlib.contextmanager
+def simulators() -> Iterator[tuple[Any, Any, Any]]:
+    """Both simulators, sharing one world, with the demo host's modules in place."""
+    from .sim.host import HostSimulator
+    from .sim.tenant import TenantSimulator
+    from .sim.world import SimWorld
+
+    world = SimWorld()
+    tenant = TenantSimulator(world=world).start()
+    try:
+        host = HostSimulator(world=world).start()
+        try:
+            # PnP.PowerShell lets the appinv stage verify the hand-off afterwards.
+            host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
+            yield world, tenant, host
+        finally:
+            host.stop()
+    finally:
+        tenant.stop()
+
+
+def sim_params(tenant: Any, host: Any, world: Any) -> dict[str, Any]:
+    """Runbook parameters pointing at the simulators (secrets as Secret values)."""
+    return {
+        "tenant": world.tenant_domain,
+        "graph_auth": "secret",
+        "graph_client_id": tenant.operator.client_id,
+        "graph_client_secret": Secret(tenant.operator.client_secret, "graph_client_secret"),
+        "graph_ca_bundle": str(tenant.ca_bundle),
+        "authority_host": tenant.base_url,
+        "graph_endpoint": tenant.graph_endpoint,
+        "credential": "both",
+        "host": host.host,
+        "host_port": host.port,
+        "host_https": host.scheme == "https",
+        "host_auth": host.auth,
+        "host_user": host.username,
+        "host_password": Secret(host.password, "host_password"),
+        "host_ca_bundle": str(host.ca_bundle or ""),
+        "spo_user": host.state.spo_admin_user,
+        "spo_password": Secret(host.state.spo_admin_password, "spo_password"),
+    }
+
+
+class SimCounters:
+    """Per-run request counts, read from the simulators (what they really received)."""
+
+    def __init__(self, tenant: Any, host: Any) -> None:
+        self.tenant, self.host = tenant, host
+        self.mark()
+
+    def mark(self) -> None:
+        self._t = self.tenant.requests.snapshot()
+        self._h = self.host.counter.snapshot()
+
+    def __call__(self) -> dict[str, int]:
+        t, h = self.tenant.requests.snapshot(), self.host.counter.snapshot()
+        return {
+            "graph_requests": t["total"] - self._t["total"],
+            "graph_writes": t["writes"] - self._t["writes"],
+            "graph_token_requests": t.get("token", 0) - self._t.get("token", 0),
+            "wsman_requests": h["requests"] - self._h["requests"],
+            "psrp_pool_opens": h["pool_opens"] - self._h["pool_opens"],
+        }
+
+
+def complete_appinv_as_admin(world: Any, app_id: str, app_domain: str) -> None:
+    """What the admin does by hand on appinv.aspx: look up the app id, enter the domain,
+    paste the XML, press Create and Trust It. In the simulated tenant it registers the
+    ACS principal that the appinv stage then finds."""
+    from .sim.world import ACSPrincipal
+    with world.lock:
+        world.sharepoint.acs_principals[app_id] = ACSPrincipal(
+            app_id=app_id, display_name="Microsoft 365 backup access", app_domain=app_domain)
+
+
+def run_demo(*, state_dir: Path | None, output: str, quiet: bool, keep: bool,
+             progress: Callable | None, color: bool) -> int:
+    from . import api, render_text
+
+    t0 = time.monotonic()
+    own_state = state_dir is None
+    state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="psrunner-demo-"))
+    say = (lambda text: None) if output == "json" else (lambda text: click.echo(text))
+    rb = api.load_runbook(RUNBOOK)
+    with simulators() as (world, tenant, host):
+        given = sim_params(tenant, host, world)
+        values, _ = api.resolve_params(rb, {k: v for k, v in given.items() if not isinstance(v, Secret)},
+                                       environ={})
+        values.update({k: v for k, v in given.items() if isinstance(v, Secret)})
+        counters = SimCounters(tenant, host)
+        common = dict(state_dir=state, on_event=progress, extra_metrics=counters,
+                      secret_sources={k: "demo" for k in values if isinstance(values[k], Secret)})
+        say(f"Simulated tenant {world.tenant_domain} at {tenant.base_url}; "
+            f"simulated Windows host at {host.scheme}://{host.host}:{host.port}/wsman\n")
+
+        say("== 1. plan: what would change (nothing is changed)")
+        counters.mark()
+        plan = api.plan(rb, values, **common)
+        say(render_text.result(plan, color=color) + "\n")
+
+        say("== 2. run: apply")
+        counters.mark()
+        first = api.run(rb, values, **common)
+        say(render_text.result(first, color=color) + "\n")
+
+        app_id = (first.stage("application").outputs if first.stage("application") else {}).get("app_id")
+        grant = first.stage("appinv-grant")
+        if app_id and grant is not None and grant.status == Status.ACTION_REQUIRED:
+            say("== (the admin now does the appinv.aspx hand-off by hand, here in the simulated tenant)\n")
+            complete_appinv_as_admin(world, app_id, str(values.get("app_domain", "localhost")))
+
+        say("== 3. run again: everything is in place, nothing to do")
+        counters.mark()
+        second = api.run(rb, values, **common)
+        say(render_text.result(second, color=color) + "\n")
+
+    elapsed = time.monotonic() - t0
+    if output == "json":
+        from .rundir import dumps
+        click.echo(dumps({"plan": plan.to_dict(), "first": first.to_dict(),
+                          "second": second.to_dict()}, indent=2))
+    else:
+        say(summary_table(plan, first, second))
+        say(f"demo finished in {elapsed:.1f} s; artifacts in {state}"
+            + ("" if keep or not own_state else " (temporary)"))
+    ok = (first.status in (RunStatus.SUCCEEDED, RunStatus.ACTION_REQUIRED)
+          and second.status == RunStatus.SUCCEEDED
+          and all(s.status in (Status.OK, Status.SKIPPED) for s in second.stages))
+    if not ok:
+        click.echo("demo: the second run did not converge; see the report above", err=True)
+    return 0 if ok else 1
+
+
+def summary_table(plan: RunResult, first: RunResult, second: RunResult) -> str:
+    from .render_text import label
+    rows = [("stage", "plan", "run", "re-run")]
+    for s in plan.stages:
+        f, g = first.stage(s.id), second.stage(s.id)
+        rows.append((s.id, label("plan", s.status), label("run", f.status) if f else "-",
+                     label("run", g.status) if g else "-"))
+    for key in ("graph_requests", "graph_writes", "wsman_requests", "psrp_pool_opens"):
+        rows.append((key.replace("_", " "), str(plan.metrics.get(key, 0)),
+                     str(first.metrics.get(key, 0)), str(second.metrics.get(key, 0))))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None) -> None:
+    """Serve both simulators until Ctrl-C; write a params file and 0600 secret files that
+    point psrunner at them, and print the commands to try."""
+    from .rundir import default_state_dir
+    from .secrets import write_private
+    from .sim.host import HostSimulator
+    from .sim.tenant import TenantSimulator
+    from .sim.world import SimWorld
+
+    base = (Path(state_dir) if state_dir else default_state_dir()) / "sim"
+    world = SimWorld()
+    tenant = TenantSimulator(world=world, port=tenant_port).start()
+    host = HostSimulator(world=world, port=host_port).start()
+    host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
+    try:
+        params = sim_params(tenant, host, world)
+        lines = []
+        files = []
+        for k, v in params.items():
+            if isinstance(v, Secret):
+                p = write_private(base / f"{k}.secret", v.reveal())
+                files.append(f"--secret-file {k}={p}")
+            elif isinstance(v, bool):
+                lines.append(f"{k} = {'true' if v else 'false'}")
+            elif isinstance(v, int):
+                lines.append(f"{k} = {v}")
+            else:
+                lines.append(f'{k} = "{v}"')
+        pf = base / "params.toml"
+        pf.parent.mkdir(parents=True, exist_ok=True)
+        pf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        click.echo(f"tenant simulator: {tenant.base_url} (tenant {world.tenant_domain})")
+        click.echo(f"host simulator:   {host.scheme}://{host.host}:{host.port}/wsman")
+        click.echo("try:")
+        click.echo(f"  psrunner plan {RUNBOOK} --params-file {pf} " + " ".join(files))
+        click.echo(f"  psrunner run {RUNBOOK} --params-file {pf} " + " ".join(files))
+        click.echo("Ctrl-C stops the simulators.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    finally:
+        host.stop()
+        tenant.stop()
+        sys.stdout.flush()

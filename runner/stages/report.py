@@ -1,0 +1,73 @@
+"""The hand-off report: what the backup product's "Add Microsoft 365 Organization Manually"
+form needs, what state each permission is in, what changed on SharePoint, and every action a
+person must still take, with the platform notices that explain why. Secrets are never in it:
+it says where the secret file is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..results import Outcome, Status
+from ..stages.base import StageContext, Unknown
+
+FORM_FIELDS = (
+    ("tenant_id", "Directory (tenant) ID"),
+    ("tenant", "Tenant"),
+    ("app_id", "Application (client) ID"),
+    ("display_name", "Application name"),
+    ("secret_file", "Client secret file (0600)"),
+    ("secret_expires", "Client secret expires"),
+    ("thumbprint", "Certificate thumbprint"),
+    ("pfx_file", "Certificate PFX file (0600)"),
+    ("cert_expires", "Certificate expires"),
+    ("admin_url", "SharePoint admin URL"),
+)
+
+
+def _known(v: Any) -> bool:
+    return v is not None and v != "" and not isinstance(v, Unknown)
+
+
+def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
+    """inputs: any of the FORM_FIELDS keys, plus `permissions` (the consent stage's
+    per-permission list), `sharepoint` (the settings stage's before/after)."""
+    form = {key: inputs.get(key) for key, _ in FORM_FIELDS if _known(inputs.get(key))}
+    pending = {key: str(inputs[key]) for key, _ in FORM_FIELDS if isinstance(inputs.get(key), Unknown)}
+    perms = inputs.get("permissions") if isinstance(inputs.get("permissions"), list) else []
+    results = ctx.results() if hasattr(ctx, "results") else []
+    actions = [{"stage": r.id, "title": r.title, **(r.action or {})}
+               for r in results if r.status == Status.ACTION_REQUIRED and r.action]
+    failed = [{"stage": r.id, "title": r.title, "message": (r.error or {}).get("message", "")}
+              for r in results if r.status == Status.FAILED]
+    warnings = [f"{r.id}: {w}" for r in results for w in r.warnings]
+    report = {
+        "form": form,
+        "form_labels": {k: label for k, label in FORM_FIELDS if k in form},
+        "pending": pending,
+        "permissions": perms,
+        "permissions_summary": _perm_summary(perms),
+        "sharepoint": inputs.get("sharepoint") if _known(inputs.get("sharepoint")) else None,
+        "actions": actions,
+        "failed": failed,
+        "warnings": warnings,
+        "notices": list(getattr(ctx, "notices", []) or []),
+    }
+    if ctx.run_dir is not None:
+        from ..rundir import atomic_write, dumps
+        atomic_write(ctx.run_dir / "handoff.json", dumps(report, indent=2) + "\n")
+    msgs = []
+    if form.get("app_id"):
+        msgs.append(f"application (client) id {form['app_id']} in tenant {form.get('tenant_id', '?')}")
+    if pending and not ctx.apply:
+        msgs.append("some values are known only after the run: " + ", ".join(sorted(pending)))
+    if actions:
+        msgs.append(f"{len(actions)} action(s) for a person: see 'Action required'")
+    return Outcome(changed=False, outputs={"handoff": report}, messages=msgs or ["hand-off report written"])
+
+
+def _perm_summary(perms: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in perms:
+        state = str(p.get("state", "unknown"))
+        out[state] = out.get(state, 0) + 1
+    return out
