@@ -1,0 +1,408 @@
+"""Python twins of the templates in ps_templates/: the same effect on simulated state.
+
+Each twin follows its template step by step (read first, change only on difference, change
+nothing when Apply is false, read back after a change) and fails the way the real cmdlets
+fail: the same message, exception type, category and FullyQualifiedErrorId, so a runbook
+rehearsed against the simulator meets the errors it would meet on a real host.
+
+Parameters arrive bound by the host simulator (names as declared in the template's param()
+block; SecureStrings as SimSecureString)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from .twin_types import HostState, SimSecureString, TwinError, TwinOutput, twin
+from .world import ACSPrincipal, SimWorld
+
+SPO_MODULE = "Microsoft.Online.SharePoint.PowerShell"
+PNP_MODULE = "PnP.PowerShell"
+NUGET_MINIMUM = (2, 8, 5, 201)
+RIGHT_RANK = {"Read": 1, "Write": 2, "Manage": 3, "FullControl": 4}
+TENANT_SETTINGS = ("LegacyAuthProtocolsEnabled", "DisableCustomAppAuthentication")
+TENANT_ATTR = {"LegacyAuthProtocolsEnabled": "legacy_auth_protocols_enabled",
+               "DisableCustomAppAuthentication": "disable_custom_app_authentication"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _param(params: dict[str, Any], name: str, default: Any = None) -> Any:
+    for k, v in params.items():
+        if k.lower() == name.lower():
+            return v
+    return default
+
+
+def _flag(params: dict[str, Any], name: str, default: bool = False) -> bool:
+    v = _param(params, name, default)
+    return default if v is None else bool(v)
+
+
+def _version(text: str, param: str = "MinimumVersion") -> tuple[int, ...]:
+    if not isinstance(text, str) or not re.fullmatch(r"\d+(\.\d+){1,3}", text.strip()):
+        raise TwinError(
+            f'Cannot convert value "{text}" to type "System.Version". Error: "Version string portion '
+            f'was too short or too long."',
+            exception_type="System.Management.Automation.RuntimeException", category="InvalidArgument",
+            fqid="InvalidCastParseTargetInvocation", target=param)
+    return tuple(int(p) for p in text.strip().split("."))
+
+
+def _vtext(v: tuple[int, ...]) -> str:
+    return ".".join(str(p) for p in v)
+
+
+def command_not_found(name: str) -> TwinError:
+    return TwinError(
+        f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
+        f"operable program. Check the spelling of the name, or if a path was included, verify that "
+        f"the path is correct and try again.",
+        exception_type="System.Management.Automation.CommandNotFoundException",
+        category="ObjectNotFound", fqid="CommandNotFoundException", target=name)
+
+
+def module_not_found(name: str) -> TwinError:
+    return TwinError(
+        f"The specified module '{name}' was not loaded because no valid module file was found in any "
+        f"module directory.",
+        exception_type="System.IO.FileNotFoundException", category="ResourceUnavailable",
+        fqid="Modules_ModuleNotFound,Microsoft.PowerShell.Commands.ImportModuleCommand", target=name)
+
+
+def no_match_for_module(name: str) -> TwinError:
+    return TwinError(
+        f"No match was found for the specified search criteria and module name '{name}'. Try "
+        f"Get-PSRepository to see all available registered module repositories.",
+        exception_type="System.Exception", category="ObjectNotFound",
+        fqid="NoMatchFoundForCriteria,Microsoft.PowerShell.PackageManagement.Cmdlets.InstallPackage",
+        target="Microsoft.PowerShell.Commands.InstallPackage")
+
+
+def no_nuget_provider() -> TwinError:
+    return TwinError(
+        "No match was found for the specified search criteria for the provider 'NuGet'. The package "
+        "provider requires 'PackageManagement' and 'Provider' tags. Please check if the specified "
+        "package has the tags.",
+        exception_type="System.Exception", category="InvalidArgument",
+        fqid="NoMatchFoundForProvider,Microsoft.PowerShell.PackageManagement.Cmdlets.InstallPackageProvider",
+        target="NuGet")
+
+
+def idcrl_sign_in_failed() -> TwinError:
+    return TwinError(
+        "The sign-in name or password does not match one in the Microsoft account system.",
+        exception_type="Microsoft.SharePoint.Client.IdcrlException", category="NotSpecified",
+        fqid="Microsoft.Online.SharePoint.PowerShell.ConnectSPOService")
+
+
+def _thrown(message: str) -> TwinError:
+    """What a `throw 'text'` in the template produces."""
+    return TwinError(message, exception_type="System.Management.Automation.RuntimeException",
+                     category="OperationStopped", fqid=message)
+
+
+def _secure(params: dict[str, Any], name: str) -> str | None:
+    value = _param(params, name)
+    if value is None:
+        return None
+    if isinstance(value, SimSecureString):
+        return value.value
+    raise TwinError(
+        f"Cannot process argument transformation on parameter '{name}'. Cannot convert the "
+        f"\"{type(value).__name__}\" value of type \"System.String\" to type \"System.Security.SecureString\".",
+        exception_type="System.Management.Automation.ParameterBindingArgumentTransformationException",
+        category="InvalidData", fqid=f"ParameterArgumentTransformationError,{name}", target=name)
+
+
+def _module_loadable(state: HostState, cmdlet: str) -> None:
+    """Autoload (Windows PowerShell) or Import-Module -UseWindowsPowerShell (PowerShell 7)."""
+    if SPO_MODULE in state.modules:
+        return
+    if state.ps_edition == "Core":
+        raise module_not_found(SPO_MODULE)
+    raise command_not_found(cmdlet)
+
+
+def _admin_host(world: SimWorld) -> str:
+    return f"{world.sharepoint.tenant_name}-admin.sharepoint.com".lower()
+
+
+def _check_admin_url(world: SimWorld, url: str) -> None:
+    parts = urlsplit(url or "")
+    if parts.scheme.lower() != "https" or (parts.hostname or "").lower() != _admin_host(world):
+        raise TwinError(
+            f"Could not connect to SharePoint Online: '{url}' is not the SharePoint admin site of this "
+            f"tenant.", exception_type="System.Net.WebException", category="NotSpecified",
+            fqid="Microsoft.Online.SharePoint.PowerShell.ConnectSPOService", target=url)
+
+
+def _check_tenant(world: SimWorld, tenant: str) -> None:
+    if (tenant or "").lower() not in {world.tenant_id.lower(), world.tenant_domain.lower()}:
+        raise TwinError(f"AADSTS90002: Tenant '{tenant}' not found.",
+                        exception_type="Microsoft.Identity.Client.MsalServiceException",
+                        category="NotSpecified", fqid="Microsoft.Online.SharePoint.PowerShell.ConnectSPOService")
+
+
+def _check_thumbprint(state: HostState, thumbprint: str) -> None:
+    if (thumbprint or "").upper() not in {t.upper() for t in state.spo_app_thumbprints}:
+        raise TwinError(f"Certificate with thumbprint '{thumbprint}' was not found in the certificate store.",
+                        exception_type="System.ArgumentException", category="ObjectNotFound",
+                        fqid="Microsoft.Online.SharePoint.PowerShell.ConnectSPOService", target=thumbprint)
+
+
+def _sign_in(state: HostState, world: SimWorld, params: dict[str, Any], *, client_id_param: str,
+             thumbprint_first: bool) -> str:
+    """The sign-in block the SharePoint templates share. Returns 'certificate' or 'credential'."""
+    client_id = _param(params, client_id_param, "") or ""
+    tenant = _param(params, "TenantId", "") or ""
+    thumbprint = _param(params, "Thumbprint", "") or ""
+    user = _param(params, "UserName", "") or ""
+    use_cert = bool(thumbprint) if thumbprint_first else bool(client_id)
+    if use_cert:
+        if not (client_id and tenant and thumbprint):
+            raise _thrown(f"Certificate sign-in needs {client_id_param}, TenantId and Thumbprint together.")
+        _check_tenant(world, tenant)
+        _check_thumbprint(state, thumbprint)
+        return "certificate"
+    if user:
+        password = _secure(params, "Password")
+        if password is None:
+            raise _thrown("Credential sign-in needs Password (a SecureString) with UserName.")
+        if user.lower() != state.spo_admin_user.lower() or password != state.spo_admin_password:
+            raise idcrl_sign_in_failed()
+        return "credential"
+    raise _thrown(f"No sign-in given: pass UserName and Password, or {client_id_param}, TenantId and "
+                  f"Thumbprint.")
+
+
+# --------------------------------------------------------------------------- windows/host_facts
+
+@twin("windows/host_facts")
+def host_facts(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
+    names = [SPO_MODULE, PNP_MODULE]
+    for extra in _param(params, "Modules", None) or []:
+        if extra not in names:
+            names.append(extra)
+    messages = []
+    if state.ps_edition == "Core":
+        messages.append("PowerShell 7: the SharePoint Online module loads through Import-Module "
+                        "-UseWindowsPowerShell.")
+    facts = {
+        "ps_version": state.ps_version,
+        "ps_edition": state.ps_edition,
+        "computer_name": state.computer_name,
+        "os": "Microsoft Windows NT 10.0.20348.0",
+        "modules": {n: state.modules.get(n) for n in names},
+        "sharepoint_server_snapin": bool(state.sharepoint_server) and state.ps_edition == "Desktop",
+        "nuget_provider": "2.8.5.208" if state.nuget_provider else None,
+    }
+    return TwinOutput({"changed": False, "before": None, "after": None, "data": facts,
+                       "messages": messages})
+
+
+# --------------------------------------------------------------------------- sharepoint/spo_module
+
+@twin("sharepoint/spo_module")
+def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
+    apply = _flag(params, "Apply")
+    wanted = _version(_param(params, "MinimumVersion", "16.0.0.0"))
+    scope = _param(params, "Scope", "CurrentUser")
+    offline = _param(params, "OfflineSourcePath", "") or ""
+    messages: list[str] = []
+    verbose: list[str] = []
+
+    installed = state.modules.get(SPO_MODULE)
+    current = _version(installed) if installed else None
+    before = {"version": installed}
+    source = "offline" if offline else "PSGallery"
+    changed = False
+
+    if current is not None and current >= wanted:
+        messages.append(f"{SPO_MODULE} {installed} is installed (>= {_vtext(wanted)}).")
+        source = "installed"
+    elif not apply:
+        changed = True
+        messages.append(f"Would install {SPO_MODULE} >= {_vtext(wanted)} from {source} for {scope}.")
+    else:
+        if not state.nuget_provider:
+            if not state.psgallery_reachable:
+                raise no_nuget_provider()
+            state.nuget_provider = True
+            messages.append("Installed the NuGet package provider.")
+        if offline:
+            if offline not in state.offline_sources:
+                raise _thrown(f"OfflineSourcePath '{offline}' does not exist on {state.computer_name}.")
+            available = state.offline_sources[offline].get(SPO_MODULE)
+            verbose.append(f"Registered repository 'psrunner-offline' at {offline}.")
+        else:
+            available = state.gallery.get(SPO_MODULE) if state.psgallery_reachable else None
+        if available is None or _version(available) < wanted:
+            raise no_match_for_module(SPO_MODULE)
+        state.modules[SPO_MODULE] = available
+        current = _version(available)
+        changed = True
+        messages.append(f"Installed {SPO_MODULE} {available} from {source} for {scope}.")
+
+    imported = apply and current is not None
+    after_version = state.modules.get(SPO_MODULE) if current is not None else (_vtext(wanted) if changed else None)
+    return TwinOutput(
+        {"changed": changed, "before": before, "after": {"version": after_version},
+         "data": {"module": SPO_MODULE, "version": after_version, "minimum_version": _vtext(wanted),
+                  "source": source, "scope": scope, "ps_edition": state.ps_edition, "imported": imported},
+         "messages": messages},
+        verbose=verbose)
+
+
+# --------------------------------------------------------------------------- sharepoint/spo_tenant_settings
+
+@twin("sharepoint/spo_tenant_settings")
+def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
+    apply = _flag(params, "Apply")
+    admin_url = _param(params, "AdminUrl", "")
+    _module_loadable(state, "Connect-SPOService")
+    _check_admin_url(world, admin_url)
+    _sign_in(state, world, params, client_id_param="ClientId", thumbprint_first=False)
+
+    sp = world.sharepoint
+    desired = {n: bool(_param(params, n)) for n in TENANT_SETTINGS if _param(params, n) is not None}
+    messages: list[str] = []
+    warnings: list[str] = []
+    with world.lock:
+        before = {n: bool(getattr(sp, TENANT_ATTR[n])) for n in TENANT_SETTINGS}
+        if desired.get("LegacyAuthProtocolsEnabled"):
+            messages.append("Microsoft blocks IDCRL legacy authentication permanently from 2026-05-01; "
+                            "the tenant may refuse or ignore LegacyAuthProtocolsEnabled = $true.")
+        converged, pending, refused, changed = [], [], {}, False
+        for name in TENANT_SETTINGS:
+            if name not in desired:
+                continue
+            want = desired[name]
+            if before[name] == want:
+                converged.append(name)
+                continue
+            if not apply:
+                pending.append(name)
+                changed = True
+                messages.append(f"Would set {name} from {before[name]} to {want}.")
+                continue
+            # Set-SPOTenant: the platform ignores enabling IDCRL legacy auth once it is blocked.
+            if not (name == "LegacyAuthProtocolsEnabled" and want and sp.legacy_auth_blocked):
+                setattr(sp, TENANT_ATTR[name], want)
+            now = bool(getattr(sp, TENANT_ATTR[name]))
+            if now == want:
+                converged.append(name)
+                changed = True
+                messages.append(f"Set {name} from {before[name]} to {want}.")
+            else:
+                refused[name] = (f"Set-SPOTenant -{name} ${str(want).lower()} returned without error but the "
+                                 f"tenant still reports {now}; the platform ignores this setting.")
+        after = {n: (desired[n] if n in pending else bool(getattr(sp, TENANT_ATTR[n]))) for n in TENANT_SETTINGS}
+    result: dict[str, Any] = {
+        "changed": changed, "before": before, "after": after,
+        "data": {"admin_url": admin_url, "desired": desired, "converged": converged,
+                 "pending": pending, "refused": refused},
+        "messages": messages,
+    }
+    if refused:
+        result["status"] = "failed"
+        result["reason"] = " ".join(f"{k}: {refused[k]}" for k in sorted(refused))
+    return TwinOutput(result, warnings=warnings)
+
+
+# --------------------------------------------------------------------------- sharepoint/appinv_verify
+
+def _scope_matches(principal: ACSPrincipal, scope: str) -> bool:
+    return principal.scope.rstrip("/").lower() == scope.rstrip("/").lower()
+
+
+@twin("sharepoint/appinv_verify")
+def appinv_verify(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
+    app_id = str(_param(params, "AppId", ""))
+    scope = _param(params, "Scope", "http://sharepoint/content/tenant")
+    right = _param(params, "Right", "FullControl")
+    if PNP_MODULE not in state.modules:
+        raise _thrown("PnP.PowerShell is not installed on this host; the grant cannot be verified here.")
+    _check_admin_url(world, _param(params, "AdminUrl", ""))
+    _sign_in(state, world, params, client_id_param="PnPClientId", thumbprint_first=True)
+
+    with world.lock:
+        principal = next((p for p in world.sharepoint.acs_principals.values()
+                          if p.app_id.lower() == app_id.lower()), None)
+        granted_right = principal.right if principal and _scope_matches(principal, scope) else None
+        allow_app_only = bool(principal.allow_app_only) if granted_right else False
+    wanted_scope = re.sub(r"^http://sharepoint/", "", scope)
+    granted = bool(granted_right and RIGHT_RANK.get(granted_right, 0) >= RIGHT_RANK[right] and allow_app_only)
+    if granted_right:
+        msg = f"ACS principal {app_id} holds {granted_right} at {wanted_scope} (app-only: {allow_app_only})."
+    elif principal:
+        msg = f"ACS principal {app_id} exists but holds no right at {wanted_scope}."
+    else:
+        msg = f"No ACS principal for {app_id}: the appinv.aspx grant has not been made."
+    return TwinOutput({
+        "changed": False, "before": None, "after": None,
+        "data": {"app_id": app_id, "scope": scope, "right": right, "principal_found": principal is not None,
+                 "granted_right": granted_right, "allow_app_only": allow_app_only, "granted": granted},
+        "messages": [msg],
+    })
+
+
+# --------------------------------------------------------------------------- sharepoint/appinv_server_grant
+
+@twin("sharepoint/appinv_server_grant")
+def appinv_server_grant(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
+    apply = _flag(params, "Apply")
+    site_url = _param(params, "SiteUrl", "")
+    app_id = str(_param(params, "AppId", ""))
+    display_name = _param(params, "DisplayName", "") or app_id
+    scope = _param(params, "Scope", "SiteSubscription")
+    right = _param(params, "Right", "FullControl")
+    app_only = _flag(params, "AppOnly", True)
+    if not state.sharepoint_server or state.ps_edition != "Desktop":
+        raise TwinError(
+            "The Windows PowerShell snap-in 'Microsoft.SharePoint.PowerShell' is not installed on this computer.",
+            exception_type="System.Management.Automation.PSArgumentException", category="InvalidArgument",
+            fqid="AddPSSnapInRead,Microsoft.PowerShell.Commands.AddPSSnapinCommand",
+            target="Microsoft.SharePoint.PowerShell")
+    if not re.match(r"(?i)^https?://[^/\s]+", site_url or ""):
+        raise TwinError(f"Cannot find an SPSite object with Id or Url: {site_url}.",
+                        exception_type="System.Management.Automation.PSArgumentException",
+                        category="InvalidData", fqid="Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException,"
+                        "Microsoft.SharePoint.PowerShell.SPCmdletGetSite", target=site_url)
+
+    name_id = f"{app_id}@{world.tenant_id}"
+    messages: list[str] = []
+    principal = state.sp_app_principals.get(name_id)
+    current_right = (principal or {}).get("rights", {}).get(scope, "None") if principal else "None"
+    before = {"registered": principal is not None, "right": current_right}
+    changed = False
+    if principal is None:
+        changed = True
+        if apply:
+            principal = {"display_name": display_name, "rights": {}, "app_only": False}
+            state.sp_app_principals[name_id] = principal
+            messages.append(f"Registered app principal {name_id}.")
+        else:
+            messages.append(f"Would register app principal {name_id}.")
+    if current_right != right:
+        changed = True
+        if apply:
+            principal["rights"][scope] = right
+            principal["app_only"] = bool(app_only)
+            messages.append(f"Granted {right} at {scope} (app-only: {app_only}).")
+        else:
+            messages.append(f"Would grant {right} at {scope} (app-only: {app_only}).")
+    else:
+        messages.append(f"App principal already holds {right} at {scope}.")
+    if apply:
+        p = state.sp_app_principals[name_id]
+        after = {"registered": True, "right": p["rights"].get(scope, "None")}
+    else:
+        after = {"registered": True, "right": right}
+    return TwinOutput({
+        "changed": changed, "before": before, "after": after,
+        "data": {"name_identifier": name_id, "app_id": app_id, "scope": scope, "right": right,
+                 "app_only": bool(app_only)},
+        "messages": messages,
+    })
