@@ -382,6 +382,8 @@ class _Validator:
         if not isinstance(svars, dict):
             self.fail(where + "vars", "must be a table", None)
         self.refs(inputs, where + "inputs", params, earlier)
+        if kind == "powershell.template":
+            self.template_inputs(where, template, inputs)
         when = spec.get("when")
         if when is not None:
             if not isinstance(when, str):
@@ -396,6 +398,21 @@ class _Validator:
                      vars=svars, inputs=inputs, when=when, on_failure=on_failure,
                      timeout=float(timeout) if timeout else None, target=target,
                      explain=spec.get("explain", ""))
+
+    def template_inputs(self, where: str, template: str, inputs: dict[str, Any]) -> None:
+        """Stage inputs of a template stage are the template's PowerShell parameters."""
+        from .powershell.templates import template_params  # Jinja2 only; no network libraries
+        declared = {p.name.lower(): p for p in template_params(template)}
+        for name in inputs:
+            if name.lower() not in declared:
+                self.fail(f"{where}inputs.{name}", f"template {template} has no parameter {name!r}",
+                          "its parameters: " + ", ".join(p.name for p in declared.values() if p.name != "Apply"))
+            if name.lower() == "apply":
+                self.fail(f"{where}inputs.{name}", "Apply is set by psrunner (false in plan, true in run)", None)
+        for p in declared.values():
+            if p.mandatory and p.name.lower() not in {n.lower() for n in inputs}:
+                self.fail(f"{where}inputs", f"template {template} needs parameter {p.name!r}",
+                          f"add {p.name} = \"${{params.NAME}}\" to the stage's inputs")
 
     def notice(self, i: int, spec: Any, params: dict[str, Param]) -> Notice:
         if not isinstance(spec, dict):

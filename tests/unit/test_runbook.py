@@ -96,3 +96,15 @@ def test_every_builtin_runbook_loads():
 def test_conditions(expr, expected):
     scope = {"params": {"mode": "b", "flag": True}, "stages": {"one": {"status": "changed"}}}
     assert evaluate_condition(expr, scope) is expected
+
+
+def test_template_stage_inputs_must_be_template_parameters():
+    base = GOOD + '\n[targets.h]\ntype = "psrp"\nhost = "x"\n[[stages]]\nid = "m"\nkind = "powershell.template"\ntemplate = "sharepoint/spo_module"\n'
+    with pytest.raises(RunbookError) as e:
+        parse(base + 'inputs = { MinimumVersin = "1.0" }\n', "t.toml")
+    assert str(e.value).startswith("t.toml: stages.m.inputs.MinimumVersin: template sharepoint/spo_module has no parameter 'MinimumVersin'")
+    assert "MinimumVersion" in e.value.hint
+    with pytest.raises(RunbookError) as e:
+        parse(base + 'inputs = { Apply = true }\n', "t.toml")
+    assert "Apply is set by psrunner" in str(e.value)
+    assert parse(base + 'inputs = { MinimumVersion = "1.0" }\n', "t.toml").stage("m").template == "sharepoint/spo_module"
