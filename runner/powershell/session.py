@@ -30,7 +30,7 @@ from typing import Any, Iterator
 from ..errors import Interrupted, InputError, TransportError
 from ..secrets import Secret, redact
 
-log = logging.getLogger("psrunner.psrp")
+_log = logging.getLogger("psrunner.psrp")
 
 AUTH_METHODS = ("negotiate", "kerberos", "ntlm", "credssp", "certificate", "basic")
 ENCRYPTING_AUTH = ("negotiate", "kerberos", "ntlm", "credssp")
@@ -230,8 +230,9 @@ def _wsman_class():
 class HostSession:
     """One host, one runspace pool per run (opened on first use), many invocations."""
 
-    def __init__(self, settings: HostSettings) -> None:
+    def __init__(self, settings: HostSettings, log: logging.Logger | None = None) -> None:
         self.settings = settings
+        self.log = log or _log
         self.pool_opens = 0
         self.invocations = 0
         self._requests_closed = 0
@@ -243,8 +244,8 @@ class HostSession:
         self._active = False
         self._cancel = threading.Event()
         self._cancel_why = "interrupted"
-        if settings.cert_validation is False:
-            log.warning("TLS certificate validation is OFF for %s: anyone on the network path can pose as "
+        if settings.cert_validation is False:  # every run: each run makes its own session
+            self.log.warning("TLS certificate validation is OFF for %s: anyone on the network path can pose as "
                         "the host and read the session. Pass the CA bundle (--ca-bundle / ca_bundle) instead.",
                         settings.endpoint)
 
@@ -282,7 +283,7 @@ class HostSession:
         pool = RunspacePool(self._wsman, configuration_name=self.settings.configuration_name,
                             min_runspaces=1, max_runspaces=1)
         self.pool_opens += 1
-        log.info("opening a runspace pool on %s (configuration %s)", self.settings.endpoint,
+        self.log.info("opening a runspace pool on %s (configuration %s)", self.settings.endpoint,
                  self.settings.configuration_name)
         with self._bounded(deadline):
             pool.open()
@@ -386,7 +387,7 @@ class HostSession:
             if values:
                 ps.add_parameters(values)
             self.invocations += 1
-            log.info("invoking %s on %s with parameters %s (secure: %s)", label, self.settings.host,
+            self.log.info("invoking %s on %s with parameters %s (secure: %s)", label, self.settings.host,
                      sorted(parameters), sorted(n for n in parameters if n in secure or isinstance(parameters[n], Secret)))
             started = True
             with self._bounded(deadline):
@@ -465,7 +466,7 @@ class HostSession:
             with self._bounded(time.monotonic() + STOP_SECONDS):
                 ps.stop()
         except Exception as e:
-            log.warning("could not stop the remote pipeline on %s: %s", self.settings.host, redact(str(e)))
+            self.log.warning("could not stop the remote pipeline on %s: %s", self.settings.host, redact(str(e)))
             self._drop_pool(close=False)
 
     # -- classification ------------------------------------------------------------

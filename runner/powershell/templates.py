@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from importlib import resources
@@ -47,6 +48,10 @@ class QuotingError(ValueError):
 def _refuse_special(value: Any, filter_name: str) -> None:
     from ..secrets import Secret
     from ..stages.base import Unknown
+
+    jinja2 = sys.modules.get("jinja2")
+    if jinja2 is not None and isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()  # StrictUndefined: "'name' is undefined"
 
     if isinstance(value, Secret):
         raise QuotingError(f"{filter_name}: a secret cannot be printed into a script; pass it as a "

@@ -1,0 +1,165 @@
+"""The `psrp` target: a runbook's `[targets.<name>]` block turned into a HostConnector.
+
+Opening reads and checks the settings only; the network is touched on the first `invoke()`
+(one runspace pool per host per run, see session.py). Bad settings raise InputError naming
+`targets.<name>.<setting>` and the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+from ..secrets import Secret
+from .session import DEFAULT_CONFIGURATION, HostSession, HostSettings, Invocation
+
+# setting name -> HostSettings field (aliases the runbook may use on the left)
+_ALIASES = {
+    "host": "host", "server": "host",
+    "port": "port",
+    "path": "path",
+    "auth": "auth",
+    "username": "username", "user": "username",
+    "password": "password",
+    "certificate_pem": "certificate_pem", "certificate_key_pem": "certificate_key_pem",
+    "encryption": "encryption",
+    "configuration_name": "configuration_name",
+    "connection_timeout": "connection_timeout", "read_timeout": "read_timeout",
+    "operation_timeout": "operation_timeout",
+    "proxy": "proxy", "no_proxy": "no_proxy",
+}
+_SPECIAL = {"scheme", "ssl", "ca_bundle", "cert_validation", "timeouts", "type", "description"}
+_TIMEOUT_KEYS = {"connect": "connection_timeout", "connection": "connection_timeout", "read": "read_timeout",
+                 "operation": "operation_timeout"}
+_BOOL_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
+        return _BOOL_TEXT[value.strip().lower()]
+    raise InputError(f"{where}: {value!r} is not true or false", input=where)
+
+
+def _as_int(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise InputError(f"{where}: {value!r} is not a whole number", input=where)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise InputError(f"{where}: {value!r} is not a whole number", input=where)
+
+
+def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSettings:
+    """HostSettings from a target block. Empty values mean "not set" (the runbook fills
+    targets from parameters whose default is empty)."""
+    label = f"targets.{name}"
+    given = {k: v for k, v in settings.items() if v is not None and not (isinstance(v, str) and v == "")}
+    unknown = sorted(k for k in given if k not in _ALIASES and k not in _SPECIAL)
+    if unknown:
+        raise InputError(f"{label}: unknown setting(s) {', '.join(unknown)}", input=f"{label}.{unknown[0]}",
+                         hint="psrp targets take: " + ", ".join(sorted(set(_ALIASES) | _SPECIAL - {"type", "description"})))
+    kw: dict[str, Any] = {"label": label}
+    for key, value in given.items():
+        field = _ALIASES.get(key)
+        if field is None:
+            continue
+        where = f"{label}.{key}"
+        if field in ("port", "connection_timeout", "read_timeout", "operation_timeout"):
+            value = _as_int(value, where)
+        elif field == "no_proxy":
+            value = _as_bool(value, where)
+        elif field == "password":
+            if isinstance(value, Secret):
+                if not value:
+                    continue
+            elif isinstance(value, str):
+                value = Secret(value, "psrp password")
+            else:
+                raise InputError(f"{where}: must be a secret string", input=where)
+        elif not isinstance(value, str):
+            raise InputError(f"{where}: {value!r} is not text", input=where)
+        kw[field] = value
+    timeouts = given.get("timeouts")
+    if timeouts is not None:
+        if not isinstance(timeouts, dict):
+            raise InputError(f"{label}.timeouts: must be a table like {{ connect = 30, read = 60, operation = 20 }}",
+                             input=f"{label}.timeouts")
+        for k, v in timeouts.items():
+            if k not in _TIMEOUT_KEYS:
+                raise InputError(f"{label}.timeouts.{k}: unknown timeout", input=f"{label}.timeouts.{k}",
+                                 hint="use connect, read or operation")
+            kw[_TIMEOUT_KEYS[k]] = _as_int(v, f"{label}.timeouts.{k}")
+
+    ssl = True
+    if "scheme" in given:
+        scheme = str(given["scheme"]).lower()
+        if scheme not in ("https", "http"):
+            raise InputError(f"{label}.scheme: {given['scheme']!r} is not https or http", input=f"{label}.scheme")
+        ssl = scheme == "https"
+    if "ssl" in given:
+        ssl_value = _as_bool(given["ssl"], f"{label}.ssl")
+        if "scheme" in given and ssl_value != ssl:
+            raise InputError(f"{label}: scheme and ssl disagree", input=f"{label}.ssl", hint="give one of them")
+        ssl = ssl_value
+    kw["ssl"] = ssl
+
+    validation: bool | str = True
+    if "cert_validation" in given:
+        validation = _as_bool(given["cert_validation"], f"{label}.cert_validation")
+    if "ca_bundle" in given:
+        if validation is False:
+            raise InputError(f"{label}: ca_bundle and cert_validation = false contradict each other",
+                             input=f"{label}.cert_validation", hint="keep validation on and give the CA bundle")
+        if not isinstance(given["ca_bundle"], str):
+            raise InputError(f"{label}.ca_bundle: must be a file path", input=f"{label}.ca_bundle")
+        validation = given["ca_bundle"]
+    kw["cert_validation"] = validation
+    kw.setdefault("configuration_name", DEFAULT_CONFIGURATION)
+    if "host" not in kw:
+        raise InputError(f"{label}.host: not set", input=f"{label}.host",
+                         hint="give the Windows host's name, e.g. -p host=win01.contoso.com")
+    return HostSettings(**kw)
+
+
+class HostConnector:
+    """What stages use to run PowerShell on one host (the engine's Connector protocol)."""
+
+    def __init__(self, settings: HostSettings, tctx: Any = None) -> None:
+        self.settings = settings
+        self.session = HostSession(settings, log=getattr(tctx, "log", None))
+        self._tctx = tctx
+        self.name = getattr(tctx, "name", None) or settings.host
+
+    @property
+    def host(self) -> str:
+        return self.settings.host
+
+    def invoke(self, script: str, parameters: dict[str, Any] | None = None, *,
+               secure: set[str] | frozenset[str] = frozenset(), deadline: float | None = None,
+               label: str | None = None) -> Invocation:
+        inv = self.session.invoke(script, parameters, secure=secure, deadline=deadline, label=label)
+        event = getattr(self._tctx, "event", None)
+        if callable(event):
+            event("psrp.invoke", label=label, state=inv.state, failed=inv.failed, duration=round(inv.duration, 3),
+                  wsman_requests=inv.wsman_requests, pool_opened=inv.pool_opened)
+        return inv
+
+    def metrics(self) -> dict[str, int]:
+        return self.session.metrics()
+
+    def interrupt(self) -> None:
+        self.session.interrupt()
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def open_target(settings: dict[str, Any], tctx: Any = None) -> HostConnector:
+    """Open (lazily) the psrp target described by `settings`. No network traffic here."""
+    name = getattr(tctx, "name", None) or "host"
+    return HostConnector(settings_from_target(settings, name), tctx)
+
+
+__all__ = ["HostConnector", "open_target", "settings_from_target"]

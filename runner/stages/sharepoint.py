@@ -1,0 +1,341 @@
+"""Stage kinds that run PowerShell templates on a host: `powershell.template` and
+`sharepoint.appinv_grant`.
+
+`powershell.template` renders the stage's template (Jinja2 `vars` choose structure only),
+records the script, and runs it with the stage inputs as PowerShell parameters bound by the
+template's param() block (`Apply` = run mode; secrets as SecureStrings). The template's one
+result hashtable becomes the Outcome: changed, before/after, outputs = data, messages, streams.
+
+`sharepoint.appinv_grant` makes the appinv.aspx grant of the vendor procedure (steps 15-16):
+- backend "server" (SharePoint Server, on-premises/hybrid): done for real with
+  Register-SPAppPrincipal / Set-SPAppPrincipalPermission (template appinv_server_grant);
+- backend "online": SharePoint Online has no API for this grant and Azure ACS app-only, which
+  the grant gives, was retired on 2026-04-02. The stage ends ACTION_REQUIRED with the exact
+  steps and the XML for a person, plus what to do instead. When PnP.PowerShell is on the host
+  it reads the ACS principals (appinv_verify) and reports ok once the grant is there."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..errors import InputError, TransportError
+from ..results import Outcome, Status
+from ..secrets import Secret
+from .base import StageContext, is_unknown
+
+ACS_RETIRED = "2026-04-02"
+ONLINE_SCOPES = ("http://sharepoint/content/tenant", "http://sharepoint/content/sitecollection",
+                 "http://sharepoint/content/sitecollection/web", "http://sharepoint/content/sitecollection/web/list")
+SERVER_SCOPE = {"http://sharepoint/content/tenant": "SiteSubscription",
+                "http://sharepoint/content/sitecollection": "SiteCollection",
+                "http://sharepoint/content/sitecollection/web": "Site"}
+RETIREMENT_NOTICE = (
+    "Azure ACS app-only access, which the appinv.aspx grant gives, stopped working for every "
+    f"SharePoint Online tenant on {ACS_RETIRED} (SharePoint Add-ins were retired the same day): a grant "
+    "made there no longer gives the app access. Instead, give the Entra application the SharePoint "
+    "application permission Sites.FullControl.All (with admin consent) and have it sign in with a "
+    "certificate; SharePoint rejects app-only tokens obtained with a client secret."
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _connector(ctx: StageContext) -> Any:
+    stage = getattr(ctx, "stage", None)
+    name = getattr(stage, "target", None)
+    return ctx.target(name) if name else ctx.target()  # type: ignore[call-arg]
+
+
+def _deadline(ctx: StageContext) -> float | None:
+    deadline = getattr(ctx, "deadline", None)
+    if deadline is None and callable(getattr(ctx, "remaining", None)):
+        left = ctx.remaining()
+        deadline = None if left is None else time.monotonic() + left
+    return deadline
+
+
+def _unknowns(values: dict[str, Any]) -> list[str]:
+    return sorted(k for k, v in values.items() if is_unknown(v))
+
+
+def _outcome_from(inv: Any, *, label: str) -> Outcome:
+    """Map an Invocation (one result hashtable + streams) to an Outcome."""
+    result = inv.result or {}
+    data = result.get("data")
+    outputs = data if isinstance(data, dict) else ({} if data is None else {"data": data})
+    out = Outcome(
+        changed=bool(result.get("changed", False)),
+        outputs=outputs,
+        before=result.get("before"),
+        after=result.get("after"),
+        messages=list(result.get("messages") or []),
+        warnings=list(inv.streams.get("warning", [])),
+        streams=dict(inv.streams),
+    )
+    if inv.failed:
+        out.status = Status.FAILED
+        out.error = {"type": "PowerShellError", "message": f"{label}: {inv.failure}", "state": inv.state,
+                     "records": [e.to_dict() for e in inv.errors]}
+        if result.get("reason"):
+            out.error["reason"] = result["reason"]
+    elif result.get("status") == "action-required":
+        out.status = Status.ACTION_REQUIRED
+        action = result.get("action")
+        out.action = action if isinstance(action, dict) else {"reason": result.get("reason") or str(action or "")}
+    elif result.get("status") == "ok":
+        out.status = Status.OK
+    elif result.get("status") == "changed":
+        out.status = Status.CHANGED
+    return out
+
+
+def template_parameters(template_id: str, inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """Stage inputs -> PowerShell parameters, checked against the template's param() block:
+    unknown names, a missing Mandatory, a secret aimed at a non-SecureString parameter all
+    raise InputError before anything is sent."""
+    from ..powershell.templates import template_params
+
+    decls = {d.name.lower(): d for d in template_params(template_id)}
+    params: dict[str, Any] = {}
+    secure: set[str] = set()
+    for key, value in inputs.items():
+        decl = decls.get(key.lower())
+        if decl is None or decl.name == "Apply":
+            allowed = ", ".join(d.name for d in decls.values() if d.name != "Apply")
+            why = "is set by the run mode (plan/run)" if decl is not None else "is not a parameter of the template"
+            raise InputError(f"input {key!r} {why} {template_id}", input=key,
+                             hint=f"inputs of {template_id}: {allowed or '(none)'}")
+        if value is None or (isinstance(value, Secret) and not value):
+            continue
+        if isinstance(value, Secret) and not decl.secure:
+            raise InputError(f"input {key!r} is a secret but {template_id} declares [{decl.type}]${decl.name}",
+                             input=key, hint="secrets go only to [SecureString] parameters")
+        if decl.secure:
+            if not isinstance(value, (Secret, str)):
+                raise InputError(f"input {key!r} must be a secret string", input=key)
+            if value == "":
+                continue
+            secure.add(decl.name)
+        params[decl.name] = value
+    for decl in decls.values():
+        if decl.mandatory and decl.name not in params:
+            raise InputError(f"{template_id} needs input {decl.name!r}", input=decl.name,
+                             hint=f"add {decl.name} = ... to the stage's inputs")
+    return params, secure
+
+
+# --------------------------------------------------------------------------- powershell.template
+
+def template(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
+    """Run a PowerShell template on the stage's host."""
+    from ..powershell.templates import render_template
+
+    inputs = dict(inputs)
+    template_id = inputs.pop("template", None)
+    tvars = inputs.pop("vars", None) or {}
+    if not isinstance(template_id, str) or not template_id:
+        raise InputError("powershell.template needs a template id", input="template",
+                         hint="e.g. template = \"sharepoint/spo_module\"")
+    rendered = render_template(template_id, tvars)
+    ctx.record_script(rendered.text)
+
+    unknown = _unknowns(inputs)
+    if unknown:
+        if ctx.apply:
+            raise InputError(f"inputs {', '.join(unknown)} are still unknown while applying", input=unknown[0])
+        return Outcome(changed=True, messages=[
+            f"{template_id} would run; {', '.join(unknown)} known after an earlier stage applies "
+            f"({', '.join(str(inputs[k]) for k in unknown)})"])
+    params, secure = template_parameters(template_id, inputs)
+    params["Apply"] = bool(ctx.apply)
+    inv = _connector(ctx).invoke(rendered.text, params, secure=secure, deadline=_deadline(ctx), label=template_id)
+    _count(ctx, inv)
+    return _outcome_from(inv, label=template_id)
+
+
+def _count(ctx: StageContext, inv: Any) -> None:
+    count = getattr(ctx, "count", None)
+    if callable(count):
+        count("psrp_stage_wsman_requests", inv.wsman_requests)
+
+
+# --------------------------------------------------------------------------- sharepoint.appinv_grant
+
+def _text(inputs: dict[str, Any], key: str, default: str = "") -> Any:
+    v = inputs.get(key, default)
+    if v is None:
+        return default
+    if is_unknown(v):
+        return v
+    if not isinstance(v, str):
+        raise InputError(f"input {key!r} must be text", input=key)
+    return v.strip()
+
+
+def _credential_params(inputs: dict[str, Any], *, client_id_name: str) -> tuple[dict[str, Any], set[str]]:
+    """SPO sign-in inputs -> template parameters (UserName/Password or certificate app-only)."""
+    params: dict[str, Any] = {}
+    secure: set[str] = set()
+    user = _text(inputs, "user_name") or _text(inputs, "username")
+    password = inputs.get("password")
+    if user:
+        params["UserName"] = user
+        if isinstance(password, Secret) and password:
+            params["Password"] = password
+            secure.add("Password")
+        elif isinstance(password, str) and password:
+            params["Password"] = Secret(password, "spo password")
+            secure.add("Password")
+    for key, name in (("client_id", client_id_name), ("tenant_id", "TenantId"), ("thumbprint", "Thumbprint")):
+        value = _text(inputs, key)
+        if value:
+            params[name] = value
+    return params, secure
+
+
+def _has_sign_in(params: dict[str, Any]) -> bool:
+    return bool(params.get("Thumbprint") or (params.get("UserName") and params.get("Password")))
+
+
+def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
+    """The appinv.aspx tenant-scope grant (see module docstring)."""
+    from ..powershell.templates import ALLOWED_RIGHTS, render_permission_xml
+
+    inputs = {k: v for k, v in inputs.items() if k not in ("template", "vars")}
+    backend = _text(inputs, "backend", "online") or "online"
+    if backend not in ("online", "server"):
+        raise InputError(f"backend {backend!r} is not online or server", input="backend",
+                         hint="online: SharePoint Online (a person finishes it); server: SharePoint Server")
+    scope = _text(inputs, "scope", ONLINE_SCOPES[0]) or ONLINE_SCOPES[0]
+    right = _text(inputs, "right", "FullControl") or "FullControl"
+    app_only = inputs.get("app_only", True)
+    if not isinstance(app_only, bool):
+        raise InputError("input 'app_only' must be true or false", input="app_only")
+    if scope not in ONLINE_SCOPES:
+        raise InputError(f"scope {scope!r} is not an app permission scope", input="scope",
+                         hint="use one of: " + ", ".join(ONLINE_SCOPES))
+    if right not in ALLOWED_RIGHTS:
+        raise InputError(f"right {right!r} is not an app permission right", input="right",
+                         hint="use one of: " + ", ".join(ALLOWED_RIGHTS))
+    app_id = _text(inputs, "app_id")
+    if not app_id:
+        raise InputError("appinv_grant needs the application (client) id", input="app_id")
+    if backend == "server":
+        return _server_grant(ctx, inputs, app_id, scope, right, app_only)
+    return _online_grant(ctx, inputs, app_id, scope, right, app_only, render_permission_xml(scope, right, app_only))
+
+
+def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
+                  app_only: bool) -> Outcome:
+    from ..powershell.templates import render_template
+
+    if scope not in SERVER_SCOPE:
+        raise InputError(f"SharePoint Server grants cover site subscription, site collection or web, not {scope}",
+                         input="scope", hint="use " + " or ".join(SERVER_SCOPE))
+    site_url = _text(inputs, "site_url")
+    if not site_url:
+        raise InputError("backend 'server' needs site_url: a site of the site subscription to grant on",
+                         input="site_url", hint="e.g. -p server_site_url=https://sharepoint.contoso.local")
+    display_name = _text(inputs, "display_name")
+    rendered = render_template("sharepoint/appinv_server_grant")
+    ctx.record_script(rendered.text)
+    if is_unknown(app_id) or is_unknown(display_name):
+        return Outcome(changed=True, messages=[
+            f"would register the app principal and grant {right} at {SERVER_SCOPE[scope]} (app-only: {app_only}) "
+            f"once the application exists ({app_id})"])
+    params = {"SiteUrl": site_url, "AppId": app_id, "Scope": SERVER_SCOPE[scope], "Right": right,
+              "AppOnly": app_only, "Apply": bool(ctx.apply)}
+    if display_name:
+        params["DisplayName"] = display_name
+    inv = _connector(ctx).invoke(rendered.text, params, deadline=_deadline(ctx), label="sharepoint/appinv_server_grant")
+    _count(ctx, inv)
+    return _outcome_from(inv, label="sharepoint/appinv_server_grant")
+
+
+def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str) -> dict[str, Any]:
+    url = f"{admin_url.rstrip('/')}/_layouts/15/appinv.aspx"
+    app = str(app_id)
+    steps = [
+        f"Sign in as a SharePoint Administrator and open {url}",
+        f"In 'App Id' enter {app} and click Lookup (Title and App Domain fill in from the app).",
+        f"In 'App Domain' make sure it says {app_domain}.",
+        "In 'App's Permission Request XML' paste exactly the XML below.",
+        "Click Create, then Trust It in the consent dialog.",
+        "Run psrunner again: with PnP.PowerShell on the host it confirms the grant and the stage turns ok.",
+    ]
+    return {"url": url, "app_id": app, "app_domain": app_domain, "xml": xml, "steps": steps,
+            "notice": RETIREMENT_NOTICE}
+
+
+def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
+                  app_only: bool, xml: str) -> Outcome:
+    admin_url = _text(inputs, "admin_url")
+    if not admin_url or not isinstance(admin_url, str) or not admin_url.lower().startswith("https://"):
+        raise InputError(f"admin_url {admin_url!r} is not the SharePoint admin URL", input="admin_url",
+                         hint="e.g. https://contoso-admin.sharepoint.com")
+    app_domain = _text(inputs, "app_domain")
+    if not app_domain:
+        raise InputError("backend 'online' needs app_domain (appinv.aspx asks for it)", input="app_domain",
+                         hint="the App Domain of the application, e.g. backup.example.com")
+    action = _online_action(admin_url, app_id, app_domain, xml)
+    outputs: dict[str, Any] = {"backend": "online", "verified": False, "granted": False, "xml": xml,
+                               "url": action["url"]}
+    warnings = [RETIREMENT_NOTICE]
+    messages: list[str] = []
+    if is_unknown(app_id):
+        messages.append(f"the grant needs the application id, known after apply ({app_id}); a person will "
+                        f"finish it on {action['url']}")
+        return Outcome(changed=False, outputs=outputs, messages=messages, warnings=warnings, action=action,
+                       status=Status.ACTION_REQUIRED)
+
+    verdict = _verify(ctx, inputs, admin_url, app_id, scope, right, messages, warnings)
+    if verdict is not None:
+        outputs.update(verified=True, granted=bool(verdict.get("granted")),
+                       granted_right=verdict.get("granted_right"), allow_app_only=verdict.get("allow_app_only"))
+    if outputs["granted"]:
+        messages.append(f"the ACS principal {app_id} holds {verdict.get('granted_right')} at {scope}")
+        return Outcome(changed=False, outputs=outputs, messages=messages, warnings=warnings, status=Status.OK)
+    messages.append(f"SharePoint Online has no API for this grant: a person must finish it on {action['url']}")
+    return Outcome(changed=False, outputs=outputs, messages=messages, warnings=warnings, action=action,
+                   status=Status.ACTION_REQUIRED)
+
+
+def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: str, scope: str, right: str,
+            messages: list[str], warnings: list[str]) -> dict[str, Any] | None:
+    """Read the ACS principals with PnP.PowerShell when the host has it. None: not verified."""
+    from ..powershell.templates import render_template
+
+    params, secure = _credential_params(inputs, client_id_name="PnPClientId")
+    if inputs.get("verify") is False:
+        return None
+    if not _has_sign_in(params):
+        messages.append("not verified: no SharePoint sign-in given (user_name + password, or certificate)")
+        return None
+    conn = _connector(ctx)
+    deadline = _deadline(ctx)
+    try:
+        facts = conn.invoke(render_template("windows/host_facts").text, {"Apply": False}, deadline=deadline,
+                            label="windows/host_facts")
+        _count(ctx, facts)
+        modules = ((facts.result or {}).get("data") or {}).get("modules") or {}
+        if facts.failed or not modules.get("PnP.PowerShell"):
+            messages.append("not verified: PnP.PowerShell is not installed on the host "
+                            "(Install-Module PnP.PowerShell lets psrunner confirm the grant)")
+            return None
+        rendered = render_template("sharepoint/appinv_verify")
+        ctx.record_script(rendered.text, "-verify")
+        inv = conn.invoke(rendered.text, {"Apply": False, "AdminUrl": admin_url, "AppId": app_id, "Scope": scope,
+                                          "Right": right, **params}, secure=secure, deadline=deadline,
+                          label="sharepoint/appinv_verify")
+        _count(ctx, inv)
+    except TransportError as e:
+        warnings.append(f"could not verify the grant on {e.host}: {e.message}")
+        return None
+    if inv.failed:
+        warnings.append(f"could not verify the grant: {inv.failure}")
+        return None
+    return (inv.result or {}).get("data") or {}
+
+
+__all__ = ["appinv_grant", "template", "template_parameters", "RETIREMENT_NOTICE"]
