@@ -1,0 +1,229 @@
+"""The Graph target: `open_target(settings, tctx)` turns a runbook's `[targets.NAME]` block
+(type "graph") into a GraphConnector. Opening does not touch the network; the first Graph call
+signs in.
+
+Settings (already resolved; secrets as runner.secrets.Secret):
+  tenant                domain (contoso.onmicrosoft.com) or tenant id (GUID)      required
+  cloud                 global | usgov | usgovdod | china                        default global
+  auth                  device-code | certificate | secret                       default device-code
+  client_id             app that signs in (device-code defaults to Microsoft Graph Command Line Tools)
+  certificate           path of a PFX or PEM (certificate + key)                  auth = certificate
+  certificate_password  Secret protecting the PFX/PEM key                        optional
+  client_secret         Secret (the weaker option: prefer a certificate)         auth = secret
+  authority_host        override of the cloud's sign-in host (e.g. the tenant simulator)
+  graph_endpoint        override of the cloud's Graph endpoint (without /v1.0)
+  ca_bundle             PEM bundle to trust (passed per request; see client.HttpSession)
+  token_cache           device-code token cache file (default <state>/private/graph/<tenant>/msal-cache.json)
+  timeout               seconds, or [connect, read]                             default [10, 60]
+  lag_budget            seconds to wait out replication lag per call            default 180
+  retry_after_cap       longest single wait honoured from Retry-After           default 30
+  max_attempts          attempts per call on throttling / transient errors       default 8
+  backoff_base          first backoff step in seconds                           default 1
+  offline               plan without signing in (catalog permission ids, nothing read)"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..secrets import Secret
+from .apps import Facts
+from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named, describe, require_rights
+from .client import GraphClient, HttpSession, RetryPolicy, route_of
+
+KNOWN_SETTINGS = {
+    "tenant", "cloud", "auth", "client_id", "certificate", "certificate_password", "client_secret",
+    "authority_host", "graph_endpoint", "ca_bundle", "token_cache", "timeout", "lag_budget",
+    "retry_after_cap", "max_attempts", "backoff_base", "offline", "type",
+}
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _secret(value: Any, name: str) -> Secret | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value, name)
+    raise InputError(f"{name}: must be a secret value", input=name)
+
+
+def _timeout(value: Any) -> tuple[float, float]:
+    if value is None:
+        return (10.0, 60.0)
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            t = float(value)
+            return (min(10.0, t), t)
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return (float(value[0]), float(value[1]))
+    except (TypeError, ValueError):
+        pass
+    raise InputError(f"timeout: {value!r} is not seconds or [connect, read]", input="timeout")
+
+
+def _number(settings: dict[str, Any], key: str, default: float) -> float:
+    v = settings.get(key, default)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise InputError(f"{key}: {v!r} is not a number", input=key) from None
+    if f < 0:
+        raise InputError(f"{key}: must not be negative", input=key)
+    return f
+
+
+def login_route(method: str, url: str) -> str:
+    """`POST /{tenant}/oauth2/v2.0/token`: the tenant segment of sign-in paths grouped."""
+    route = route_of(method, url)
+    verb, _, path = route.partition(" ")
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] not in ("common", "organizations", "consumers"):
+        parts[1] = "{tenant}"
+    return f"{verb} {'/'.join(parts)}"
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text.strip().lower()) or "tenant"
+
+
+class GraphConnector:
+    """One signed-in Graph session for one tenant, for the whole run."""
+
+    def __init__(self, settings: dict[str, Any], tctx: Any) -> None:
+        unknown = sorted(set(settings) - KNOWN_SETTINGS)
+        if unknown:
+            raise InputError(f"graph target: unknown setting(s) {', '.join(unknown)}", input=unknown[0],
+                             hint="known settings: " + ", ".join(sorted(KNOWN_SETTINGS - {'type'})))
+        self.log: logging.Logger = getattr(tctx, "log", None) or logging.getLogger("runner.graph")
+        self._event = getattr(tctx, "event", None)
+        self.tenant = str(settings.get("tenant") or "").strip()
+        self.cloud = cloud_named(settings.get("cloud"))
+        self.offline = bool(settings.get("offline", False))
+        state_dir = Path(getattr(tctx, "state_dir", ".") or ".")
+        cache = settings.get("token_cache")
+        token_cache = Path(cache).expanduser() if cache else \
+            state_dir / "private" / "graph" / _safe_name(self.tenant or "tenant") / "msal-cache.json"
+        cert = settings.get("certificate")
+        self.signin = SignInSettings(
+            tenant=self.tenant,
+            kind=str(settings.get("auth") or "device-code"),
+            cloud=self.cloud,
+            client_id=settings.get("client_id") or None,
+            authority_host=settings.get("authority_host") or None,
+            certificate=Path(cert).expanduser() if cert else None,
+            certificate_password=_secret(settings.get("certificate_password"), "certificate_password"),
+            client_secret=_secret(settings.get("client_secret"), "client_secret"),
+            token_cache=token_cache,
+            interactive=bool(getattr(tctx, "interactive", False)),
+            prompt=self._prompt,
+        )
+        self.endpoint = str(settings.get("graph_endpoint") or self.cloud.graph_endpoint).rstrip("/")
+        if self.endpoint.endswith("/v1.0"):
+            self.endpoint = self.endpoint[: -len("/v1.0")]
+        ca_bundle = settings.get("ca_bundle")
+        if ca_bundle and not Path(ca_bundle).expanduser().is_file():
+            raise InputError(f"ca_bundle: no such file: {ca_bundle}", input="ca_bundle",
+                             hint="give the path of a PEM file with the CA certificates to trust")
+        ca = str(Path(ca_bundle).expanduser()) if ca_bundle else None
+        timeout = _timeout(settings.get("timeout"))
+        self.policy = RetryPolicy(
+            max_attempts=int(_number(settings, "max_attempts", 8)) or 1,
+            retry_after_cap=_number(settings, "retry_after_cap", 30.0),
+            backoff_base=_number(settings, "backoff_base", 1.0),
+            lag_budget=_number(settings, "lag_budget", 180.0),
+        )
+        from .client import GraphCounters
+        self.counters = GraphCounters()
+        self.token_http = HttpSession(ca_bundle=ca, timeout=timeout, own_retry_after=True,
+                                      on_request=lambda m, u: self.counters.add_token_request(login_route(m, u)))
+        self.tokens = TokenSource(self.signin, self.token_http, policy=self.policy, logger=self.log)
+        self.graph_http = HttpSession(ca_bundle=ca, timeout=timeout)
+        self.client = GraphClient(self.endpoint, self.tokens.token, self.graph_http, timeout=timeout,
+                                  policy=self.policy, counters=self.counters,
+                                  before_write=self._before_write, on_event=self._on_event,
+                                  logger=self.log)
+        self.facts = Facts()
+        self._checked_write = False
+        self._lock = threading.Lock()
+
+    # ---- what stages use ----------------------------------------------------------
+
+    def begin_stage(self, deadline: float | None) -> None:
+        """Called by each stage before it starts: a fresh cancel flag and its deadline."""
+        self.client.cancel.clear()
+        self.tokens.cancel.clear()
+        self.client.deadline = deadline
+
+    def claims(self) -> dict[str, Any]:
+        """Who signed in and what the token grants (signs in when needed)."""
+        d = describe(self.tokens.claims())
+        d["auth"] = self.signin.kind
+        return d
+
+    @property
+    def tenant_id(self) -> str:
+        if _GUID.match(self.tenant):
+            return self.tenant.lower()
+        return str(self.tokens.claims().get("tid") or "")
+
+    def require(self, *, manage_apps: bool = True, grant_roles: bool = False,
+                grant_graph_roles: bool = False) -> None:
+        """AuthError naming what is missing unless the token grants the rights for the work."""
+        require_rights(self.tokens.claims(), manage_apps=manage_apps, grant_roles=grant_roles,
+                       grant_graph_roles=grant_graph_roles)
+
+    def metrics(self) -> dict[str, int]:
+        snap = self.counters.snapshot()
+        return {"graph_requests": snap["requests"], "graph_writes": snap["writes"],
+                "graph_write_operations": snap["write_operations"],
+                "graph_token_requests": snap["token_requests"]}
+
+    def routes(self) -> dict[str, int]:
+        return dict(self.counters.snapshot()["by_route"])
+
+    def interrupt(self) -> None:
+        self.client.interrupt()
+        self.tokens.interrupt()
+
+    def close(self) -> None:
+        try:
+            self.tokens.close()
+        finally:
+            self.graph_http.close()
+            self.token_http.close()
+
+    # ---- internals ----------------------------------------------------------------
+
+    def _before_write(self, method: str, path: str) -> None:
+        # Every write this runner makes needs at least Application.ReadWrite.All; checking the
+        # token here means no write can happen without it, whatever stage asks.
+        if self._checked_write:
+            return
+        with self._lock:
+            if not self._checked_write:
+                self.require(manage_apps=True)
+                self._checked_write = True
+
+    def _on_event(self, type: str, **data: Any) -> None:
+        if self._event is not None:
+            self._event(type, **data)
+
+    def _prompt(self, message: str) -> None:
+        import sys
+
+        print(message, file=sys.stderr, flush=True)
+        if self._event is not None:
+            self._event("graph.device_code", tenant=self.tenant, message="device-code sign-in prompt shown")
+
+
+def open_target(settings: dict[str, Any], tctx: Any) -> GraphConnector:
+    return GraphConnector(dict(settings), tctx)
+
+
+__all__ = ["GraphConnector", "open_target", "CLOUDS"]
