@@ -577,7 +577,7 @@ def _plain(obj: Any, depth: int = 0) -> Any:
     objects are kept as _Complex markers so check_result can name them."""
     if depth > 20:
         return _Complex("(nested too deep)")
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    if obj is None or isinstance(obj, (bool, int, float, str, _Complex)):
         return obj
     if isinstance(obj, dict):
         return {str(k): _plain(v, depth + 1) for k, v in obj.items()}
@@ -599,7 +599,7 @@ class _Complex:
 
 def check_result(output: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The result contract: exactly one hashtable of primitives with the known keys."""
-    items = [_plain(o) if not isinstance(o, _Complex) else o for o in output]
+    items = [_plain(o) for o in output]
     if not items:
         return None, "the script emitted no result object (expected one hashtable: changed, before, after, data, messages)"
     if len(items) > 1:

@@ -1,0 +1,263 @@
+"""The template twins on their own: plan changes nothing, apply converges, a second apply is
+ok, and failures look like the real cmdlets' (message, exception type, FullyQualifiedErrorId)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from runner.powershell.templates import render_template, template_params
+from runner.sim import twins
+from runner.sim.twin_types import TWINS, HostState, SimSecureString, TwinError, run_twin
+from runner.sim.world import ACSPrincipal, SimWorld
+
+SPO = "Microsoft.Online.SharePoint.PowerShell"
+ADMIN = "https://contoso-admin.sharepoint.com"
+APP = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture
+def state():
+    return HostState()
+
+
+@pytest.fixture
+def world():
+    return SimWorld()
+
+
+def creds(state: HostState, password: str | None = None) -> dict:
+    return {"UserName": state.spo_admin_user, "Password": SimSecureString(password or state.spo_admin_password)}
+
+
+def snapshot(state: HostState, world: SimWorld):
+    s = copy.deepcopy(state)
+    s.invocations = []
+    return s, copy.deepcopy(world.sharepoint)
+
+
+def test_every_template_has_a_twin_that_declares_the_same_parameters():
+    from runner.powershell.templates import list_templates
+
+    assert set(list_templates()) == set(TWINS)
+
+
+def test_run_twin_dispatches_by_header_and_masks_secrets_in_the_log(state, world):
+    script = render_template("sharepoint/spo_tenant_settings").text
+    state.modules[SPO] = "16.0.1"
+    out = run_twin(script, state, world, {"Apply": False, "AdminUrl": ADMIN, **creds(state)})
+    assert out.result["changed"] is False
+    (tid, logged), = state.invocations
+    assert tid == "sharepoint/spo_tenant_settings" and logged["Password"] == "********"
+
+
+# --------------------------------------------------------------------------- host facts
+
+def test_host_facts_reports_modules_and_snapin(state, world):
+    state.modules = {SPO: "16.0.26712.12000"}
+    state.sharepoint_server = True
+    out = twins.host_facts(state, world, {"Apply": False, "Modules": ["Az.Accounts"]})
+    data = out.result["data"]
+    assert data["modules"] == {SPO: "16.0.26712.12000", "PnP.PowerShell": None, "Az.Accounts": None}
+    assert data["sharepoint_server_snapin"] is True and data["ps_edition"] == "Desktop"
+    assert out.result["changed"] is False
+
+
+# --------------------------------------------------------------------------- spo_module
+
+def test_spo_module_plan_apply_reapply(state, world):
+    before = snapshot(state, world)
+    plan = twins.spo_module(state, world, {"Apply": False, "MinimumVersion": "16.0.0.0"})
+    assert plan.result["changed"] is True and snapshot(state, world) == before
+    applied = twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.0.0", "Scope": "AllUsers"})
+    assert applied.result["changed"] is True
+    assert state.modules[SPO] == state.gallery[SPO] and state.nuget_provider
+    assert applied.result["before"] == {"version": None}
+    assert applied.result["after"] == {"version": state.gallery[SPO]}
+    again = twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.0.0"})
+    assert again.result["changed"] is False and again.result["data"]["source"] == "installed"
+
+
+def test_spo_module_upgrades_an_old_version(state, world):
+    state.modules[SPO] = "16.0.20000.10000"
+    out = twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.25000.0"})
+    assert out.result["changed"] and state.modules[SPO] == state.gallery[SPO]
+
+
+def test_spo_module_without_gallery_fails_like_install_module(state, world):
+    state.psgallery_reachable = False
+    state.nuget_provider = True
+    with pytest.raises(TwinError) as e:
+        twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.0.0"})
+    assert e.value.spec.fqid == "NoMatchFoundForCriteria,Microsoft.PowerShell.PackageManagement.Cmdlets.InstallPackage"
+    assert str(e.value).startswith(f"No match was found for the specified search criteria and module name '{SPO}'")
+    assert SPO not in state.modules
+
+
+def test_spo_module_offline_source(state, world):
+    state.psgallery_reachable = False
+    state.nuget_provider = True
+    state.offline_sources["\\\\files\\psmodules"] = {SPO: "16.0.25000.1"}
+    out = twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.0.0",
+                                          "OfflineSourcePath": "\\\\files\\psmodules"})
+    assert out.result["data"]["source"] == "offline" and state.modules[SPO] == "16.0.25000.1"
+    with pytest.raises(TwinError, match="does not exist"):
+        twins.spo_module(HostState(psgallery_reachable=False, nuget_provider=True), world,
+                         {"Apply": True, "OfflineSourcePath": "D:\\nowhere"})
+
+
+def test_spo_module_minimum_above_gallery_fails(state, world):
+    with pytest.raises(TwinError, match="No match was found"):
+        twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "99.0"})
+
+
+def test_spo_module_bad_version_is_a_cast_error(state, world):
+    with pytest.raises(TwinError) as e:
+        twins.spo_module(state, world, {"Apply": False, "MinimumVersion": "latest"})
+    assert "System.Version" in str(e.value)
+
+
+# --------------------------------------------------------------------------- spo_tenant_settings
+
+def settings_params(state, apply, **desired):
+    return {"Apply": apply, "AdminUrl": ADMIN, **creds(state), **desired}
+
+
+def test_tenant_settings_need_the_module(state, world):
+    with pytest.raises(TwinError) as e:
+        twins.spo_tenant_settings(state, world, settings_params(state, False))
+    assert e.value.spec.exception_type == "System.Management.Automation.CommandNotFoundException"
+    assert str(e.value).startswith("The term 'Connect-SPOService' is not recognized")
+    state.ps_edition = "Core"
+    with pytest.raises(TwinError) as e:
+        twins.spo_tenant_settings(state, world, settings_params(state, False))
+    assert e.value.spec.fqid.startswith("Modules_ModuleNotFound")
+
+
+def test_tenant_settings_wrong_password_is_the_idcrl_error(state, world):
+    state.modules[SPO] = "16.0.1"
+    with pytest.raises(TwinError) as e:
+        twins.spo_tenant_settings(state, world, {"Apply": False, "AdminUrl": ADMIN,
+                                                 **creds(state, "wrong-password")})
+    assert str(e.value) == "The sign-in name or password does not match one in the Microsoft account system."
+    assert e.value.spec.exception_type == "Microsoft.SharePoint.Client.IdcrlException"
+
+
+def test_tenant_settings_password_must_be_a_securestring(state, world):
+    state.modules[SPO] = "16.0.1"
+    with pytest.raises(TwinError, match="SecureString"):
+        twins.spo_tenant_settings(state, world, {"Apply": False, "AdminUrl": ADMIN,
+                                                 "UserName": state.spo_admin_user, "Password": state.spo_admin_password})
+
+
+def test_tenant_settings_plan_apply_reapply_with_a_refusal(state, world):
+    state.modules[SPO] = "16.0.1"
+    desired = {"LegacyAuthProtocolsEnabled": True, "DisableCustomAppAuthentication": False}
+    before = snapshot(state, world)
+    plan = twins.spo_tenant_settings(state, world, settings_params(state, False, **desired))
+    assert snapshot(state, world) == before
+    assert plan.result["changed"] is True and plan.result["data"]["pending"] == list(desired)
+    assert "status" not in plan.result
+
+    applied = twins.spo_tenant_settings(state, world, settings_params(state, True, **desired))
+    r = applied.result
+    assert world.sharepoint.disable_custom_app_authentication is False
+    assert world.sharepoint.legacy_auth_protocols_enabled is False          # refused: blocked since 2026-05-01
+    assert r["changed"] is True and r["status"] == "failed"
+    assert r["data"]["converged"] == ["DisableCustomAppAuthentication"]
+    assert list(r["data"]["refused"]) == ["LegacyAuthProtocolsEnabled"]
+    assert "still reports False" in r["reason"]
+    assert r["before"] == {"LegacyAuthProtocolsEnabled": False, "DisableCustomAppAuthentication": True}
+    assert r["after"] == {"LegacyAuthProtocolsEnabled": False, "DisableCustomAppAuthentication": False}
+
+    again = twins.spo_tenant_settings(state, world, settings_params(state, True, **desired))
+    assert again.result["changed"] is False and again.result["status"] == "failed"
+
+
+def test_tenant_settings_converge_when_the_platform_allows(state, world):
+    state.modules[SPO] = "16.0.1"
+    world.sharepoint.legacy_auth_blocked = False
+    out = twins.spo_tenant_settings(state, world, settings_params(state, True, LegacyAuthProtocolsEnabled=True))
+    assert world.sharepoint.legacy_auth_protocols_enabled is True
+    assert out.result["changed"] and "status" not in out.result
+    assert out.result["after"]["DisableCustomAppAuthentication"] is True   # not managed: untouched
+
+
+def test_tenant_settings_certificate_sign_in(state, world):
+    state.modules[SPO] = "16.0.1"
+    state.spo_app_thumbprints.add("AB12CD")
+    params = {"Apply": False, "AdminUrl": ADMIN, "ClientId": APP, "TenantId": world.tenant_id, "Thumbprint": "ab12cd"}
+    assert twins.spo_tenant_settings(state, world, params).result["changed"] is False
+    with pytest.raises(TwinError, match="thumbprint"):
+        twins.spo_tenant_settings(state, world, {**params, "Thumbprint": "FFFF"})
+    with pytest.raises(TwinError, match="together"):
+        twins.spo_tenant_settings(state, world, {**params, "TenantId": ""})
+
+
+def test_tenant_settings_wrong_admin_url(state, world):
+    state.modules[SPO] = "16.0.1"
+    with pytest.raises(TwinError, match="admin site"):
+        twins.spo_tenant_settings(state, world, {**settings_params(state, False), "AdminUrl": "https://fabrikam-admin.sharepoint.com"})
+
+
+# --------------------------------------------------------------------------- appinv_verify
+
+def test_appinv_verify_needs_pnp(state, world):
+    with pytest.raises(TwinError, match="PnP.PowerShell is not installed"):
+        twins.appinv_verify(state, world, {"AdminUrl": ADMIN, "AppId": APP, **creds(state)})
+
+
+def test_appinv_verify_reads_acs_principals(state, world):
+    state.modules["PnP.PowerShell"] = "3.1.0"
+    params = {"Apply": False, "AdminUrl": ADMIN, "AppId": APP, **creds(state)}
+    out = twins.appinv_verify(state, world, params)
+    assert out.result["data"]["granted"] is False and out.result["data"]["principal_found"] is False
+    world.sharepoint.acs_principals[APP] = ACSPrincipal(APP, "Backup", right="Read")
+    out = twins.appinv_verify(state, world, params)
+    assert out.result["data"]["principal_found"] and not out.result["data"]["granted"]
+    world.sharepoint.acs_principals[APP].right = "FullControl"
+    out = twins.appinv_verify(state, world, params)
+    assert out.result["data"]["granted"] is True and out.result["changed"] is False
+    world.sharepoint.acs_principals[APP].allow_app_only = False
+    assert twins.appinv_verify(state, world, params).result["data"]["granted"] is False
+
+
+# --------------------------------------------------------------------------- appinv_server_grant
+
+def test_server_grant_needs_the_snapin(state, world):
+    with pytest.raises(TwinError) as e:
+        twins.appinv_server_grant(state, world, {"SiteUrl": "https://sp.contoso.local", "AppId": APP})
+    assert e.value.spec.fqid == "AddPSSnapInRead,Microsoft.PowerShell.Commands.AddPSSnapinCommand"
+
+
+def test_server_grant_plan_apply_reapply(state, world):
+    state.sharepoint_server = True
+    params = {"SiteUrl": "https://sp.contoso.local", "AppId": APP, "DisplayName": "Backup",
+              "Scope": "SiteSubscription", "Right": "FullControl", "AppOnly": True}
+    plan = twins.appinv_server_grant(state, world, {**params, "Apply": False})
+    assert plan.result["changed"] and state.sp_app_principals == {}
+    applied = twins.appinv_server_grant(state, world, {**params, "Apply": True})
+    assert applied.result["changed"]
+    (nid, principal), = state.sp_app_principals.items()
+    assert nid == f"{APP}@{world.tenant_id}" and principal["rights"] == {"SiteSubscription": "FullControl"}
+    assert principal["app_only"] is True
+    assert applied.result["before"] == {"registered": False, "right": "None"}
+    assert applied.result["after"] == {"registered": True, "right": "FullControl"}
+    again = twins.appinv_server_grant(state, world, {**params, "Apply": True})
+    assert again.result["changed"] is False
+
+
+def test_twin_parameters_match_template_parameters():
+    """Every name a twin reads is declared by its template (the binder rejects others)."""
+    import inspect
+    import re
+
+    for tid, fn in TWINS.items():
+        declared = {d.name for d in template_params(tid)}
+        src = inspect.getsource(fn)
+        read = set(re.findall(r'_(?:param|flag|secure)\(params, "(\w+)"', src))
+        if "_sign_in(" in src:
+            read |= {"UserName", "Password", "TenantId", "Thumbprint"}
+            read |= {re.search(r'client_id_param="(\w+)"', src).group(1)}
+        assert read <= declared, (tid, read - declared)
