@@ -383,6 +383,14 @@ class TokenSource:
                 raise
             except ValueError as e:
                 text = redact(str(e))
+                status = self.http.last_status
+                if status is not None and (status == 429 or status >= 500):
+                    if attempt < self.policy.max_attempts:
+                        self._wait(self.policy.throttle_delay(attempt - 1, self.http.last_retry_after),
+                                   f"sign-in service {status}")
+                        continue
+                    raise AuthError(f"the sign-in service kept answering {status}",
+                                    hint="wait a few minutes and re-run") from None
                 if "OIDC Discovery failed" in text or "tenant" in text.lower():
                     raise AuthError(f"the tenant {self.settings.tenant!r} was not found at "
                                     f"{urlsplit(self.settings.authority).netloc}",

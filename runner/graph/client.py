@@ -401,6 +401,8 @@ class GraphClient:
         self.clock = clock
         self.cancel = threading.Event()
         self.deadline: float | None = None      # clock() value; set per stage by the connector
+        # How waiting is done: returns True when interrupted. Tests replace it to record delays.
+        self.wait: Callable[[float], bool] = self.cancel.wait
         self._origin = urlsplit(self.endpoint)[:2]
 
     # ---- plumbing -------------------------------------------------------------------
@@ -433,7 +435,7 @@ class GraphClient:
             raise StageTimeout(f"stage deadline reached while waiting ({why})")
         if seconds > 0:
             self.log.info("graph: waiting %.1f s (%s)", seconds, why)
-        if self.cancel.wait(max(0.0, seconds)):
+        if self.wait(max(0.0, seconds)) or self.cancel.is_set():
             raise Interrupted("interrupted while waiting to retry a Graph call")
 
     def _timeout(self) -> tuple[float, float]:
