@@ -20,15 +20,22 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import GraphError, InputError
 from ..results import Outcome, Status
 from ..secrets import register
-from .client import BatchRequest, GraphClient, GraphResponse, graph_error, is_already_assigned
+from .client import (
+    BatchRequest,
+    GraphClient,
+    GraphResponse,
+    graph_error,
+    is_already_assigned,
+)
 from .permissions import GRAPH_APP_ID, Resolution, Wanted, resolve, resource_app_ids
 
 APP_SELECT = "id,appId,displayName,uniqueName,requiredResourceAccess,passwordCredentials,keyCredentials"
@@ -237,7 +244,7 @@ def ensure_application(client: GraphClient, *, unique_name: str, display_name: s
     missing = [k for k in desired if k not in existing_set]
     extras = [k for k in existing if k not in desired_set]
     rename = (app.get("displayName") or "") != display_name
-    label = lambda k: resolution.label_of(k[0], k[1]) + ("" if k[2] == "Role" else f" ({k[2]})")  # noqa: E731
+    label = lambda k: resolution.label_of(k[0], k[1]) + ("" if k[2] == "Role" else f" ({k[2]})")
     outputs = _app_outputs(app, unique_name, display_name)
     outputs["permissions"] = len(desired)
     outputs["extras"] = [label(k) for k in extras]
@@ -332,7 +339,7 @@ def ensure_admin_consent(client: GraphClient, *, sp_id: Any, resolution: Resolut
     $batch); a duplicate answer from a racing run counts as done."""
     facts = facts if facts is not None else Facts()
     items = resolution.items
-    warns = list(resolution.warnings)
+    warns: list[str] = []      # resolution warnings are the application stage's to tell
     if not sp_id:
         if apply:
             raise InputError("sp_id: required", input="sp_id",
@@ -532,17 +539,17 @@ def key_thumbprint(k: dict[str, Any]) -> str | None:
     else from customKeyIdentifier (base64 of the thumbprint bytes, or the hex itself)."""
     raw = k.get("key")
     if raw:
+        from cryptography import x509
+
+        from .certs import CertMaterial, thumbprint_of_der_b64
         try:
-            from .certs import thumbprint_of_der_b64
             der = base64.b64decode(raw)
-            if der[:1] == b"0":
+            if der[:1] == b"0":           # DER: an ASN.1 SEQUENCE
                 return thumbprint_of_der_b64(raw)
             # some answers carry the PEM text base64-encoded
-            from cryptography import x509
-            from .certs import CertMaterial
             return CertMaterial(x509.load_pem_x509_certificate(der)).thumbprint
-        except Exception:
-            pass
+        except ValueError:
+            pass                          # unreadable key material: fall back to the identifier
     cki = k.get("customKeyIdentifier")
     if isinstance(cki, str) and cki:
         if re.fullmatch(r"[0-9A-Fa-f]{40}", cki):

@@ -27,14 +27,15 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import AuthError, InputError, Interrupted
+from ..errors import AuthError, InputError, Interrupted, RunnerError
 from ..secrets import Secret, is_private, redact, register, write_private
 from .client import HttpSession, RetryPolicy
 
@@ -152,7 +153,7 @@ def describe(claims: dict[str, Any]) -> dict[str, Any]:
     """Who signed in and with what rights, for preflight outputs and the report."""
     delegated = "scp" in claims
     scopes = sorted(str(claims.get("scp", "")).split()) if delegated else []
-    roles = sorted(claims.get("roles") or []) if not delegated else sorted(claims.get("roles") or [])
+    roles = sorted(claims.get("roles") or [])
     wids = list(claims.get("wids") or [])
     if delegated:
         identity = claims.get("upn") or claims.get("preferred_username") or claims.get("unique_name") or claims.get("oid")
@@ -324,7 +325,7 @@ class TokenSource:
         import msal
 
         s = self.settings
-        common: dict[str, Any] = dict(authority=s.authority, http_client=self.http)
+        common: dict[str, Any] = {"authority": s.authority, "http_client": self.http}
         if not s.needs_instance_discovery:
             common["instance_discovery"] = False
         if s.kind == "device-code":
@@ -379,7 +380,7 @@ class TokenSource:
                     raise AuthError(f"the sign-in service kept failing: {e}", hint="wait a few minutes and re-run") from None
                 self._wait(self.policy.backoff(attempt - 1), "sign-in service error")
                 continue
-            except Interrupted:
+            except RunnerError:          # ours (AuthError, InputError, Interrupted): already clear
                 raise
             except ValueError as e:
                 text = redact(str(e))

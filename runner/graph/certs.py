@@ -25,7 +25,7 @@ class CertMaterial:
         """SHA-1 of the DER certificate, upper-case hex: what certmgr, Get-ChildItem Cert:\\
         and the Entra portal show, and what `customKeyIdentifier` holds."""
         from cryptography.hazmat.primitives import hashes
-        return self.cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - identifier only
+        return self.cert.fingerprint(hashes.SHA1()).hex().upper()
 
     @property
     def not_after(self) -> _dt.datetime:
@@ -52,14 +52,18 @@ class CertMaterial:
                                       serialization.PrivateFormat.PKCS8, enc).decode()
 
     def to_pfx(self, password: str | None = None, name: str = "psrunner") -> bytes:
-        from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, NoEncryption, pkcs12
+        from cryptography.hazmat.primitives.serialization import (
+            BestAvailableEncryption,
+            NoEncryption,
+            pkcs12,
+        )
         enc = BestAvailableEncryption(password.encode()) if password else NoEncryption()
         return pkcs12.serialize_key_and_certificates(name.encode(), self.key, self.cert, None, enc)
 
 
 def thumbprint_of_der_b64(der_b64: str) -> str:
     import hashlib
-    return hashlib.sha1(base64.b64decode(der_b64)).hexdigest().upper()  # noqa: S324 - identifier
+    return hashlib.sha1(base64.b64decode(der_b64)).hexdigest().upper()
 
 
 def load_certificate(path: str | Path, password: Secret | None = None, *,

@@ -27,8 +27,9 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -271,7 +272,7 @@ def is_replication_lag(status: int, body: Any) -> bool:
 # "Permission being assigned already exists on the object": a 400 Request_BadRequest that
 # means the assignment is there (a racing run, or a replay after a dropped response). Graph
 # gives no distinct code, so the message is matched narrowly, on its fixed leading words.
-_ALREADY_EXISTS = re.compile(r"^\s*permission being assigned already exists", re.I)
+_ALREADY_EXISTS = re.compile(r"^\s*permission being assigned already exists", re.IGNORECASE)
 
 
 def is_already_assigned(status: int, body: Any) -> bool:
@@ -294,7 +295,7 @@ def _hint_for(status: int | None, code: str | None) -> str | None:
 
 def graph_error(method: str, url: str, status: int | None, body: Any,
                 headers: Mapping[str, str] | None = None, note: str = "") -> GraphError:
-    code, message, details = error_parts(body)
+    code, message, _ = error_parts(body)
     rid = request_id_of(headers, body)
     path = urlsplit(url).path if "://" in url else url
     text = f"Graph {method} {path} failed: {status} {code or ''} {message}".rstrip()

@@ -16,6 +16,7 @@ Settings (already resolved; secrets as runner.secrets.Secret):
   token_cache           device-code token cache file (default <state>/private/graph/<tenant>/msal-cache.json)
   timeout               seconds, or [connect, read]                             default [10, 60]
   lag_budget            seconds to wait out replication lag per call            default 180
+  lag_base              first wait on replication lag (doubles, up to 30 s)     default 2
   retry_after_cap       longest single wait honoured from Retry-After           default 30
   max_attempts          attempts per call on throttling / transient errors       default 8
   backoff_base          first backoff step in seconds                           default 1
@@ -32,13 +33,20 @@ from typing import Any
 from ..errors import InputError
 from ..secrets import Secret
 from .apps import Facts
-from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named, describe, require_rights
+from .auth import (
+    CLOUDS,
+    SignInSettings,
+    TokenSource,
+    cloud_named,
+    describe,
+    require_rights,
+)
 from .client import GraphClient, HttpSession, RetryPolicy, route_of
 
 KNOWN_SETTINGS = {
     "tenant", "cloud", "auth", "client_id", "certificate", "certificate_password", "client_secret",
     "authority_host", "graph_endpoint", "ca_bundle", "token_cache", "timeout", "lag_budget",
-    "retry_after_cap", "max_attempts", "backoff_base", "offline", "type",
+    "retry_after_cap", "max_attempts", "backoff_base", "lag_base", "offline", "type",
 }
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -124,8 +132,7 @@ class GraphConnector:
             prompt=self._prompt,
         )
         self.endpoint = str(settings.get("graph_endpoint") or self.cloud.graph_endpoint).rstrip("/")
-        if self.endpoint.endswith("/v1.0"):
-            self.endpoint = self.endpoint[: -len("/v1.0")]
+        self.endpoint = self.endpoint.removesuffix("/v1.0")
         ca_bundle = settings.get("ca_bundle")
         if ca_bundle and not Path(ca_bundle).expanduser().is_file():
             raise InputError(f"ca_bundle: no such file: {ca_bundle}", input="ca_bundle",
@@ -137,6 +144,7 @@ class GraphConnector:
             retry_after_cap=_number(settings, "retry_after_cap", 30.0),
             backoff_base=_number(settings, "backoff_base", 1.0),
             lag_budget=_number(settings, "lag_budget", 180.0),
+            lag_base=_number(settings, "lag_base", 2.0),
         )
         from .client import GraphCounters
         self.counters = GraphCounters()
@@ -226,4 +234,4 @@ def open_target(settings: dict[str, Any], tctx: Any) -> GraphConnector:
     return GraphConnector(dict(settings), tctx)
 
 
-__all__ = ["GraphConnector", "open_target", "CLOUDS"]
+__all__ = ["CLOUDS", "GraphConnector", "open_target"]

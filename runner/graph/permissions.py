@@ -17,9 +17,10 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import InputError
@@ -217,6 +218,9 @@ class Resolved:
 class Resolution:
     items: list[Resolved] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # (resource appId, app role id) -> name, from the resources' appRoles: names permissions
+    # found on an application that the profile does not list.
+    role_names: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def required_resource_access(self) -> list[dict[str, Any]]:
         """requiredResourceAccess entries, one per resource, in first-seen order."""
@@ -231,8 +235,11 @@ class Resolution:
             if r.resource_app_id == resource_app_id and r.id == role_id:
                 return r.label
         name = RESOURCE_NAMES.get(resource_app_id, resource_app_id)
+        known = self.role_names.get((resource_app_id.lower(), role_id.lower()))
+        if known:
+            return f"{name}: {known}"
         cid = next((e.permission for e in catalog()
-                    if e.resource_app_id == resource_app_id and e.app_role_id == role_id), None)
+                    if e.resource_app_id == resource_app_id.lower() and e.app_role_id == role_id.lower()), None)
         return f"{name}: {cid or role_id}"
 
 
@@ -241,6 +248,10 @@ def resolve(wanted: Sequence[Wanted], resource_sps: Mapping[str, dict[str, Any] 
     """Ids for `wanted`. `resource_sps` maps resource appId -> its service principal (with
     appRoles) or None when the tenant has none; None as a whole means offline (catalog ids)."""
     res = Resolution()
+    for app_id, sp in (resource_sps or {}).items():
+        for role in (sp or {}).get("appRoles") or []:
+            if role.get("id") and role.get("value"):
+                res.role_names[(app_id.lower(), str(role["id"]).lower())] = str(role["value"])
     missing_sp_warned: set[str] = set()
     for w in wanted:
         cid = catalog_id(w.resource_app_id, w.permission)

@@ -226,15 +226,19 @@ def service_principal(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 
 
 def consent(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
-    from ..graph.apps import ensure_admin_consent, needs_graph_role_grant, resolve_runtime
+    from ..graph.apps import (
+        ensure_admin_consent,
+        needs_graph_role_grant,
+        resolve_runtime,
+    )
     from ..graph.permissions import resolve
 
-    wanted, warns = _wanted(inputs)
+    wanted, _ = _wanted(inputs)          # its warnings are the application stage's to tell
     conn = _connector(ctx, inputs)
     sp_id = _known(inputs.get("sp_id"))
     if _offline(conn, ctx):
         res = resolve(wanted, None)
-        return Outcome(changed=True, warnings=warns,
+        return Outcome(changed=True,
                        outputs={"granted": 0, "missing": [r.label for r in res.items]},
                        messages=[f"offline plan: not checked; would grant admin consent for {len(res.items)} "
                                  "application permissions"])
@@ -244,10 +248,8 @@ def consent(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     resolution = resolve_runtime(conn.client, conn.facts, wanted)
     # Rights first, in plan and in apply alike: a plan that cannot be applied should say so.
     conn.require(manage_apps=False, grant_roles=True, grant_graph_roles=needs_graph_role_grant(resolution))
-    out = ensure_admin_consent(conn.client, sp_id=sp_id, resolution=resolution, apply=ctx.apply,
-                               facts=conn.facts)
-    out.warnings = [w for w in warns if w not in out.warnings] + out.warnings
-    return out
+    return ensure_admin_consent(conn.client, sp_id=sp_id, resolution=resolution, apply=ctx.apply,
+                                facts=conn.facts)
 
 
 def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:

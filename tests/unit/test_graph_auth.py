@@ -9,16 +9,26 @@ from pathlib import Path
 import pytest
 
 from runner.errors import AuthError, InputError
-from runner.graph.auth import (CLOUDS, DEFAULT_PUBLIC_CLIENT_ID, GLOBAL_ADMINISTRATOR,
-                               PRIVILEGED_ROLE_ADMINISTRATOR, SignInSettings, TokenSource,
-                               auth_error_from_result, cloud_named, decode_claims, describe,
-                               missing_rights, require_rights)
+from runner.graph.auth import (
+    CLOUDS,
+    DEFAULT_PUBLIC_CLIENT_ID,
+    GLOBAL_ADMINISTRATOR,
+    PRIVILEGED_ROLE_ADMINISTRATOR,
+    SignInSettings,
+    TokenSource,
+    auth_error_from_result,
+    cloud_named,
+    decode_claims,
+    describe,
+    missing_rights,
+    require_rights,
+)
 from runner.graph.client import HttpSession
 from runner.secrets import Secret
 
 
 def jwt(claims: dict) -> str:
-    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")  # noqa: E731
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
     return f"{enc({'alg': 'RS256'})}.{enc(claims)}.c2ln"
 
 

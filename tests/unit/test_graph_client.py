@@ -15,9 +15,18 @@ import requests
 from requests.adapters import BaseAdapter
 
 from runner.errors import GraphError, Interrupted
-from runner.graph.client import (BatchRequest, GraphClient, GraphCounters, HttpSession, RetryPolicy,
-                                 is_already_assigned, is_replication_lag, parse_retry_after, route_of,
-                                 split_batches)
+from runner.graph.client import (
+    BatchRequest,
+    GraphClient,
+    GraphCounters,
+    HttpSession,
+    RetryPolicy,
+    is_already_assigned,
+    is_replication_lag,
+    parse_retry_after,
+    route_of,
+    split_batches,
+)
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJ0aWQiOiJ4In0.c2lnbmF0dXJlLXZhbHVl"
 
@@ -122,7 +131,7 @@ def test_429_is_retried_after_retry_after():
 
 @pytest.mark.parametrize("status", [503, 504])
 def test_503_and_504_on_reads_back_off(status):
-    c, sess, waits = client([make_response(status, err("serviceNotAvailable")), make_response(200, {})])
+    c, _sess, waits = client([make_response(status, err("serviceNotAvailable")), make_response(200, {})])
     c.get("/applications")
     assert len(waits) == 1 and 0.25 <= waits[0] <= 0.5
 
@@ -138,7 +147,7 @@ def test_throttling_that_never_ends_fails_with_status_code_and_request_id():
 
 
 def test_dropped_connection_on_get_is_retried():
-    c, sess, waits = client([requests.ConnectionError("Connection aborted."), make_response(200, {"v": 1})])
+    c, _sess, waits = client([requests.ConnectionError("Connection aborted."), make_response(200, {"v": 1})])
     assert c.get("/applications").body == {"v": 1}
     assert len(waits) == 1
 
@@ -167,7 +176,7 @@ def test_dropped_post_returns_reconciled_answer_when_it_did_happen():
 
 
 def test_gateway_timeout_on_post_is_treated_like_a_drop():
-    c, sess, _ = client([make_response(504, err("UnknownError"))])
+    c, _sess, _ = client([make_response(504, err("UnknownError"))])
     with pytest.raises(GraphError) as ei:
         c.post("/x", json={})
     assert ei.value.status == 504 and "may have been applied" in ei.value.hint
@@ -177,12 +186,12 @@ def test_connection_refused_post_is_replayed_because_it_never_left():
     class NewConnectionError(Exception):
         pass
     e = requests.ConnectionError(NewConnectionError("refused"))
-    c, sess, _ = client([e, make_response(201, {"id": 1})])
+    c, _sess, _ = client([e, make_response(201, {"id": 1})])
     assert c.post("/x", json={}).status == 201
 
 
 def test_other_errors_are_raised_at_once_with_fields():
-    c, sess, waits = client([make_response(400, err("Request_BadRequest", "Invalid value"), {"request-id": "R9"})])
+    c, _sess, waits = client([make_response(400, err("Request_BadRequest", "Invalid value"), {"request-id": "R9"})])
     with pytest.raises(GraphError) as ei:
         c.patch("/applications/1", json={})
     assert (ei.value.status, ei.value.code, ei.value.request_id) == (400, "Request_BadRequest", "R9")
@@ -199,7 +208,7 @@ def test_allowed_status_is_returned_not_raised():
 def test_lag_errors_are_retried_only_when_asked():
     nb = err("Request_BadRequest", "The appId 'a' of the service principal does not reference a valid application object.",
              details=[{"code": "NoBackingApplicationObject", "target": "appId"}])
-    c, sess, waits = client([make_response(400, nb), make_response(400, nb), make_response(201, {"id": "sp"})])
+    c, _sess, waits = client([make_response(400, nb), make_response(400, nb), make_response(201, {"id": "sp"})])
     assert c.patch("/servicePrincipals(appId='a')", json={}, lag=True).body == {"id": "sp"}
     assert len(waits) == 2 and 0.5 <= waits[0] <= 1 and 1 <= waits[1] <= 2
     c2, _, _ = client([make_response(400, nb)])
@@ -209,7 +218,7 @@ def test_lag_errors_are_retried_only_when_asked():
 
 def test_lag_gives_up_after_its_budget_with_a_clear_hint():
     nf = err("Request_ResourceNotFound", "Resource 'x' does not exist")
-    c, sess, waits = client([make_response(404, nf)] * 50, lag_budget=5, lag_base=1, lag_cap=2)
+    c, _sess, waits = client([make_response(404, nf)] * 50, lag_budget=5, lag_base=1, lag_cap=2)
     with pytest.raises(GraphError) as ei:
         c.post("/applications/x/addPassword", json={}, lag=True)
     assert sum(waits) <= 5
@@ -239,7 +248,7 @@ def test_duplicate_assignment_answer_is_recognised():
 # --------------------------------------------------------------------------- deadline and cancel
 
 def test_wait_past_the_deadline_raises_the_last_error_instead():
-    c, sess, waits = client([make_response(429, err("TooManyRequests"), {"Retry-After": "20"})] * 3)
+    c, _sess, waits = client([make_response(429, err("TooManyRequests"), {"Retry-After": "20"})] * 3)
     c.deadline = c.clock() + 5
     with pytest.raises(GraphError) as ei:
         c.get("/x")
@@ -300,8 +309,8 @@ def _batch_echo(statuses=None):
 
 def test_batch_splits_at_twenty():
     answer, log = _batch_echo()
-    c, sess, _ = client([answer] * 3)
-    items = [BatchRequest(str(i), "POST", f"/servicePrincipals/r/appRoleAssignedTo", body={"i": i}) for i in range(46)]
+    c, _sess, _ = client([answer] * 3)
+    items = [BatchRequest(str(i), "POST", "/servicePrincipals/r/appRoleAssignedTo", body={"i": i}) for i in range(46)]
     res = c.batch(items)
     assert [len(b) for b in log] == [20, 20, 6]
     assert sorted(res, key=int) == [str(i) for i in range(46)]
@@ -324,7 +333,7 @@ def test_split_batches_keeps_dependency_chains_together():
 def test_batch_retries_throttled_items_only_after_the_longest_retry_after():
     answer, log = _batch_echo({"3": [(429, err("TooManyRequests"), {"Retry-After": "2"})],
                                "5": [(503, err("serviceNotAvailable"), {"Retry-After": "4"})]})
-    c, sess, waits = client([answer, answer])
+    c, _sess, waits = client([answer, answer])
     res = c.batch([BatchRequest(str(i), "GET", f"/x/{i}") for i in range(8)])
     assert log == [[str(i) for i in range(8)], ["3", "5"]]
     assert waits == [4.0]
@@ -335,7 +344,7 @@ def test_batch_item_lag_is_retried_when_asked_and_duplicates_count_as_done():
     dup = (400, err("Request_BadRequest", "Permission being assigned already exists on the object."), {})
     lag = (400, err("Request_BadRequest", "Not a valid reference update."), {})
     answer, log = _batch_echo({"1": [lag, lag], "2": [dup]})
-    c, sess, waits = client([answer] * 3)
+    c, _sess, waits = client([answer] * 3)
     res = c.batch([BatchRequest(str(i), "POST", "/r") for i in range(3)], lag=True, ok_if=is_already_assigned)
     assert log == [["0", "1", "2"], ["1"], ["1"]]
     assert res["1"].status == 201 and res["2"].status == 400
@@ -367,7 +376,7 @@ def test_route_of_groups_ids_and_keys():
 
 def test_counters_and_before_write_hook():
     seen = []
-    c, sess, _ = client([make_response(200, {}), make_response(204), make_response(201, {})])
+    c, _sess, _ = client([make_response(200, {}), make_response(204), make_response(201, {})])
     c.before_write = lambda m, p: seen.append((m, p))
     c.get("/a")
     c.patch("/applications/1", json={})
@@ -426,7 +435,7 @@ class RecordingAdapter(BaseAdapter):
         pass
 
 
-def test_http_session_passes_its_ca_bundle_even_when_the_environment_sets_one(monkeypatch, tmp_path):
+def test_httpsession_passes_its_ca_bundle_even_when_the_environment_sets_one(monkeypatch, tmp_path):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
@@ -447,7 +456,7 @@ def test_http_session_passes_its_ca_bundle_even_when_the_environment_sets_one(mo
     assert s.trust_env  # proxies from the environment still apply
 
 
-def test_http_session_hides_throttling_from_msal_but_remembers_it():
+def test_httpsession_hides_throttling_from_msal_but_remembers_it():
     s = HttpSession(own_retry_after=True)
 
     class A(RecordingAdapter):

@@ -8,8 +8,16 @@ from importlib import resources
 import pytest
 
 from runner.errors import InputError
-from runner.graph.permissions import (EXCHANGE_APP_ID, GRAPH_APP_ID, M365_BACKUP, SHAREPOINT_APP_ID,
-                                      catalog, parse_line, resolve, wanted_for)
+from runner.graph.permissions import (
+    EXCHANGE_APP_ID,
+    GRAPH_APP_ID,
+    M365_BACKUP,
+    SHAREPOINT_APP_ID,
+    catalog,
+    parse_line,
+    resolve,
+    wanted_for,
+)
 
 
 def csv_rows():
@@ -33,7 +41,7 @@ def runtime_sps():
 
 def test_profile_is_the_seed_table_46_rows_mapping_to_46_catalog_ids():
     assert len(M365_BACKUP) == 46
-    wanted, warnings = wanted_for("m365-backup")
+    wanted, _ = wanted_for("m365-backup")
     assert len(wanted) == 46
     res = resolve(wanted, None)
     got = {(r.resource_app_id, r.id) for r in res.items}
