@@ -21,25 +21,31 @@ One base URL serves both the login authority (`{base_url}/{tenant_id}`) and Grap
 from __future__ import annotations
 
 import base64
-import datetime as _dt
+import logging
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .tenant_faults import TERMINAL_KINDS, FaultPlan, RequestCounter
-from .tenant_graph import GraphService, split_segments, SEG, _is_guid
+from .tenant_graph import SEG, GraphService, split_segments
 from .tenant_http import TenantHTTPServer
 from .tenant_login import LoginService
 from .tenant_response import Response
-from .tenant_state import (DEFAULT_USER_ROLE, GLOBAL_ADMINISTRATOR, GRAPH_APP_ID, GRAPH_CLI_CLIENT_ID,
-                           TenantState)
+from .tenant_state import (
+    DEFAULT_USER_ROLE,
+    GLOBAL_ADMINISTRATOR,
+    GRAPH_CLI_CLIENT_ID,
+    TenantState,
+    is_guid,
+)
 from .tenant_tokens import GrantStore, Signer, new_uti
 from .tls import TLSMaterial, make_tls
 from .world import SimWorld
 
+log = logging.getLogger("runner.sim.tenant")
 DEFAULT_OPERATOR_ROLES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All")
 DEFAULT_DEVICE_SCOPES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", "User.Read")
 
@@ -191,7 +197,7 @@ class TenantSimulator:
         return GRAPH_CLI_CLIENT_ID
 
     # ---- life cycle ---------------------------------------------------------------------
-    def start(self) -> "TenantSimulator":
+    def start(self) -> TenantSimulator:
         if self._server is not None:
             return self
         self._server = TenantHTTPServer((self.host, self._port), self, self.tls.server_context(), self.io_timeout)
@@ -211,10 +217,10 @@ class TenantSimulator:
             thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> "TenantSimulator":
+    def __enter__(self) -> TenantSimulator:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # ---- principals ---------------------------------------------------------------------
@@ -234,7 +240,7 @@ class TenantSimulator:
         roles, wids = tuple(roles), tuple(wids)
         with st.lock:
             if client_id is not None:
-                if not _is_guid(client_id):
+                if not is_guid(client_id):
                     raise ValueError(f"client_id must be a GUID, got {client_id!r}")
                 if st.app_by_app_id(client_id) is not None:
                     raise ValueError(f"an application with appId {client_id} already exists")
@@ -323,7 +329,7 @@ class TenantSimulator:
             m = SEG.match(s)
             if m and m.group("kk"):
                 out.append(f"{m.group('set')}({m.group('kk')}={{key}})")
-            elif _is_guid(s) or (len(s) == 43 and all(c.isalnum() or c in "-_" for c in s)):
+            elif is_guid(s) or (len(s) == 43 and all(c.isalnum() or c in "-_" for c in s)):
                 out.append("{tenant}" if i == 0 and s.lower() in tenants else "{id}")
             elif i == 0 and s.lower() in tenants:
                 out.append("{tenant}")
@@ -375,12 +381,16 @@ class TenantSimulator:
             if fault.kind != "gateway":
                 resp.headers["Retry-After"] = str(fault.retry_after)
             return resp
-        if not is_graph:
-            return self.login.handle(method, path, query, headers, body)
         try:
+            if not is_graph:
+                return self.login.handle(method, path, query, headers, body)
             return self.graph.handle(method, path, query, headers, body, item_fault=self._item_fault)
         except _DropConnection:
             return Response(0, drop=True)
+        except Exception:  # a simulator bug: answer 500 as Graph would rather than hang up
+            log.exception("tenant simulator: internal error serving %s %s", method, path)
+            return self.graph.error_response(500, "InternalServerError", "The tenant simulator failed to serve "
+                                             "this request; see its log.", headers)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8443, *, secret_file: str | Path | None = None,

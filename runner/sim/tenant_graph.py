@@ -18,14 +18,29 @@ import datetime as _dt
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from .tenant_odata import QueryError, decode_skiptoken, encode_skiptoken, parse_filter, parse_select
+from .tenant_odata import (
+    QueryError,
+    decode_skiptoken,
+    encode_skiptoken,
+    parse_filter,
+    parse_select,
+)
 from .tenant_response import GRAPH_JSON, Response
-from .tenant_state import (APPLICATION_ADMINISTRATOR, CLOUD_APPLICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR,
-                           GRAPH_APP_ID, PRIVILEGED_ROLE_ADMINISTRATOR, StateError, parse_iso)
+from .tenant_state import (
+    APPLICATION_ADMINISTRATOR,
+    CLOUD_APPLICATION_ADMINISTRATOR,
+    GLOBAL_ADMINISTRATOR,
+    GRAPH_APP_ID,
+    PRIVILEGED_ROLE_ADMINISTRATOR,
+    StateError,
+    is_guid,
+    parse_iso,
+)
 from .tenant_tokens import TokenError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,20 +148,12 @@ def split_segments(path: str) -> list[str]:
     return out
 
 
-def _is_guid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-        return len(str(value)) == 36
-    except ValueError:
-        return False
-
-
 class GraphService:
-    def __init__(self, sim: "TenantSimulator") -> None:
+    def __init__(self, sim: TenantSimulator) -> None:
         self.sim = sim
 
     @property
-    def state(self):  # noqa: ANN201 - TenantState
+    def state(self):
         return self.sim.state
 
     # ---- envelope -----------------------------------------------------------------------
@@ -298,7 +305,7 @@ class GraphService:
                           "queried reference-property objects are not present.")
 
     def _check_id(self, value: str) -> str:
-        if not _is_guid(value):
+        if not is_guid(value):
             raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{value}'.")
         return value.lower()
 
@@ -310,7 +317,7 @@ class GraphService:
             if kk == "uniqueName":
                 app = st.app_by_unique_name(kv)
             elif kk == "appId":
-                app = st.app_by_app_id(kv) if _is_guid(kv) else None
+                app = st.app_by_app_id(kv) if is_guid(kv) else None
             else:
                 raise GraphError(400, "BadRequest", f"'{kk}' is not an alternate key of application.")
             label = kv
@@ -378,11 +385,11 @@ class GraphService:
             if not isinstance(rra, list):
                 raise bad
             for r in rra:
-                if not isinstance(r, dict) or not _is_guid(r.get("resourceAppId")) or \
+                if not isinstance(r, dict) or not is_guid(r.get("resourceAppId")) or \
                         not isinstance(r.get("resourceAccess"), list):
                     raise bad
                 for a in r["resourceAccess"]:
-                    if not isinstance(a, dict) or a.get("type") not in ("Role", "Scope") or not _is_guid(a.get("id")):
+                    if not isinstance(a, dict) or a.get("type") not in ("Role", "Scope") or not is_guid(a.get("id")):
                         raise bad
 
     def create_app(self, ctx: Ctx, body: dict[str, Any], unique_name: str | None = None) -> Response:
@@ -449,7 +456,7 @@ class GraphService:
 
     def remove_password(self, ctx: Ctx, app: dict[str, Any]) -> Response:
         key_id = str(ctx.json().get("keyId") or "")
-        if not _is_guid(key_id):
+        if not is_guid(key_id):
             raise GraphError(400, "Request_BadRequest", "Invalid value specified for property 'keyId'.")
         if not self.state.remove_password(app, key_id):
             raise GraphError(400, "Request_BadRequest", f"No password credential found with keyId '{key_id}'.")
@@ -462,7 +469,7 @@ class GraphService:
             kk, kv = key
             if kk != "appId":
                 raise GraphError(400, "BadRequest", f"'{kk}' is not an alternate key of servicePrincipal.")
-            sp = st.sp_by_app_id(kv) if _is_guid(kv) else None
+            sp = st.sp_by_app_id(kv) if is_guid(kv) else None
             label = kv
         else:
             assert ident is not None
@@ -523,7 +530,7 @@ class GraphService:
 
     def create_sp(self, ctx: Ctx, app_id: str, body: dict[str, Any], *, upsert: bool = False) -> Response:
         st = self.state
-        if not _is_guid(app_id):
+        if not is_guid(app_id):
             raise GraphError(400, "Request_BadRequest", "Invalid value specified for property 'appId' of resource "
                              "'ServicePrincipal'.")
         with st.lock:
@@ -606,7 +613,7 @@ class GraphService:
             raise self._deny()
         body = ctx.json()
         for prop in ("principalId", "resourceId", "appRoleId"):
-            if not _is_guid(body.get(prop)):
+            if not is_guid(body.get(prop)):
                 raise GraphError(400, "Request_BadRequest", f"Invalid value specified for property '{prop}' of "
                                  "resource 'AppRoleAssignment'.")
         st = self.state
@@ -717,9 +724,9 @@ class GraphService:
     def _list_objects(self, ctx: Ctx, set_name: str, items: list[dict[str, Any]], filter_fields: set[str],
                       resource: str, type_name: str, check_visible: bool) -> Response:
         self._check_query_options(ctx, {"$filter", "$select", "$top", "$skiptoken", "$count"})
-        if self._opt(ctx, "$count") not in (None, "false"):
-            if ctx.headers.get("consistencylevel", "").lower() != "eventual":
-                raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+        if self._opt(ctx, "$count") not in (None, "false") and \
+                ctx.headers.get("consistencylevel", "").lower() != "eventual":
+            raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
         sample = items[0] if items else {}
         select = self._select(ctx, sample, type_name) if sample else None
         if self._opt(ctx, "$select") is not None and not sample:

@@ -27,7 +27,7 @@ class TenantHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], sim: "TenantSimulator", ssl_ctx: ssl.SSLContext,
+    def __init__(self, address: tuple[str, int], sim: TenantSimulator, ssl_ctx: ssl.SSLContext,
                  io_timeout: float) -> None:
         self.sim, self.ssl_ctx, self.io_timeout = sim, ssl_ctx, io_timeout
         self._conns: set[Any] = set()
@@ -85,7 +85,7 @@ class TenantHandler(BaseHTTPRequestHandler):
     sys_version = ""
     server: TenantHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("tenant simulator: " + format, *args)
 
     def do_GET(self) -> None:

@@ -24,9 +24,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote_plus, urlparse
 
 from .tenant_response import Response
-from .tenant_state import DEFAULT_USER_ROLE, FIRST_PARTY_PUBLIC_CLIENTS, RESOURCES, SHAREPOINT_APP_ID
-from .tenant_tokens import (CLOCK_SKEW, RefreshGrant, TokenError, b64url_decode, client_info,
-                            new_uti, split_jwt, verify_assertion_signature)
+from .tenant_state import (
+    DEFAULT_USER_ROLE,
+    FIRST_PARTY_PUBLIC_CLIENTS,
+    RESOURCES,
+    SHAREPOINT_APP_ID,
+    is_guid,
+)
+from .tenant_tokens import (
+    CLOCK_SKEW,
+    RefreshGrant,
+    TokenError,
+    b64url_decode,
+    client_info,
+    new_uti,
+    split_jwt,
+    verify_assertion_signature,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tenant import TenantSimulator
@@ -37,7 +51,7 @@ RESERVED_SCOPES = {"openid", "profile", "offline_access", "email"}
 
 
 class LoginService:
-    def __init__(self, sim: "TenantSimulator") -> None:
+    def __init__(self, sim: TenantSimulator) -> None:
         self.sim = sim
 
     # ---- helpers ------------------------------------------------------------------------
@@ -156,7 +170,7 @@ class LoginService:
         for app_id, (_, uris) in RESOURCES.items():
             if uri.lower() == app_id or uri.lower() in (u.rstrip("/").lower() for u in uris):
                 return state.sp_by_app_id(app_id), uri, short
-        sp = state.sp_by_app_id(uri) if _is_guid(uri) else None
+        sp = state.sp_by_app_id(uri) if is_guid(uri) else None
         if sp is None:
             sp = next((s for s in state.service_principals.values()
                        if uri.lower() in (n.rstrip("/").lower() for n in s.get("servicePrincipalNames", []))), None)
@@ -167,7 +181,7 @@ class LoginService:
         it is a confidential app; (None, None) when unknown."""
         if client_id.lower() in FIRST_PARTY_PUBLIC_CLIENTS:
             return FIRST_PARTY_PUBLIC_CLIENTS[client_id.lower()], None
-        app = self.sim.state.app_by_app_id(client_id) if _is_guid(client_id) else None
+        app = self.sim.state.app_by_app_id(client_id) if is_guid(client_id) else None
         if app is not None and app.get("isFallbackPublicClient"):
             return app["displayName"], app
         return None, app
@@ -209,8 +223,8 @@ class LoginService:
 
     def _client_credentials(self, form: dict[str, str], headers: dict[str, str]) -> Response:
         state, client_id = self.sim.state, form["client_id"]
-        app = state.app_by_app_id(client_id) if _is_guid(client_id) else None
-        if app is None:
+        app = state.app_by_app_id(client_id) if is_guid(client_id) else None
+        if app is None or not state.visible(app["id"]):  # a just-created app may not have reached the STS
             return self._unknown_client(client_id, headers)
         if form.get("client_assertion"):
             if form.get("client_assertion_type") != JWT_BEARER:
@@ -290,7 +304,7 @@ class LoginService:
                 key = self.sim.state.find_key(app, sha1=b64url_decode(header["x5t"]))
             else:
                 return TokenError("Client assertion contains neither x5t nor x5t#S256 header.", 700027)
-        except Exception:
+        except (ValueError, TypeError):  # binascii.Error is a ValueError
             return TokenError("Client assertion contains an invalid thumbprint header.", 700027)
         if key is None:
             return TokenError("The certificate with identifier used to sign the client assertion is not registered "
@@ -396,7 +410,7 @@ class LoginService:
         user = state.users[user_id]
         granted = list(state.user_scopes.get(user_id, []))
         wids = sorted(set(state.directory_roles.get(user_id, set())) | {DEFAULT_USER_ROLE})
-        name, app = self._public_client(client_id)
+        name, _ = self._public_client(client_id)
         now = int(time.time())
         claims: dict[str, Any] = {
             "aud": aud, "iss": f"https://sts.windows.net/{self.sim.tenant_id}/",
@@ -445,11 +459,3 @@ class LoginService:
             "<button name='action' value='decline'>Decline</button></form><p>" + html.escape(note)
             + "</p></body></html>")
         return Response(200, page, content_type="text/html; charset=utf-8")
-
-
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except (ValueError, AttributeError, TypeError):
-        return False

@@ -9,7 +9,8 @@ import base64
 import json
 import re
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -19,7 +20,7 @@ _TOKEN = re.compile(r"""\s*(?:
     (?P<num>-?\d+(?:\.\d+)?) |
     (?P<punct>[(),:]) |
     (?P<word>[A-Za-z_$@][A-Za-z0-9_./$@]*)
-)""", re.X)
+)""", re.VERBOSE)
 
 
 class QueryError(Exception):
@@ -44,6 +45,14 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
         while pos < len(text) and text[pos].isspace():
             pos += 1
     return out
+
+
+def _either(a: Predicate, b: Predicate) -> Predicate:
+    return lambda o: a(o) or b(o)
+
+
+def _both(a: Predicate, b: Predicate) -> Predicate:
+    return lambda o: a(o) and b(o)
 
 
 def _fold(v: Any) -> Any:
@@ -97,7 +106,7 @@ class _Parser:
         while self.peek() and self.peek()[1].lower() == "or":  # type: ignore[index]
             self.take()
             right = self.conj()
-            left = (lambda a, b: lambda o: a(o) or b(o))(left, right)
+            left = _either(left, right)
         return left
 
     def conj(self) -> Predicate:
@@ -105,7 +114,7 @@ class _Parser:
         while self.peek() and self.peek()[1].lower() == "and":  # type: ignore[index]
             self.take()
             right = self.unary()
-            left = (lambda a, b: lambda o: a(o) and b(o))(left, right)
+            left = _both(left, right)
         return left
 
     def unary(self) -> Predicate:
@@ -195,6 +204,6 @@ def decode_skiptoken(token: str) -> int:
         if offset < 0:
             raise ValueError
         return offset
-    except Exception:
+    except (ValueError, KeyError, TypeError):
         raise QueryError("Directory_ExpiredPageToken", "The specified page token value has expired and can no "
                          "longer be included in your request.") from None

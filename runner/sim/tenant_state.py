@@ -23,8 +23,9 @@ import secrets as _secrets
 import string
 import threading
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from .tenant_faults import LagState
 
@@ -94,6 +95,18 @@ def parse_iso(value: str) -> _dt.datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=_dt.timezone.utc)
     return dt
+
+
+def is_guid(value: object) -> bool:
+    """A GUID in its 36-character form, as Graph ids and appIds are written."""
+    text = str(value)
+    if len(text) != 36:
+        return False
+    try:
+        uuid.UUID(text)
+        return True
+    except ValueError:
+        return False
 
 
 def new_id() -> str:
@@ -476,7 +489,7 @@ class TenantState:
             try:
                 der = base64.b64decode(c.get("key") or "", validate=True)
                 cert = x509.load_der_x509_certificate(der)
-            except Exception:
+            except (ValueError, TypeError):
                 raise StateError("Request_BadRequest", "Invalid value specified for property 'key' of resource 'KeyCredential'.") from None
             not_after = cert.not_valid_after_utc
             if not_after <= _dt.datetime.now(_dt.timezone.utc):

@@ -89,7 +89,7 @@ def split_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]
         header = json.loads(b64url_decode(parts[0]))
         claims = json.loads(b64url_decode(parts[1]))
         sig = b64url_decode(parts[2])
-    except Exception:
+    except (ValueError, TypeError):  # bad base64, UTF-8 or JSON
         raise TokenError("IDX14102: Unable to decode the header or payload as Base64Url encoded string.") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise TokenError("IDX14102: Unable to decode the header or payload as Base64Url encoded string.")

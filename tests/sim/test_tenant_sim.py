@@ -22,8 +22,15 @@ import pytest
 import requests
 
 from runner.sim.tenant import TenantSimulator, serve
-from runner.sim.tenant_state import (AAD_GRAPH_APP_ID, EXCHANGE_APP_ID, GLOBAL_ADMINISTRATOR, GRAPH_APP_ID,
-                                     PRIVILEGED_ROLE_ADMINISTRATOR, SHAREPOINT_APP_ID, load_permission_rows)
+from runner.sim.tenant_state import (
+    AAD_GRAPH_APP_ID,
+    EXCHANGE_APP_ID,
+    GLOBAL_ADMINISTRATOR,
+    GRAPH_APP_ID,
+    PRIVILEGED_ROLE_ADMINISTRATOR,
+    SHAREPOINT_APP_ID,
+    load_permission_rows,
+)
 from runner.sim.tls import make_tls
 
 GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
@@ -253,6 +260,25 @@ def test_device_code_declined_and_confidential_client_refused(sim, http):
     assert r.status_code == 401 and r.json()["error_codes"] == [7000218]
 
 
+def test_device_code_approved_on_the_verification_page(sim, http):
+    sim.device_auto_approve = False
+    token_url = f"{sim.authority}/oauth2/v2.0/token"
+    flow = http.post(f"{sim.authority}/oauth2/v2.0/devicecode",
+                     data={"client_id": sim.public_client_id, "scope": GRAPH_DEFAULT[0]}).json()
+    poll = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": sim.public_client_id,
+            "device_code": flow["device_code"]}
+    r = http.post(token_url, data=poll)
+    assert r.status_code == 400 and r.json()["error"] == "authorization_pending" and r.json()["error_codes"] == [70016]
+    page = http.get(flow["verification_uri"])
+    assert page.status_code == 200 and sim.device_user.upn in page.text
+    done = http.post(flow["verification_uri"], data={"code": flow["user_code"], "action": "approve"})
+    assert "Done" in done.text
+    r = http.post(token_url, data=poll)
+    assert r.status_code == 200 and claims_of(r.json()["access_token"])["upn"] == sim.device_user.upn
+    r = http.post(token_url, data=poll)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"  # a device code is redeemed once
+
+
 # ---- Graph authentication and authorization --------------------------------------------
 
 def test_graph_rejects_missing_expired_forged_and_foreign_tokens(sim, http):
@@ -267,7 +293,7 @@ def test_graph_rejects_missing_expired_forged_and_foreign_tokens(sim, http):
     r = http.get(url, headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
     good = sim.mint_access_token(roles=["Application.ReadWrite.All"])
-    head, body, sig = good.split(".")
+    head, _, sig = good.split(".")
     forged_claims = dict(claims_of(good), roles=["Directory.ReadWrite.All"])
     forged = head + "." + base64.urlsafe_b64encode(json.dumps(forged_claims).encode()).decode().rstrip("=") + "." + sig
     assert http.get(url, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
@@ -637,6 +663,16 @@ def test_replication_lag_after_creating_an_application(sim, graph):
     assert new_sp(graph, app["appId"])["appId"] == app["appId"]
 
 
+def test_sign_in_fails_while_the_application_has_not_replicated(sim, graph):
+    app = new_app(graph)
+    secret = graph("POST", f"/applications/{app['id']}/addPassword", {}).json()["secretText"]
+    new_sp(graph, app["appId"])
+    sim.state.set_lag(app["id"], requests=1)
+    result = cca(sim, app["appId"], secret).acquire_token_for_client(GRAPH_DEFAULT)
+    assert result["error"] == "unauthorized_client" and result["error_codes"] == [700016]
+    assert "access_token" in cca(sim, app["appId"], secret).acquire_token_for_client(GRAPH_DEFAULT)
+
+
 def test_replication_lag_after_creating_a_service_principal(sim, graph):
     app = new_app(graph)
     sim.faults.add("lag", method="POST", path=r"^/v1\.0/servicePrincipals$", requests=2)
@@ -714,8 +750,8 @@ def test_serve_prints_where_to_connect_and_keeps_the_secret_in_a_private_file(tm
     lines: list[str] = []
     stop = threading.Event()
     secret_file = tmp_path / "op.secret"
-    t = threading.Thread(target=serve, kwargs=dict(port=0, secret_file=secret_file, tls_dir=tmp_path / "tls",
-                                                   out=lines.append, stop_event=stop))
+    t = threading.Thread(target=serve, kwargs={"port": 0, "secret_file": secret_file, "tls_dir": tmp_path / "tls",
+                                               "out": lines.append, "stop_event": stop})
     t.start()
     deadline = time.monotonic() + 10
     while not any("press Ctrl-C" in x for x in lines) and time.monotonic() < deadline:
