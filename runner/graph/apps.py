@@ -156,9 +156,10 @@ def read_state(client: GraphClient, facts: Facts, *, unique_name: str | None = N
         facts.apps[key] = app
     res_ids = [r for r in dict.fromkeys(resources) if r not in facts.resource_sps]
     if res_ids:
-        found = client.get_all("/servicePrincipals", params={
-            "$filter": "appId in (" + ",".join(f"'{r}'" for r in res_ids) + ")",
-            "$select": SP_RESOURCE_SELECT})
+        flt = "appId in (" + ",".join(f"'{odata_key(r)}'" for r in res_ids) + ")"
+        # Spaces as %20, not "+": OData services do not all read "+" as a space in $filter.
+        found = client.get_all(f"/servicePrincipals?$filter={quote(flt, safe=chr(39) + '(),%')}"
+                               f"&$select={SP_RESOURCE_SELECT}")
         by_app = {str(sp.get("appId", "")).lower(): sp for sp in found}
         for rid in res_ids:
             facts.resource_sps[rid] = by_app.get(rid.lower())

@@ -193,7 +193,9 @@ def test_fresh_tenant_then_converged_rerun(sim, tmp_path, caplog):
     assert sim.state.check_secret(app, value)
     blob = json.dumps([o.__dict__ for o in first.values()], default=str)
     assert value not in blob
-    assert value not in "\n".join(r.getMessage() for r in caplog.records)
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    assert value not in logs and sim.operator.client_secret not in logs
+    assert conn.tokens._token and conn.tokens._token not in logs
     assert sec["key_id"] == app["passwordCredentials"][0]["keyId"] and sec["expires"]
 
     # request economy: fresh onboarding within 10 requests, including sign-in
@@ -578,6 +580,19 @@ def test_given_certificate_is_uploaded_and_recognised(sim, tmp_path):
 
 
 # --------------------------------------------------------------------------- offboarding
+
+def test_offline_plan_signs_in_nowhere_and_cannot_apply(sim, tmp_path):
+    sim.requests.reset()
+    conn = connect(sim, tmp_path, offline=True)
+    plan = onboard(conn, tmp_path, apply=False)
+    assert sim.requests.total == 0
+    assert plan["preflight"].outputs["sign_in"] == "offline"
+    assert plan["application"].outputs["permissions"] == 46 and plan["application"].changed
+    assert len(plan["consent"].outputs["missing"]) == 46
+    with pytest.raises(InputError) as ei:
+        onboard(conn, tmp_path, apply=True, stages=("application",))
+    assert ei.value.input == "offline" and sim.requests.total == 0
+
 
 def test_remove_application_plans_then_removes_then_is_ok(sim, tmp_path):
     onboard(connect(sim, tmp_path), tmp_path)

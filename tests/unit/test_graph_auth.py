@@ -157,3 +157,32 @@ def test_certificate_settings_validate_the_file(tmp_path: Path):
     with pytest.raises(InputError) as ei:
         src._client_credential()
     assert ei.value.input == "certificate"
+
+
+def test_connector_maps_cloud_and_overrides_without_network(tmp_path):
+    from runner.graph.connector import open_target
+
+    class T:
+        state_dir = tmp_path
+        interactive = False
+
+        def event(self, type, **data):
+            raise AssertionError("no event expected while opening")
+
+    gov = open_target({"tenant": "contoso.onmicrosoft.us", "cloud": "usgovdod"}, T())
+    assert gov.endpoint == "https://dod-graph.microsoft.us"
+    assert gov.signin.authority == "https://login.microsoftonline.us/contoso.onmicrosoft.us"
+    assert gov.signin.client_id == DEFAULT_PUBLIC_CLIENT_ID
+    assert gov.signin.token_cache == tmp_path / "private" / "graph" / "contoso.onmicrosoft.us" / "msal-cache.json"
+    sim = open_target({"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b", "auth": "secret", "client_id": "c",
+                       "client_secret": "plain-text-becomes-secret", "graph_endpoint": "https://localhost:9/v1.0",
+                       "authority_host": "https://localhost:9", "timeout": 5}, T())
+    assert sim.endpoint == "https://localhost:9" and sim.client.root == "https://localhost:9/v1.0"
+    assert isinstance(sim.signin.client_secret, Secret) and "plain-text" not in repr(sim.signin.client_secret)
+    assert sim.tenant_id == "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"      # a GUID tenant needs no sign-in
+    assert sim.client.timeout == (5.0, 5.0)
+    for bad, key in [({"timeout": "soon"}, "timeout"), ({"ca_bundle": "/nope.pem"}, "ca_bundle"),
+                     ({"cloud": "mars"}, "cloud"), ({"lag_budget": -1}, "lag_budget")]:
+        with pytest.raises(InputError) as ei:
+            open_target({"tenant": "t", **bad}, T())
+        assert ei.value.input == key
