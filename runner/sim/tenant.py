@@ -9,10 +9,13 @@ with the real msal and requests:
     with TenantSimulator() as sim:
         app = msal.ConfidentialClientApplication(sim.operator.client_id,
                 client_credential=sim.operator.client_secret, authority=sim.authority,
-                instance_discovery=False, http_client=session_trusting(sim.ca_bundle))
+                instance_discovery=False, http_client=session)   # see below
         token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
         requests.get(f"{sim.graph_endpoint}/v1.0/applications", verify=sim.ca_bundle,
                      headers={"Authorization": "Bearer " + token["access_token"]})
+
+`session` must pass verify=sim.ca_bundle on every request (a small requests.Session
+subclass): with REQUESTS_CA_BUNDLE set in the environment, Session.verify alone is ignored.
 
 One base URL serves both the login authority (`{base_url}/{tenant_id}`) and Graph
 (`{base_url}/v1.0/...`). Scopes keep the real resource id ("https://graph.microsoft.com/

@@ -18,11 +18,11 @@ import datetime as _dt
 import json
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode
 
+from .tenant_batch import ItemFault, run_batch
 from .tenant_odata import (
     QueryError,
     decode_skiptoken,
@@ -30,7 +30,7 @@ from .tenant_odata import (
     parse_filter,
     parse_select,
 )
-from .tenant_response import GRAPH_JSON, Response
+from .tenant_response import GRAPH_JSON, GraphError, Response
 from .tenant_state import (
     APPLICATION_ADMINISTRATOR,
     CLOUD_APPLICATION_ADMINISTRATOR,
@@ -70,7 +70,6 @@ APP_FILTER_FIELDS = {"id", "appId", "displayName", "uniqueName", "publisherDomai
 SP_FILTER_FIELDS = {"id", "appId", "displayName", "servicePrincipalType", "accountEnabled", "appOwnerOrganizationId"}
 STRING_COLLECTIONS = {"identifierUris", "servicePrincipalNames", "tags"}
 ASSIGNMENT_FILTER_FIELDS = {"resourceId", "principalId", "appRoleId", "principalType"}
-MAX_BATCH = 20
 INSUFFICIENT = "Insufficient privileges to complete the operation."
 SEG = re.compile(r"^(?P<set>[A-Za-z$]+)(?:\((?P<kk>[A-Za-z]+)='(?P<kv>(?:[^']|'')*)'\))?$")
 WRITABLE_APP = {"displayName", "description", "notes", "tags", "identifierUris", "signInAudience",
@@ -80,14 +79,6 @@ WRITABLE_APP = {"displayName", "description", "notes", "tags", "identifierUris",
                 "serviceManagementReference", "addIns", "defaultRedirectUri", "passwordCredentials"}
 READONLY_APP = {"id", "appId", "createdDateTime", "deletedDateTime", "publisherDomain",
                 "applicationTemplateId", "disabledByMicrosoftStatus", "@odata.type"}
-
-
-class GraphError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details, self.headers = details, headers or {}
 
 
 @dataclass
@@ -202,7 +193,7 @@ class GraphService:
 
     # ---- entry points -------------------------------------------------------------------
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes,
-               *, item_fault: Callable[[str, str, dict[str, str]], Response | None] | None = None,
+               *, item_fault: ItemFault | None = None,
                caller: Caller | None = None, in_batch: bool = False) -> Response:
         """Serve one Graph request. `headers` have lower-case names. `item_fault` is consulted
         for each $batch sub-request (per-item throttling)."""
@@ -222,7 +213,7 @@ class GraphService:
                 if in_batch or ctx.method != "POST":
                     raise GraphError(400, "BadRequest", "Nested $batch requests are not allowed." if in_batch
                                      else "Specified HTTP method is not allowed for the request target.")
-                return self.batch(ctx, item_fault)
+                return run_batch(self, ctx, item_fault)
             return self.dispatch(ctx, rest)
         except GraphError as e:
             return self.error_response(e.status, e.code, e.message, headers, e.details, e.headers)
@@ -763,94 +754,3 @@ class GraphService:
                                       f"{urlencode(params, quote_via=quote, safe='$,()')}")
         out["value"] = [self.serialize(o, select, single=False) for o in page]
         return self.ok(200, out, ctx.headers)
-
-    # ---- $batch -------------------------------------------------------------------------
-    def batch(self, ctx: Ctx, item_fault: Callable[[str, str, dict[str, str]], Response | None] | None) -> Response:
-        try:
-            payload = json.loads(ctx.body or b"null")
-        except ValueError:
-            payload = None
-        reqs = payload.get("requests") if isinstance(payload, dict) else None
-        if not isinstance(reqs, list) or not all(isinstance(r, dict) for r in reqs):
-            raise GraphError(400, "BadRequest", "Invalid batch payload format.")
-        if len(reqs) > MAX_BATCH:
-            raise GraphError(400, "BadRequest", f"The number of requests in the batch ({len(reqs)}) exceeds the "
-                             f"limit of {MAX_BATCH}.")
-        ids = [str(r.get("id", "")) for r in reqs]
-        if any(not i for i in ids) or len({i.lower() for i in ids}) != len(ids):
-            raise GraphError(400, "BadRequest", "Every request in a batch needs a unique id.")
-        for r in reqs:
-            if not r.get("method") or not isinstance(r.get("url"), str):
-                raise GraphError(400, "BadRequest", "Invalid batch payload format: method and url are required.")
-            for d in r.get("dependsOn") or []:
-                if str(d) not in ids:
-                    raise GraphError(400, "BadRequest", f"Request '{r['id']}' depends on unknown request '{d}'.")
-        order = self._batch_order(reqs)
-        results: dict[str, dict[str, Any]] = {}
-        counted: list[tuple[str, str]] = []
-        assert ctx.caller is not None
-        for r in order:
-            rid = str(r["id"])
-            method = str(r["method"]).upper()
-            sub_path, sub_query = self._batch_url(r["url"])
-            counted.append((method, self.sim.route_of(sub_path)))
-            failed = [d for d in (r.get("dependsOn") or []) if results[str(d)]["status"] >= 400]
-            if failed:
-                resp = self.error_response(424, "FailedDependency", "The request depends on a request that "
-                                           "failed.", ctx.headers)
-            else:
-                resp = self._batch_item(ctx, r, method, sub_path, sub_query, item_fault)
-            item: dict[str, Any] = {"id": rid, "status": resp.status,
-                                    "headers": {k: v for k, v in resp.headers.items()
-                                                if k.lower() in ("retry-after", "location", "cache-control")}}
-            if resp.body is not None:
-                item["headers"]["Content-Type"] = resp.content_type
-                item["body"] = resp.json_body()
-            results[rid] = item
-        self.sim.requests.record_batch(counted)
-        return self.ok(200, {"responses": [results[str(r["id"])] for r in reqs]}, ctx.headers)
-
-    def _batch_order(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        by_id = {str(r["id"]): r for r in reqs}
-        done: set[str] = set()
-        order: list[dict[str, Any]] = []
-        visiting: set[str] = set()
-
-        def visit(rid: str) -> None:
-            if rid in done:
-                return
-            if rid in visiting:
-                raise GraphError(400, "BadRequest", "Circular dependsOn in batch request.")
-            visiting.add(rid)
-            for d in by_id[rid].get("dependsOn") or []:
-                visit(str(d))
-            visiting.discard(rid)
-            done.add(rid)
-            order.append(by_id[rid])
-
-        for r in reqs:
-            visit(str(r["id"]))
-        return order
-
-    def _batch_url(self, url: str) -> tuple[str, str]:
-        if url.lower().startswith(("http://", "https://")):
-            raise GraphError(400, "BadRequest", "Batch request urls must be relative, e.g. /applications.")
-        parts = urlsplit("/" + url.lstrip("/"))
-        return "/v1.0" + parts.path, parts.query
-
-    def _batch_item(self, ctx: Ctx, r: dict[str, Any], method: str, path: str, query: str,
-                    item_fault: Callable[[str, str, dict[str, str]], Response | None] | None) -> Response:
-        hdrs = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
-        hdrs.setdefault("client-request-id", ctx.headers.get("client-request-id", ""))
-        if not hdrs["client-request-id"]:
-            del hdrs["client-request-id"]
-        if item_fault is not None:
-            faulted = item_fault(method, path, hdrs)
-            if faulted is not None:
-                return faulted
-        body = r.get("body")
-        if body is not None and "content-type" not in hdrs:
-            return self.error_response(400, "BadRequest", "A Content-Type header is required when a body is "
-                                       "specified.", hdrs)
-        raw = json.dumps(body).encode() if isinstance(body, (dict, list)) else (str(body).encode() if body else b"")
-        return self.handle(method, path, query, hdrs, raw, caller=ctx.caller, in_batch=True)

@@ -1,5 +1,6 @@
 """The response value the tenant simulator's handlers return, independent of the HTTP server
-so the same handler serves a top-level request and a $batch sub-request."""
+so the same handler serves a top-level request and a $batch sub-request, and the Graph error
+they raise."""
 
 from __future__ import annotations
 
@@ -36,3 +37,13 @@ class Response:
             return json.loads(raw)
         except ValueError:
             return raw
+
+
+class GraphError(Exception):
+    """A Graph error answer: status, code, message (and optional details / headers)."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details, self.headers = details, headers or {}
