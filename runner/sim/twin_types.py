@@ -83,6 +83,9 @@ class HostState:
     spo_admin_password: str = "Sim-Admin-Pa55!"
     spo_app_thumbprints: set[str] = field(default_factory=set)   # certificates registered for app-only
     invocations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (template id, params)
+    # seconds a template's twin takes before it acts, like a slow Install-Module; a stopped
+    # pipeline (Ctrl-C, deadline) ends the wait and the twin does nothing
+    delays: dict[str, float] = field(default_factory=dict)
 
 
 TwinFn = Callable[[HostState, SimWorld, dict[str, Any]], TwinOutput]
@@ -112,6 +115,13 @@ def run_twin(script: str, state: HostState, world: SimWorld, params: dict[str, A
         raise TwinError(f"The simulator has no twin for this script (template id: {tid or 'none'}).",
                         exception_type="System.NotSupportedException", category="NotImplemented",
                         fqid="PsrunnerSimNoTwin")
+    delay = state.delays.get(tid)
+    if delay:
+        from .psrp_shell import wait_or_stop
+        if wait_or_stop(delay):
+            raise TwinError("The pipeline has been stopped.",
+                            exception_type="System.Management.Automation.PipelineStoppedException",
+                            category="OperationStopped", fqid="PipelineStopped")
     state.invocations.append((tid, {k: ("********" if isinstance(v, SimSecureString) else v)
                                     for k, v in params.items()}))
     return TWINS[tid](state, world, params)
