@@ -261,12 +261,19 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
 def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
     apply = _flag(params, "Apply")
     admin_url = _param(params, "AdminUrl", "")
+    desired = {n: bool(_param(params, n)) for n in TENANT_SETTINGS if _param(params, n) is not None}
+    if not apply and SPO_MODULE not in state.modules:
+        return TwinOutput({
+            "changed": bool(desired), "before": None, "after": desired,
+            "data": {"admin_url": admin_url, "desired": desired, "converged": [], "refused": {},
+                     "pending": [n for n in TENANT_SETTINGS if n in desired], "module_installed": False},
+            "messages": [f"{SPO_MODULE} is not installed yet: the settings are read and set when applying, "
+                         f"after the module is installed."]})
     _module_loadable(state, "Connect-SPOService")
     _check_admin_url(world, admin_url)
     _sign_in(state, world, params, client_id_param="ClientId", thumbprint_first=False)
 
     sp = world.sharepoint
-    desired = {n: bool(_param(params, n)) for n in TENANT_SETTINGS if _param(params, n) is not None}
     messages: list[str] = []
     warnings: list[str] = []
     with world.lock:
@@ -302,7 +309,7 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
     result: dict[str, Any] = {
         "changed": changed, "before": before, "after": after,
         "data": {"admin_url": admin_url, "desired": desired, "converged": converged,
-                 "pending": pending, "refused": refused},
+                 "pending": pending, "refused": refused, "module_installed": True},
         "messages": messages,
     }
     if refused:

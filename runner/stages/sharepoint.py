@@ -219,7 +219,7 @@ def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         raise InputError(f"right {right!r} is not an app permission right", input="right",
                          hint="use one of: " + ", ".join(ALLOWED_RIGHTS))
     app_id = _text(inputs, "app_id")
-    if not app_id:
+    if not app_id and not is_unknown(app_id):   # an Unknown is falsy: known after apply
         raise InputError("appinv_grant needs the application (client) id", input="app_id")
     if backend == "server":
         return _server_grant(ctx, inputs, app_id, scope, right, app_only)

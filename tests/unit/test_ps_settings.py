@@ -66,12 +66,20 @@ def test_password_given_as_text_becomes_a_secret():
     assert isinstance(s.password, Secret) and "Plain-Text-9" not in repr(s)
 
 
-def test_validation_off_warns_every_session(caplog):
-    s = settings(cert_validation=False)
-    with caplog.at_level(logging.WARNING):
-        HostSession(s)
-        HostSession(s)
-    assert sum("validation is OFF" in r.getMessage() for r in caplog.records) == 2
+def test_validation_off_warns_every_session():
+    records: list[logging.LogRecord] = []
+    log = logging.getLogger("test.ps_settings.validation")
+    handler = logging.Handler()
+    handler.emit = records.append
+    log.addHandler(handler)
+    try:
+        HostSession(settings(cert_validation=False), log=log)
+        HostSession(settings(cert_validation=False), log=log)
+        HostSession(settings(), log=log)
+    finally:
+        log.removeHandler(handler)
+    assert [r.levelno for r in records] == [logging.WARNING] * 2
+    assert all("validation is OFF" in r.getMessage() and "ca_bundle" in r.getMessage() for r in records)
 
 
 # --------------------------------------------------------------------------- target block
