@@ -304,8 +304,16 @@ class HostSession:
             self._wsman = None
 
     def close(self) -> None:
-        with self._lock:
-            self._drop_pool(close=True)
+        """Delete the pool on the host. If an invocation is still winding down (an interrupt
+        being honoured), wait for it a little, then let the host's idle timeout reap the pool."""
+        if self._lock.acquire(timeout=POLL_SECONDS + STOP_SECONDS):
+            try:
+                self._drop_pool(close=True)
+            finally:
+                self._lock.release()
+        else:
+            self.log.warning("the session to %s is still busy; leaving its pool to the host's idle timeout",
+                             self.settings.host)
 
     def interrupt(self) -> None:
         """Stop the running pipeline (Ctrl-C). Safe from another thread: the invoking thread

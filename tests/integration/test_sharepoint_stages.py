@@ -23,6 +23,7 @@ from runner.results import Status
 from runner.secrets import Secret
 from runner.sim.host import HostSimulator, wait_or_stop
 from runner.sim.tls import make_tls
+from runner.sim import twins as _twins  # noqa: F401 - registers the template twins
 from runner.sim.twin_types import TWINS, HostState, SimSecureString, TwinOutput
 from runner.sim.world import ACSPrincipal, SimWorld
 from runner.stages import sharepoint as stages
@@ -278,6 +279,19 @@ def test_a_script_that_emits_two_objects_fails(sim, conn, monkeypatch):
     monkeypatch.setitem(TWINS, "tests/bad", lambda st, w, p: TwinOutput({"changed": "maybe"}))
     inv = conn.invoke("# psrunner-template: tests/bad\nparam([bool]$Apply)\n", {"Apply": False})
     assert inv.failed and "boolean 'changed'" in inv.failure
+
+
+def test_streams_are_collected_and_reach_the_outcome(sim, conn, monkeypatch):
+    monkeypatch.setitem(TWINS, "tests/streams", lambda st, w, p: TwinOutput(
+        {"changed": True, "data": {"k": "v"}, "messages": ["did it"]},
+        warnings=["careful"], verbose=["step 1", "step 2"], information=["fyi"]))
+    inv = conn.invoke("# psrunner-template: tests/streams\nparam([bool]$Apply)\n", {"Apply": True})
+    assert not inv.failed
+    assert inv.streams["warning"] == ["careful"] and inv.streams["verbose"] == ["step 1", "step 2"]
+    assert inv.streams["information"] == ["fyi"] and "error" not in inv.streams
+    out = stages._outcome_from(inv, label="tests/streams")
+    assert out.changed and out.outputs == {"k": "v"} and out.messages == ["did it"]
+    assert out.warnings == ["careful"] and out.streams["verbose"] == ["step 1", "step 2"]
 
 
 # --------------------------------------------------------------------------- transport errors
@@ -619,3 +633,20 @@ def test_runbook_through_the_engine_one_pool_per_run_and_no_secret_in_the_run_di
             assert SPO_PASSWORD not in text and sim.password not in text, f
     scripts = [f for f in state_dir.rglob("*.ps1")]
     assert scripts and all(f.read_text().startswith("# psrunner-template: ") for f in scripts)
+
+
+def test_ntlm_over_http_with_message_encryption(spy):
+    seen = spy("sharepoint/spo_tenant_settings")
+    with HostSimulator(SimWorld(), HostState(), scheme="http", auth="ntlm") as s:
+        s.state.modules[SPO] = "16.0.1"
+        c = open_target({"host": s.host, "port": s.port, "scheme": "http", "auth": "ntlm",
+                         "username": s.username, "password": Secret(s.password)})
+        try:
+            inv = c.invoke(render_template("sharepoint/spo_tenant_settings").text,
+                           {"Apply": False, "AdminUrl": ADMIN, "UserName": s.state.spo_admin_user,
+                            "Password": Secret(SPO_PASSWORD)})
+        finally:
+            c.close()
+        assert not inv.failed, inv.failure
+        assert seen[0]["Password"].value == SPO_PASSWORD
+        assert s.counter.encrypted == s.counter.requests > 0     # every envelope sealed
