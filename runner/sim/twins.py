@@ -90,6 +90,20 @@ def no_nuget_provider() -> TwinError:
         target="NuGet")
 
 
+PNP_MANAGEMENT_SHELL = "31359c7f-bd7e-475c-86db-fdb8c937548e"
+
+
+def pnp_management_shell_gone() -> TwinError:
+    """Connect-PnPOnline without -ClientId falls back to the PnP Management Shell app, which
+    Microsoft removed from every tenant in September 2024."""
+    return TwinError(
+        f"AADSTS700016: Application with identifier '{PNP_MANAGEMENT_SHELL}' was not found in the directory "
+        f"'Contoso'. This can happen if the application has not been installed by the administrator of the "
+        f"tenant or consented to by any user in the tenant.",
+        exception_type="Microsoft.Identity.Client.MsalServiceException", category="NotSpecified",
+        fqid="Microsoft.Identity.Client.MsalServiceException,PnP.PowerShell.Commands.Base.ConnectOnline")
+
+
 def idcrl_sign_in_failed() -> TwinError:
     return TwinError(
         "The sign-in name or password does not match one in the Microsoft account system.",
@@ -333,6 +347,8 @@ def appinv_verify(state: HostState, world: SimWorld, params: dict[str, Any]) -> 
         raise _thrown("PnP.PowerShell is not installed on this host; the grant cannot be verified here.")
     _check_admin_url(world, _param(params, "AdminUrl", ""))
     _sign_in(state, world, params, client_id_param="PnPClientId", thumbprint_first=True)
+    if not _param(params, "PnPClientId"):
+        raise pnp_management_shell_gone()
 
     with world.lock:
         principal = next((p for p in world.sharepoint.acs_principals.values()

@@ -12,7 +12,11 @@ result hashtable becomes the Outcome: changed, before/after, outputs = data, mes
 - backend "online": SharePoint Online has no API for this grant and Azure ACS app-only, which
   the grant gives, was retired on 2026-04-02. The stage ends ACTION_REQUIRED with the exact
   steps and the XML for a person, plus what to do instead. When PnP.PowerShell is on the host
-  it reads the ACS principals (appinv_verify) and reports ok once the grant is there."""
+  it reads the ACS principals (appinv_verify) and reports ok once the grant is there.
+
+appinv_grant inputs: backend, app_id, app_domain, admin_url, scope, right, app_only (default
+true); server: site_url, display_name; verification sign-in: user_name + password, or
+thumbprint + tenant_id, with pnp_client_id (an Entra app of your own for PnP PowerShell)."""
 
 from __future__ import annotations
 
@@ -187,7 +191,9 @@ def _credential_params(inputs: dict[str, Any], *, client_id_name: str) -> tuple[
         elif isinstance(password, str) and password:
             params["Password"] = Secret(password, "spo password")
             secure.add("Password")
-    for key, name in (("client_id", client_id_name), ("tenant_id", "TenantId"), ("thumbprint", "Thumbprint")):
+    keys = (("pnp_client_id" if client_id_name == "PnPClientId" else "client_id", client_id_name),
+            ("tenant_id", "TenantId"), ("thumbprint", "Thumbprint"))
+    for key, name in keys:
         value = _text(inputs, key)
         if value:
             params[name] = value

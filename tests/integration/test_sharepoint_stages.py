@@ -121,7 +121,8 @@ SCENARIOS = {
          "DisableCustomAppAuthentication": False}),
     "sharepoint/appinv_verify": (
         lambda sim: sim.state.modules.update({"PnP.PowerShell": "3.1.0"}),
-        {"AdminUrl": ADMIN, "AppId": APP, "UserName": HostState().spo_admin_user, "Password": Secret(SPO_PASSWORD)}),
+        {"AdminUrl": ADMIN, "AppId": APP, "PnPClientId": APP, "UserName": HostState().spo_admin_user,
+         "Password": Secret(SPO_PASSWORD)}),
     "sharepoint/appinv_server_grant": (
         lambda sim: setattr(sim.state, "sharepoint_server", True),
         {"SiteUrl": "https://sharepoint.contoso.local", "AppId": APP, "DisplayName": "Backup"}),
@@ -458,7 +459,8 @@ def test_key_exchange_happens_once_per_pool(sim, conn):
 def grant_inputs(**over):
     base = {"backend": "online", "app_id": APP, "app_domain": "backup.example.com", "admin_url": ADMIN,
             "scope": "http://sharepoint/content/tenant", "right": "FullControl",
-            "user_name": HostState().spo_admin_user, "password": Secret(SPO_PASSWORD)}
+            "user_name": HostState().spo_admin_user, "password": Secret(SPO_PASSWORD),
+            "pnp_client_id": "9e5f94bc-e8a4-4e73-b8be-63364c29d753"}
     base.update(over)
     return base
 
@@ -486,6 +488,13 @@ def test_online_grant_verified_with_pnp(sim, conn):
     out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(), apply=True)
     assert out.status is Status.OK and out.outputs["granted"] is True and out.action is None
     assert out.changed is False and any("2026-04-02" in w for w in out.warnings)
+
+
+def test_online_grant_verification_needs_a_pnp_app(sim, conn):
+    sim.state.modules["PnP.PowerShell"] = "3.1.0"
+    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(pnp_client_id=""), apply=True)
+    assert out.status is Status.ACTION_REQUIRED and out.outputs["verified"] is False
+    assert any("AADSTS700016" in w for w in out.warnings)
 
 
 def test_online_grant_verification_failure_keeps_the_action(sim, conn):

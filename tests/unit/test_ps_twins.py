@@ -218,7 +218,7 @@ def test_appinv_verify_needs_pnp(state, world):
 
 def test_appinv_verify_reads_acs_principals(state, world):
     state.modules["PnP.PowerShell"] = "3.1.0"
-    params = {"Apply": False, "AdminUrl": ADMIN, "AppId": APP, **creds(state)}
+    params = {"Apply": False, "AdminUrl": ADMIN, "AppId": APP, "PnPClientId": APP, **creds(state)}
     out = twins.appinv_verify(state, world, params)
     assert out.result["data"]["granted"] is False and out.result["data"]["principal_found"] is False
     world.sharepoint.acs_principals[APP] = ACSPrincipal(APP, "Backup", right="Read")
@@ -229,6 +229,13 @@ def test_appinv_verify_reads_acs_principals(state, world):
     assert out.result["data"]["granted"] is True and out.result["changed"] is False
     world.sharepoint.acs_principals[APP].allow_app_only = False
     assert twins.appinv_verify(state, world, params).result["data"]["granted"] is False
+
+
+def test_appinv_verify_without_a_pnp_client_id_meets_the_removed_management_shell(state, world):
+    state.modules["PnP.PowerShell"] = "3.1.0"
+    with pytest.raises(TwinError) as e:
+        twins.appinv_verify(state, world, {"Apply": False, "AdminUrl": ADMIN, "AppId": APP, **creds(state)})
+    assert str(e.value).startswith("AADSTS700016") and twins.PNP_MANAGEMENT_SHELL in str(e.value)
 
 
 # --------------------------------------------------------------------------- appinv_server_grant
