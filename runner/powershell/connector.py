@@ -21,6 +21,7 @@ _ALIASES = {
     "username": "username", "user": "username",
     "password": "password",
     "certificate_pem": "certificate_pem", "certificate_key_pem": "certificate_key_pem",
+    "key_pem": "certificate_key_pem",
     "encryption": "encryption",
     "configuration_name": "configuration_name",
     "connection_timeout": "connection_timeout", "read_timeout": "read_timeout",
