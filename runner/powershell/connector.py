@@ -60,7 +60,8 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
     unknown = sorted(k for k in given if k not in _ALIASES and k not in _SPECIAL)
     if unknown:
         raise InputError(f"{label}: unknown setting(s) {', '.join(unknown)}", input=f"{label}.{unknown[0]}",
-                         hint="psrp targets take: " + ", ".join(sorted(set(_ALIASES) | _SPECIAL - {"type", "description"})))
+                         hint="psrp targets take: "
+                         + ", ".join(sorted(set(_ALIASES) | _SPECIAL - {"type", "description"})))
     kw: dict[str, Any] = {"label": label}
     for key, value in given.items():
         field = _ALIASES.get(key)

@@ -395,8 +395,9 @@ class HostSession:
             if values:
                 ps.add_parameters(values)
             self.invocations += 1
+            secret_names = sorted(n for n in parameters if n in secure or isinstance(parameters[n], Secret))
             self.log.info("invoking %s on %s with parameters %s (secure: %s)", label, self.settings.host,
-                     sorted(parameters), sorted(n for n in parameters if n in secure or isinstance(parameters[n], Secret)))
+                          sorted(parameters), secret_names)
             started = True
             with self._bounded(deadline):
                 ps.begin_invoke()
@@ -453,7 +454,7 @@ class HostSession:
                 now = time.monotonic()
                 stalled_since = stalled_since or now
                 if deadline is not None and now >= deadline:
-                    raise _Cancelled("deadline")
+                    raise _Cancelled("deadline") from None
                 if deadline is None and now - stalled_since >= self.settings.read_timeout:
                     raise
         self._check_interrupt_only()
@@ -609,7 +610,8 @@ def check_result(output: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The result contract: exactly one hashtable of primitives with the known keys."""
     items = [_plain(o) for o in output]
     if not items:
-        return None, "the script emitted no result object (expected one hashtable: changed, before, after, data, messages)"
+        return None, ("the script emitted no result object "
+                      "(expected one hashtable: changed, before, after, data, messages)")
     if len(items) > 1:
         kinds = ", ".join(_describe(i) for i in items[:5])
         return None, (f"the script emitted {len(items)} objects ({kinds}); exactly one result hashtable is expected "

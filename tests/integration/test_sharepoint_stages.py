@@ -412,7 +412,12 @@ def test_interrupt_stops_the_remote_pipeline(sim, conn, monkeypatch):
 
 def test_deadline_stops_a_slow_pipeline(sim, conn, monkeypatch):
     stopped = threading.Event()
-    monkeypatch.setitem(TWINS, "tests/slow", lambda s, w, p: (wait_or_stop(30) and stopped.set()) or TwinOutput({"changed": False}))
+    def slow(state, world, params):
+        if wait_or_stop(30):
+            stopped.set()
+        return TwinOutput({"changed": False})
+
+    monkeypatch.setitem(TWINS, "tests/slow", slow)
     conn.invoke(render_template("windows/host_facts").text, {"Apply": False})
     t = time.monotonic()
     with pytest.raises(TransportError) as e:
@@ -597,12 +602,22 @@ inputs = { MinimumVersion = "16.0.0.0" }
 id = "settings"
 kind = "powershell.template"
 template = "sharepoint/spo_tenant_settings"
-inputs = { AdminUrl = "https://contoso-admin.sharepoint.com", UserName = "${params.spo_user}", Password = "${params.spo_password}", DisableCustomAppAuthentication = false }
+[stages.inputs]
+AdminUrl = "https://contoso-admin.sharepoint.com"
+UserName = "${params.spo_user}"
+Password = "${params.spo_password}"
+DisableCustomAppAuthentication = false
 
 [[stages]]
 id = "grant"
 kind = "sharepoint.appinv_grant"
-inputs = { backend = "online", app_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", app_domain = "backup.example.com", admin_url = "https://contoso-admin.sharepoint.com", user_name = "${params.spo_user}", password = "${params.spo_password}" }
+[stages.inputs]
+backend = "online"
+app_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+app_domain = "backup.example.com"
+admin_url = "https://contoso-admin.sharepoint.com"
+user_name = "${params.spo_user}"
+password = "${params.spo_password}"
 '''
 
 

@@ -155,8 +155,8 @@ def test_tenant_settings_wrong_password_is_the_idcrl_error(state, world):
 def test_tenant_settings_password_must_be_a_securestring(state, world):
     state.modules[SPO] = "16.0.1"
     with pytest.raises(TwinError, match="SecureString"):
-        twins.spo_tenant_settings(state, world, {"Apply": False, "AdminUrl": ADMIN,
-                                                 "UserName": state.spo_admin_user, "Password": state.spo_admin_password})
+        twins.spo_tenant_settings(state, world, {"Apply": False, "AdminUrl": ADMIN, "UserName": state.spo_admin_user,
+                                                 "Password": state.spo_admin_password})
 
 
 def test_tenant_settings_plan_apply_reapply_with_a_refusal(state, world):
