@@ -327,8 +327,16 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
         "messages": messages,
     }
     if refused:
-        result["status"] = "failed"
+        steps = [f"{k}: {refused[k]}" for k in sorted(refused)]
+        if "LegacyAuthProtocolsEnabled" in refused:
+            steps.append("IDCRL legacy sign-in is blocked for good since 2026-05-01: have the application that "
+                         "needed it sign in with modern authentication (an Entra app with a certificate and the "
+                         "SharePoint Sites.FullControl.All application permission).")
+        steps.append("Then stop asking for the refused value: set the desired value to what the tenant reports "
+                     "and run again.")
+        result["status"] = "action-required"
         result["reason"] = " ".join(f"{k}: {refused[k]}" for k in sorted(refused))
+        result["action"] = {"refused": refused, "converged": converged, "steps": steps}
     return TwinOutput(result, warnings=warnings)
 
 

@@ -86,7 +86,9 @@ def _outcome_from(inv: Any, *, label: str) -> Outcome:
     elif result.get("status") == "action-required":
         out.status = Status.ACTION_REQUIRED
         action = result.get("action")
-        out.action = action if isinstance(action, dict) else {"reason": result.get("reason") or str(action or "")}
+        out.action = dict(action) if isinstance(action, dict) else {}
+        if result.get("reason"):
+            out.action.setdefault("reason", result["reason"])
     elif result.get("status") == "ok":
         out.status = Status.OK
     elif result.get("status") == "changed":

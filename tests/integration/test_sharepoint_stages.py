@@ -160,11 +160,13 @@ def test_tenant_settings_refusal_is_reported_per_setting(sim, conn):
     sim.state.modules[SPO] = "16.0.26712.12000"
     out, _ = run_stage(stages.template, conn, spo_inputs(LegacyAuthProtocolsEnabled=True,
                                                          DisableCustomAppAuthentication=False), apply=True)
-    assert out.status is Status.FAILED and out.changed is True
+    # not a crash (no error), not a success: a person decides what to do instead
+    assert out.status is Status.ACTION_REQUIRED and out.changed is True and out.error is None
     assert out.outputs["converged"] == ["DisableCustomAppAuthentication"]
     assert set(out.outputs["refused"]) == {"LegacyAuthProtocolsEnabled"}
-    assert "LegacyAuthProtocolsEnabled" in out.error["message"] and "ignores" in out.error["message"]
-    assert out.error["records"] == []                         # not a crash: no error record
+    assert "LegacyAuthProtocolsEnabled" in out.action["reason"] and "ignores" in out.action["reason"]
+    assert set(out.action["refused"]) == {"LegacyAuthProtocolsEnabled"}
+    assert any("modern authentication" in step for step in out.action["steps"])
     assert sim.world.sharepoint.disable_custom_app_authentication is False
     assert sim.world.sharepoint.legacy_auth_protocols_enabled is False
 

@@ -172,7 +172,8 @@ def test_tenant_settings_plan_apply_reapply_with_a_refusal(state, world):
     r = applied.result
     assert world.sharepoint.disable_custom_app_authentication is False
     assert world.sharepoint.legacy_auth_protocols_enabled is False          # refused: blocked since 2026-05-01
-    assert r["changed"] is True and r["status"] == "failed"
+    assert r["changed"] is True and r["status"] == "action-required"
+    assert r["action"]["refused"] == r["data"]["refused"] and any("2026-05-01" in x for x in r["action"]["steps"])
     assert r["data"]["converged"] == ["DisableCustomAppAuthentication"]
     assert list(r["data"]["refused"]) == ["LegacyAuthProtocolsEnabled"]
     assert "still reports False" in r["reason"]
@@ -180,7 +181,7 @@ def test_tenant_settings_plan_apply_reapply_with_a_refusal(state, world):
     assert r["after"] == {"LegacyAuthProtocolsEnabled": False, "DisableCustomAppAuthentication": False}
 
     again = twins.spo_tenant_settings(state, world, settings_params(state, True, **desired))
-    assert again.result["changed"] is False and again.result["status"] == "failed"
+    assert again.result["changed"] is False and again.result["status"] == "action-required"
 
 
 def test_tenant_settings_converge_when_the_platform_allows(state, world):
