@@ -9,6 +9,7 @@ it and every stage ends `ok`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import tempfile
 import time
@@ -21,6 +22,7 @@ from .results import RunResult, RunStatus, Status
 from .secrets import Secret
 
 RUNBOOK = "m365-backup-access"
+DEMO_PNP_CLIENT_ID = "5e3f2c1a-7b9d-4e8f-a6c5-0d1b2a3c4e5f"
 
 
 @contextlib.contextmanager
@@ -64,6 +66,8 @@ def sim_params(tenant: Any, host: Any, world: Any) -> dict[str, Any]:
         "host_ca_bundle": str(host.ca_bundle or ""),
         "spo_user": host.state.spo_admin_user,
         "spo_password": Secret(host.state.spo_admin_password, "spo_password"),
+        # the admin's own Entra app for PnP PowerShell sign-in, used to verify the appinv grant
+        "pnp_client_id": DEMO_PNP_CLIENT_ID,
     }
 
 
@@ -99,6 +103,26 @@ def complete_appinv_as_admin(world: Any, app_id: str, app_domain: str) -> None:
             app_id=app_id, display_name="Microsoft 365 backup access", app_domain=app_domain)
 
 
+def admin_follows_actions(result: RunResult, world: Any, values: dict[str, Any]) -> list[str]:
+    """Do what the run's "Action required" list asks of a person, as an admin would:
+    accept the tenant's value for a setting the platform refuses, and complete the
+    appinv.aspx hand-off. Returns what was done, in words."""
+    done = []
+    settings = result.stage("spo-settings")
+    if settings is not None and settings.status == Status.ACTION_REQUIRED:
+        refused = settings.outputs.get("refused") or {}
+        if "LegacyAuthProtocolsEnabled" in refused:
+            values["legacy_auth"] = False
+            done.append("== the admin accepts that the platform refuses LegacyAuthProtocolsEnabled = True "
+                        "(IDCRL is blocked for good) and runs from now on with -p legacy_auth=false")
+    app_id = (result.stage("application").outputs if result.stage("application") else {}).get("app_id")
+    grant = result.stage("appinv-grant")
+    if app_id and grant is not None and grant.status == Status.ACTION_REQUIRED:
+        complete_appinv_as_admin(world, app_id, str(values.get("app_domain", "localhost")))
+        done.append("== the admin completes the appinv.aspx hand-off by hand (here: in the simulated tenant)")
+    return done
+
+
 def run_demo(*, state_dir: Path | None, output: str, quiet: bool, keep: bool,
              progress: Callable | None, color: bool) -> int:
     from . import api, render_text
@@ -129,11 +153,9 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool, keep: bool,
         first = api.run(rb, values, **common)
         say(render_text.result(first, color=color) + "\n")
 
-        app_id = (first.stage("application").outputs if first.stage("application") else {}).get("app_id")
-        grant = first.stage("appinv-grant")
-        if app_id and grant is not None and grant.status == Status.ACTION_REQUIRED:
-            say("== (the admin now does the appinv.aspx hand-off by hand, here in the simulated tenant)\n")
-            complete_appinv_as_admin(world, app_id, str(values.get("app_domain", "localhost")))
+        for step in admin_follows_actions(first, world, values):
+            say(step)
+        say("")
 
         say("== 3. run again: everything is in place, nothing to do")
         counters.mark()
@@ -173,11 +195,30 @@ def summary_table(plan: RunResult, first: RunResult, second: RunResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_sim_params(base: Path, tenant: Any, host: Any, world: Any) -> tuple[Path, dict[str, Path]]:
+    """A params file (TOML) and one 0600 file per secret that point psrunner at the
+    simulators. Returns (params file, {secret name: file})."""
+    from .secrets import write_private
+    lines, files = [], {}
+    for k, v in sim_params(tenant, host, world).items():
+        if isinstance(v, Secret):
+            files[k] = write_private(base / f"{k}.secret", v.reveal())
+        elif isinstance(v, bool):
+            lines.append(f"{k} = {'true' if v else 'false'}")
+        elif isinstance(v, int):
+            lines.append(f"{k} = {v}")
+        else:
+            lines.append(f"{k} = {json.dumps(str(v))}")
+    pf = base / "params.toml"
+    pf.parent.mkdir(parents=True, exist_ok=True)
+    pf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return pf, files
+
+
 def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None) -> None:
     """Serve both simulators until Ctrl-C; write a params file and 0600 secret files that
     point psrunner at them, and print the commands to try."""
     from .rundir import default_state_dir
-    from .secrets import write_private
     from .sim.host import HostSimulator
     from .sim.tenant import TenantSimulator
     from .sim.world import SimWorld
@@ -188,27 +229,13 @@ def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None) -> N
     host = HostSimulator(world=world, port=host_port).start()
     host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
     try:
-        params = sim_params(tenant, host, world)
-        lines = []
-        files = []
-        for k, v in params.items():
-            if isinstance(v, Secret):
-                p = write_private(base / f"{k}.secret", v.reveal())
-                files.append(f"--secret-file {k}={p}")
-            elif isinstance(v, bool):
-                lines.append(f"{k} = {'true' if v else 'false'}")
-            elif isinstance(v, int):
-                lines.append(f"{k} = {v}")
-            else:
-                lines.append(f'{k} = "{v}"')
-        pf = base / "params.toml"
-        pf.parent.mkdir(parents=True, exist_ok=True)
-        pf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        pf, files = write_sim_params(base, tenant, host, world)
         click.echo(f"tenant simulator: {tenant.base_url} (tenant {world.tenant_domain})")
         click.echo(f"host simulator:   {host.scheme}://{host.host}:{host.port}/wsman")
         click.echo("try:")
-        click.echo(f"  psrunner plan {RUNBOOK} --params-file {pf} " + " ".join(files))
-        click.echo(f"  psrunner run {RUNBOOK} --params-file {pf} " + " ".join(files))
+        args = " ".join(f"--secret-file {k}={v}" for k, v in files.items())
+        click.echo(f"  psrunner plan {RUNBOOK} --params-file {pf} {args}")
+        click.echo(f"  psrunner run {RUNBOOK} --params-file {pf} {args}")
         click.echo("Ctrl-C stops the simulators.")
         while True:
             time.sleep(3600)

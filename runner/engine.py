@@ -288,7 +288,8 @@ class Engine:
     def _scope(self) -> dict[str, Any]:
         stages: dict[str, Any] = {}
         for s in self.result.stages:
-            stages[s.id] = {"outputs": s.outputs, "status": s.status.value, "changed": s.changed}
+            stages[s.id] = {"outputs": s.outputs, "status": s.status.value, "changed": s.changed,
+                            "diff": s.diff}
         plan = self.opts.mode == "plan"
 
         def missing(ref: str) -> Any:

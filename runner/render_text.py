@@ -135,7 +135,7 @@ def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:
     if summary:
         out.append("  Permissions: " + ", ".join(f"{n} {state}" for state, n in sorted(summary.items())))
         for p in h.get("permissions", []):
-            if p.get("state") not in ("granted", "ok"):
+            if p.get("state") not in ("granted", "added", "would-grant"):
                 out.append(f"    {p.get('state')}: {p.get('resource')} {p.get('permission')}"
                            + (f" ({p['note']})" if p.get("note") else ""))
     sp = h.get("sharepoint")
@@ -144,8 +144,9 @@ def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:
         before, after = sp.get("before") or {}, sp.get("after") or {}
         for name in sorted(set(before) | set(after)):
             out.append(f"    {name}: {before.get(name)} -> {after.get(name)}")
-        for r in sp.get("refused") or []:
-            out.append(f"    refused: {r}")
+        refused = sp.get("refused") or {}
+        for name in sorted(refused):
+            out.append(f"    refused by the platform: {name}: {refused[name]}")
     return out
 
 

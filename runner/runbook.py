@@ -27,7 +27,8 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     on_failure = "stop"                # stop | continue
     timeout = 300
 
-References: `${params.NAME}`, `${stages.ID.outputs.KEY}`, `${stages.ID.status}`, `${run.id}`,
+References: `${params.NAME}`, `${stages.ID.outputs.KEY}`, `${stages.ID.status}`,
+`${stages.ID.diff.before}` / `.after`, `${run.id}`,
 optionally piped through a derivation (`${params.tenant|spo_admin_url}`). A string that is
 exactly one reference keeps the value's type; references inside a longer string are
 interpolated as text.
@@ -438,7 +439,7 @@ class _Validator:
                     self.fail(where, f"reference ${{{ref}}} names no parameter",
                               "parameters: " + ", ".join(params))
             elif parts[0] == "stages":
-                if len(parts) < 3 or parts[1] not in earlier or parts[2] not in ("outputs", "status", "changed"):
+                if len(parts) < 3 or parts[1] not in earlier or parts[2] not in ("outputs", "status", "changed", "diff"):
                     self.fail(where, f"reference ${{{ref}}} names no earlier stage output",
                               "use ${stages.ID.outputs.KEY} with an ID that comes earlier")
             elif parts[0] == "run" and parts[1:] in (["id"], ["dir"]):

@@ -199,7 +199,7 @@ def host_facts(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
     for extra in _param(params, "Modules", None) or []:
         if extra not in names:
             names.append(extra)
-    messages = []
+    messages = [f"{state.computer_name}: PowerShell {state.ps_version} ({state.ps_edition})"]
     if state.ps_edition == "Core":
         messages.append("PowerShell 7: the SharePoint Online module loads through Import-Module "
                         "-UseWindowsPowerShell.")

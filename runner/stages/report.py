@@ -46,7 +46,7 @@ def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         "pending": pending,
         "permissions": perms,
         "permissions_summary": _perm_summary(perms),
-        "sharepoint": inputs.get("sharepoint") if _known(inputs.get("sharepoint")) else None,
+        "sharepoint": _sharepoint(inputs.get("sharepoint")),
         "actions": actions,
         "failed": failed,
         "warnings": warnings,
@@ -63,6 +63,14 @@ def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if actions:
         msgs.append(f"{len(actions)} action(s) for a person: see 'Action required'")
     return Outcome(changed=False, outputs={"handoff": report}, messages=msgs or ["hand-off report written"])
+
+
+def _sharepoint(value: Any) -> dict[str, Any] | None:
+    """The settings stage's before/after and refusals, when it ran."""
+    if not isinstance(value, dict):
+        return None
+    known = {k: v for k, v in value.items() if _known(v)}
+    return known if known.get("before") or known.get("after") else None
 
 
 def _perm_summary(perms: list[dict[str, Any]]) -> dict[str, int]:

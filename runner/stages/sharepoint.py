@@ -91,6 +91,8 @@ def _outcome_from(inv: Any, *, label: str) -> Outcome:
             out.action.setdefault("reason", result["reason"])
     elif result.get("status") == "ok":
         out.status = Status.OK
+    if not out.messages and not out.changed and out.status in (None, Status.OK):
+        out.messages.append("nothing to change")
     elif result.get("status") == "changed":
         out.status = Status.CHANGED
     return out
@@ -157,7 +159,28 @@ def template(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     params["Apply"] = bool(ctx.apply)
     inv = _connector(ctx).invoke(rendered.text, params, secure=secure, deadline=_deadline(ctx), label=template_id)
     _count(ctx, inv)
-    return _outcome_from(inv, label=template_id)
+    out = _outcome_from(inv, label=template_id)
+    _name_params_of_refused(ctx, out)
+    return out
+
+
+def _name_params_of_refused(ctx: StageContext, out: Outcome) -> None:
+    """A refused setting's action ends with "stop asking for the refused value"; say which
+    runbook parameter that is and what to set it to, so nobody has to read the runbook."""
+    refused = out.outputs.get("refused") if isinstance(out.outputs, dict) else None
+    raw = getattr(getattr(ctx, "stage", None), "inputs", None)
+    if out.action is None or not isinstance(refused, dict) or not isinstance(raw, dict):
+        return
+    from ..runbook import REF_RE
+    reported = {**(out.before or {}), **(out.after or {})} if isinstance(out.after, dict) else {}
+    for name in sorted(refused):
+        m = REF_RE.fullmatch(str(raw.get(name, "")).strip())
+        if m and m.group(1).startswith("params.") and name in reported:
+            value = reported[name]
+            shown = str(value).lower() if isinstance(value, bool) else value
+            out.action.setdefault("steps", []).append(
+                f"With psrunner: accept the tenant's value for {name} by running with "
+                f"-p {m.group(1)[len('params.'):]}={shown}")
 
 
 def _count(ctx: StageContext, inv: Any) -> None:

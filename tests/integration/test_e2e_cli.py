@@ -1,0 +1,139 @@
+"""The mission end to end, through the `psrunner` command as an admin or a scheduler runs it,
+against both simulators over real msal / requests / pypsrp: plan, run, re-run, and a run
+interrupted with Ctrl-C mid-stage, then resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.demo import complete_appinv_as_admin, simulators, write_sim_params
+
+RUNBOOK = "m365-backup-access"
+
+
+@pytest.fixture
+def lab(tmp_path):
+    with simulators() as (world, tenant, host):
+        pf, files = write_sim_params(tmp_path / "sim", tenant, host, world)
+        secret_args = [a for k, v in files.items() for a in ("--secret-file", f"{k}={v}")]
+        env = {**os.environ, "PSRUNNER_STATE_DIR": str(tmp_path / "state")}
+        yield world, tenant, host, ["--params-file", str(pf), *secret_args], env, tmp_path
+
+
+def psrunner(*args, env, timeout=120):
+    return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def apps_named(tenant, unique_name):
+    return [a for a in tenant.state.applications.values() if a.get("uniqueName") == unique_name]
+
+
+def test_plan_run_rerun_through_the_cli(lab):
+    world, tenant, host, args, env, _ = lab
+    before = tenant.requests.snapshot()
+    r = psrunner("plan", RUNBOOK, *args, "-o", "json", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["mode"] == "plan"
+    assert tenant.requests.snapshot()["writes"] == before["writes"]            # plan wrote nothing
+    assert apps_named(tenant, "m365-backup-access") == []
+    assert {s["id"]: s["status"] for s in plan["stages"]}["application"] == "changed"
+
+    r = psrunner("run", RUNBOOK, *args, "--yes", "-o", "json", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    first = json.loads(r.stdout)
+    by_id = {s["id"]: s for s in first["stages"]}
+    assert first["status"] == "action-required"
+    assert by_id["appinv-grant"]["status"] == "action-required"        # no API: a person's hand-off
+    # the platform refuses LegacyAuthProtocolsEnabled = true: reported, not a crash, not success
+    assert by_id["spo-settings"]["status"] == "action-required"
+    assert set(by_id["spo-settings"]["outputs"]["refused"]) == {"LegacyAuthProtocolsEnabled"}
+    assert by_id["spo-settings"]["action"]["steps"][-1] == (
+        "With psrunner: accept the tenant's value for LegacyAuthProtocolsEnabled by running with -p legacy_auth=false")
+    assert by_id["appinv-grant"]["action"]["url"] == "https://contoso-admin.sharepoint.com/_layouts/15/appinv.aspx"
+    (app,) = apps_named(tenant, "m365-backup-access")
+    sp = tenant.state.sp_by_app_id(app["appId"])
+    assert len(tenant.state.assignments_of(sp["id"])) == 46
+    assert len(app["passwordCredentials"]) == 1 and len(app["keyCredentials"]) == 1
+    assert world.sharepoint.disable_custom_app_authentication is False
+    assert host.state.modules["Microsoft.Online.SharePoint.PowerShell"]
+    secret_file = Path(by_id["secret"]["outputs"]["secret_file"])
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
+    assert secret_file.read_text().strip() not in r.stdout + r.stderr
+
+    # the admin does what the actions say: the appinv.aspx hand-off, and accepts the refusal
+    complete_appinv_as_admin(world, app["appId"], "localhost")
+    writes = tenant.requests.snapshot()["writes"]
+    r = psrunner("run", RUNBOOK, *args, "-p", "legacy_auth=false", "--yes", "-o", "json", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    second = json.loads(r.stdout)
+    assert second["status"] == "succeeded"
+    assert {s["id"]: s["status"] for s in second["stages"]} == {s["id"]: "ok" for s in second["stages"]}
+    assert tenant.requests.snapshot()["writes"] == writes                      # converged: no write
+    assert len(apps_named(tenant, "m365-backup-access")) == 1                  # never a second app
+    assert len(tenant.state.assignments_of(sp["id"])) == 46                    # never a duplicate
+
+
+def test_human_report_names_the_handoff_and_the_notices(lab):
+    world, tenant, host, args, env, _ = lab
+    r = psrunner("run", RUNBOOK, *args, "--yes", env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert 'Hand-off (for "Add Microsoft 365 Organization Manually"):' in out
+    assert "Application (client) ID" in out and "Directory (tenant) ID" in out
+    assert "Action required (a person must finish these):" in out
+    assert "_layouts/15/appinv.aspx" in out and '<AppPermissionRequests AllowAppOnlyPolicy="true">' in out
+    for date in ("2026-04-02", "2026-05-01", "2026-10-01 -> 2027-04-01"):
+        assert date in out
+    secret = Path(json.loads((next((lab[5] / "state" / "runs").iterdir()) / "report.json").read_text())
+                  ["stages"][5]["outputs"]["secret_file"]).read_text().strip()
+    assert secret not in out and secret not in r.stderr
+
+
+def test_interrupted_run_resumes_without_repeating_done_stages(lab):
+    world, tenant, host, args, env, tmp = lab
+    host.state.delays["sharepoint/spo_module"] = 60.0       # a slow Install-Module
+    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "run", RUNBOOK, *args, "--yes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    for line in proc.stderr:
+        if line.startswith("... spo-module"):
+            break
+        assert time.monotonic() < deadline, "spo-module never started"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run_dir,) = (tmp / "state" / "runs").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "interrupted"
+    statuses = {s["id"]: s["status"] for s in report["stages"]}
+    assert statuses["consent"] == "changed" and statuses["spo-module"] == "failed"
+    assert statuses["spo-settings"] == "skipped"
+    assert host.counter.by_action().get("Signal", 0) >= 1            # the remote pipeline was stopped
+    assert "Microsoft.Online.SharePoint.PowerShell" not in host.state.modules
+
+    host.state.delays.clear()
+    writes = tenant.requests.snapshot()["writes"]
+    # no secrets given: resume asks the same files the first attempt read them from
+    r = psrunner("resume", run_dir.name, "-o", "json", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    resumed = json.loads(r.stdout)
+    assert resumed["run_id"] == run_dir.name and resumed["resumed_from"] == run_dir.name
+    by_id = {s["id"]: s for s in resumed["stages"]}
+    for done in ("application", "service-principal", "consent", "secret", "certificate"):
+        assert by_id[done]["messages"][-1].endswith("not repeated on resume"), done
+    assert by_id["spo-module"]["status"] == "changed"
+    assert by_id["spo-settings"]["status"] == "action-required"      # the refusal, as in any first run
+    assert tenant.requests.snapshot()["writes"] == writes          # no Graph stage was repeated
+    assert len(apps_named(tenant, "m365-backup-access")) == 1
