@@ -36,7 +36,7 @@ def test_version():
 def test_list_human_and_json():
     r = invoke("list")
     assert r.exit_code == 0
-    assert "sharepoint-scripts  admin      Write the SharePoint set-up scripts" in r.output
+    assert "sharepoint-scripts         admin      Write the SharePoint set-up scripts" in r.output
     r = invoke("list", "--output", "json")
     items = json.loads(r.output)
     assert {"name", "title", "audience"} <= set(items[0])
