@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from runner import api
-from runner.demo import SimCounters, complete_appinv_as_admin, sim_params, simulators
+from runner.demo import SimCounters, admin_follows_actions, sim_params, simulators
 from runner.results import RunStatus
 from runner.secrets import Secret
 
@@ -25,9 +25,13 @@ def env(tmp_path):
         yield world, tenant, host, rb, values, tmp_path
 
 
+COUNTS: dict[str, dict] = {}
+
+
 def _record(benchmark, counters, result):
     m = counters()
     benchmark.extra_info.update(m)
+    COUNTS[benchmark.name] = m
     benchmark.extra_info["status"] = result.status.value
     return m
 
@@ -53,7 +57,7 @@ def test_bench_converged_rerun(benchmark, env):
     world, tenant, host, rb, values, tmp = env
     counters = SimCounters(tenant, host)
     first = api.run(rb, values, state_dir=tmp)
-    complete_appinv_as_admin(world, first.stage("application").outputs["app_id"], "localhost")
+    admin_follows_actions(first, world, values)     # as in the demo: the hand-off, the refusal accepted
     api.run(rb, values, state_dir=tmp)
 
     def rerun():
