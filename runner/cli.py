@@ -7,7 +7,6 @@ Heavy libraries (msal, pypsrp, cryptography) are imported only when a stage need
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path

@@ -190,7 +190,7 @@ def summary_table(plan: RunResult, first: RunResult, second: RunResult) -> str:
         rows.append((key.replace("_", " "), str(plan.metrics.get(key, 0)),
                      str(first.metrics.get(key, 0)), str(second.metrics.get(key, 0))))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines) + "\n"
 

@@ -514,7 +514,7 @@ def evaluate_condition(expr: str, scope: dict[str, Any]) -> Any:
             return all(vals) if isinstance(node.op, ast.And) else any(vals)
         if isinstance(node, ast.Compare):
             left = ev(node.left)
-            for op, comp in zip(node.ops, node.comparators):
+            for op, comp in zip(node.ops, node.comparators, strict=False):
                 right = ev(comp)
                 ok = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
                       ast.In: lambda a, b: a in (b or []), ast.NotIn: lambda a, b: a not in (b or [])

@@ -245,7 +245,8 @@ def ensure_application(client: GraphClient, *, unique_name: str, display_name: s
     missing = [k for k in desired if k not in existing_set]
     extras = [k for k in existing if k not in desired_set]
     rename = (app.get("displayName") or "") != display_name
-    label = lambda k: resolution.label_of(k[0], k[1]) + ("" if k[2] == "Role" else f" ({k[2]})")
+    def label(k):
+        return resolution.label_of(k[0], k[1]) + ("" if k[2] == "Role" else f" ({k[2]})")
     outputs = _app_outputs(app, unique_name, display_name)
     outputs["permissions"] = len(desired)
     outputs["extras"] = [label(k) for k in extras]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner import __version__
-from runner.cli import cli, main
+from runner.cli import main
 
 
 def invoke(*args, input=None):

@@ -28,7 +28,8 @@ from runner.secrets import Secret
 
 
 def jwt(claims: dict) -> str:
-    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+    def enc(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
     return f"{enc({'alg': 'RS256'})}.{enc(claims)}.c2ln"
 
 
