@@ -120,31 +120,28 @@ def _run_common(f):
     return click.argument("runbook")(f)
 
 
-@cli.command()
-@_run_common
-def plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> None:
-    """Show what a run would change, changing nothing."""
+def _plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> RunResult:
     _setup_logging(verbose, quiet)
     from .api import load_runbook
     from .api import plan as api_plan
     rb = load_runbook(runbook)
     values, sources = _gather_params(rb, params, params_file, secret_files)
-    result = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
-                      on_event=_progress(output, quiet), interactive=_tty())
-    _finish(result, output)
+    return api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
+                    on_event=_progress(output, quiet), interactive=_tty())
+
+
+@cli.command()
+@_run_common
+def plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> None:
+    """Show what a run would change, changing nothing."""
+    _finish(_plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet), output)
 
 
 @cli.command()
 @_run_common
 def check(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> None:
     """Report drift: like plan, but exit 3 when anything would change (for scheduled runs)."""
-    _setup_logging(verbose, quiet)
-    from .api import load_runbook
-    from .api import plan as api_plan
-    rb = load_runbook(runbook)
-    values, sources = _gather_params(rb, params, params_file, secret_files)
-    result = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
-                      on_event=_progress(output, quiet), interactive=_tty())
+    result = _plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet)
     code = _finish(result, output, exit_now=False)
     if code == EXIT_OK and result.changed:
         if output == "human":
