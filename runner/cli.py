@@ -255,13 +255,13 @@ def runs_show(ctx, run_id, output) -> None:
 @_state_option
 @_output_option
 @_verbosity
-@click.option("--keep", is_flag=True, help="keep the demo's state directory (printed at the end)")
-def demo(state_dir, output, verbose, quiet, keep) -> None:
+def demo(state_dir, output, verbose, quiet) -> None:
     """Run the m365-backup-access runbook against the embedded tenant and host simulators:
-    plan, run, then run again (everything already done). Needs the `sim` extra."""
+    plan, run, then run again (everything already done). Needs the `sim` extra.
+    Its runs are kept in a new temporary folder unless --state-dir names one."""
     _setup_logging(verbose, quiet)
     from .demo import run_demo
-    code = run_demo(state_dir=state_dir, output=output, quiet=quiet, keep=keep,
+    code = run_demo(state_dir=state_dir, output=output, quiet=quiet,
                     progress=_progress(output, quiet), color=_color())
     sys.exit(code)
 

@@ -123,12 +123,11 @@ def admin_follows_actions(result: RunResult, world: Any, values: dict[str, Any])
     return done
 
 
-def run_demo(*, state_dir: Path | None, output: str, quiet: bool, keep: bool,
+def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
              progress: Callable | None, color: bool) -> int:
     from . import api, render_text
 
     t0 = time.monotonic()
-    own_state = state_dir is None
     state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="psrunner-demo-"))
     say = (lambda text: None) if output == "json" else (lambda text: click.echo(text))
     rb = api.load_runbook(RUNBOOK)
@@ -169,8 +168,7 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool, keep: bool,
                           "second": second.to_dict()}, indent=2))
     else:
         say(summary_table(plan, first, second))
-        say(f"demo finished in {elapsed:.1f} s; artifacts in {state}"
-            + ("" if keep or not own_state else " (temporary)"))
+        say(f"demo finished in {elapsed:.1f} s; runs, events and the hand-off are in {state}")
     ok = (first.status in (RunStatus.SUCCEEDED, RunStatus.ACTION_REQUIRED)
           and second.status == RunStatus.SUCCEEDED
           and all(s.status in (Status.OK, Status.SKIPPED) for s in second.stages))
