@@ -32,6 +32,11 @@ def test_wheel_carries_templates_and_runbooks(wheel):
     assert "runner/runbooks/m365-backup-access.toml" in names
     assert "runner/data/permissions.csv" in names
     assert not [n for n in names if n.startswith("tests/")]
+    # every template and runbook in the source tree is in the wheel (a new template family
+    # needs its line in setup.cfg's package_data)
+    source = {str(p.relative_to(ROOT)) for p in (ROOT / "ps_templates").rglob("*.j2")}
+    source |= {str(p.relative_to(ROOT)) for p in (ROOT / "runner" / "runbooks").glob("*.toml")}
+    assert source <= set(names), sorted(source - set(names))
 
 
 @pytest.mark.slow
