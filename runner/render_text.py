@@ -105,8 +105,9 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False) ->
             lines.append(f"    {n['says']}")
             lines.append(f"    Instead: {n['instead']}")
     m = res.metrics
-    counts = ", ".join(f"{m.get(k, 0)} {k.replace('_', '-')}" for k in
-                       ("ok", "changed", "action_required", "failed", "skipped") if m.get(k))
+    counts = ", ".join(f"{m.get(st.value.replace('-', '_'), 0)} {label(mode, st)}" for st in
+                       (Status.OK, Status.CHANGED, Status.ACTION_REQUIRED, Status.FAILED, Status.SKIPPED)
+                       if m.get(st.value.replace("-", "_")))
     lines += ["", f"{len(res.stages)} stages: {counts or 'none'}"]
     if res.run_dir:
         lines.append(f"artifacts: {res.run_dir}")
