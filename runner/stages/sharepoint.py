@@ -315,7 +315,7 @@ def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
     warnings = [RETIREMENT_NOTICE]
     messages: list[str] = []
     if is_unknown(app_id):
-        messages.append(f"the grant needs the application id, known after apply ({app_id}); a person will "
+        messages.append(f"the grant needs the application id, {app_id}; a person will "
                         f"finish it on {action['url']}")
         return Outcome(changed=False, outputs=outputs, messages=messages, warnings=warnings, action=action,
                        status=Status.ACTION_REQUIRED)
