@@ -212,19 +212,28 @@ class Engine:
                     stopped_by = stage.id
         except KeyboardInterrupt:
             interrupted = True
+        except BaseException as e:
+            # a lock held by another run, or a bug: the run directory still says how it ended
+            res.error = _error_dict(e)
+            self._finish(RunStatus.FAILED)
+            raise
         finally:
             try:
                 self._close_all()
             finally:
                 for lk in self.locks:
                     lk.release()
+        self._finish(self._overall(interrupted))
+        return res
+
+    def _finish(self, status: RunStatus) -> None:
+        res = self.result
         res.finished = utcnow()
-        res.status = self._overall(interrupted)
+        res.status = status
         res.metrics = self._metrics()
-        self.event("run.end", None, status=res.status.value, metrics=res.metrics)
+        self.event("run.end", None, status=res.status.value, metrics=res.metrics, error=res.error)
         self.run_dir.write_report(res)
         self._write_run_json()
-        return res
 
     def _take_locks(self) -> None:
         used = sorted({s.target for s in self.runbook.stages if s.target})

@@ -190,6 +190,10 @@ def test_a_held_target_lock_blocks_a_second_run(tmp_path):
         with pytest.raises(LockedError) as e:
             go("run", rb, tmp_path)
         assert "another run (other-run" in e.value.message and "psrp:h1:5986" in e.value.message
+        (blocked,) = [r for r in api.runs(tmp_path) if r["mode"] == "run"]
+        assert blocked["status"] == "failed"          # the run directory says how it ended
+        report = json.loads((tmp_path / "runs" / blocked["run_id"] / "report.json").read_text())
+        assert report["error"]["type"] == "LockedError" and report["stages"] == []
     finally:
         held.release()
     assert go("run", rb, tmp_path).status == RunStatus.SUCCEEDED
