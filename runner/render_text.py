@@ -44,15 +44,21 @@ def show(rb: Runbook) -> str:
         lines.append("")
     if rb.params:
         lines.append("Parameters:")
+        w = max(len(p.name) for p in rb.params.values())
+        pad = " " * (w + 2)
         for p in rb.params.values():
-            flags = "required" if p.required and p.default is None else (
-                f"default {p.default}" if p.default is not None else "optional")
-            kind = p.type if p.type != "choice" else "one of " + "|".join(p.choices)
-            lines.append(f"  {p.name:<22} {kind:<12} {flags}")
+            if p.required and p.default is None:
+                flags = "required"
+            elif p.default in (None, "", []):
+                flags = "optional"
+            else:
+                flags = f"default {str(p.default).lower() if isinstance(p.default, bool) else p.default}"
+            kind = p.type if p.type != "choice" else "|".join(p.choices)
+            lines.append(f"  {p.name:<{w}}  {kind}, {flags}")
             if p.help:
-                lines.append(f"  {'':<22} {p.help}")
+                lines.append(f"  {pad}{p.help}")
             if p.secret:
-                lines.append(f"  {'':<22} (secret: from ${p.env_var}, --secret-file {p.name}=PATH, or a prompt)")
+                lines.append(f"  {pad}(secret: from ${p.env_var}, --secret-file {p.name}=PATH, or a prompt)")
         lines.append("")
     lines.append("Stages:")
     for i, s in enumerate(rb.stages, 1):

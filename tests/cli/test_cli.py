@@ -139,3 +139,14 @@ def test_help_and_list_do_not_import_heavy_libraries():
             "print('HEAVY', heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "HEAVY []", out.stderr
+
+
+def test_show_human_describes_params_plainly():
+    r = invoke("show", "m365-backup-access")
+    assert r.exit_code == 0
+    lines = r.output.splitlines()
+    assert "  tenant                      str, required" in lines
+    assert "  cloud                       global|usgov|usgovdod|china, default global" in lines
+    assert "  host_password               secret, optional" in lines
+    assert any("(secret: from $PSRUNNER_HOST_PASSWORD, --secret-file host_password=PATH, or a prompt)" in ln
+               for ln in lines)
