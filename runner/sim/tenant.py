@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tenant_faults import TERMINAL_KINDS, FaultPlan, RequestCounter
+from .tenant_faults import AFTER_KINDS, TERMINAL_KINDS, FaultPlan, RequestCounter
 from .tenant_graph import SEG, GraphService, split_segments
 from .tenant_http import TenantHTTPServer
 from .tenant_login import LoginService
@@ -366,6 +366,13 @@ class TenantSimulator:
             raise _DropConnection()
         return self.graph.fault_response(fault.kind, fault.retry_after, headers)
 
+    def _after_fault(self, method: str, path: str) -> bool:
+        """A "drop-after" fault matches: serve the request, then lose the answer."""
+        fault = self.faults.take(method, path, AFTER_KINDS)
+        if fault is not None:
+            self.requests.record_fault(fault.kind)
+        return fault is not None
+
     def dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Response:
         """Serve one HTTP request (called by the server thread). `headers` have lower-case names."""
         method = method.upper()
@@ -384,10 +391,13 @@ class TenantSimulator:
             if fault.kind != "gateway":
                 resp.headers["Retry-After"] = str(fault.retry_after)
             return resp
+        drop_after = self._after_fault(method, path)
         try:
             if not is_graph:
-                return self.login.handle(method, path, query, headers, body)
-            return self.graph.handle(method, path, query, headers, body, item_fault=self._item_fault)
+                resp = self.login.handle(method, path, query, headers, body)
+            else:
+                resp = self.graph.handle(method, path, query, headers, body, item_fault=self._item_fault)
+            return Response(0, drop=True) if drop_after else resp
         except _DropConnection:
             return Response(0, drop=True)
         except Exception:  # a simulator bug: answer 500 as Graph would rather than hang up

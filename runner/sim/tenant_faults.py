@@ -1,9 +1,11 @@
 """Switchable faults and request counting for the tenant simulator.
 
 Faults are what make the simulator worth rehearsing against: Graph throttles (429 with
-Retry-After, per sub-request inside $batch), returns 503/504 under load, drops connections,
-and lags behind its own writes (an app or service principal created a moment ago is not yet
-visible to the next call). A `FaultPlan` holds the faults a test or a demo asked for; the
+Retry-After, per sub-request inside $batch), returns 503/504 under load, drops connections
+(before serving a request, or, with "drop-after", once the request is served: the write is
+applied and its answer lost, the case where a blind replay duplicates things), and lags
+behind its own writes (an app or service principal created a moment ago is not yet visible
+to the next call). A `FaultPlan` holds the faults a test or a demo asked for; the
 HTTP layer consults it for every request and every $batch sub-request.
 
 `RequestCounter` counts what the server received, so benchmarks and tests can assert how
@@ -20,7 +22,9 @@ from typing import Any
 
 # Faults answered instead of the real response.
 TERMINAL_KINDS = ("throttle", "unavailable", "gateway", "drop")
-FAULT_KINDS = TERMINAL_KINDS + ("latency", "lag")
+# Served normally, then the connection is closed without the answer (the write happened).
+AFTER_KINDS = ("drop-after",)
+FAULT_KINDS = TERMINAL_KINDS + AFTER_KINDS + ("latency", "lag")
 
 
 @dataclass
@@ -58,7 +62,8 @@ class FaultPlan:
             retry_after: int = 1, seconds: float = 0.0, requests: int = 0) -> Fault:
         """Arm a fault.
 
-        kind: one of FAULT_KINDS. method: HTTP method to match ("*" or None: any). path: a
+        kind: one of FAULT_KINDS ("drop-after" matches the whole request, $batch included,
+        never a $batch sub-request). method: HTTP method to match ("*" or None: any). path: a
         regular expression searched in the request path (no query string), e.g.
         r"/v1.0/applications$" or r"/oauth2/v2.0/token". For $batch sub-requests the path is
         the sub-request's absolute path ("/v1.0/servicePrincipals/...").

@@ -324,6 +324,34 @@ def test_a_lasting_fault_fails_clearly_and_a_rerun_converges(sim, tmp_path, site
     assert_converged(sim)
 
 
+WRITE_SITES = {
+    "app-upsert": ("PATCH", r"/v1\.0/applications\(uniqueName="),
+    "sp-upsert": ("PATCH", r"/v1\.0/servicePrincipals\(appId="),
+    "batch": ("POST", r"/v1\.0/\$batch$"),
+    "add-password": ("POST", r"/addPassword$"),
+    "key-upload": ("PATCH", r"/v1\.0/applications/[0-9a-f-]+$"),
+}
+
+
+@pytest.mark.parametrize("site", list(WRITE_SITES))
+def test_a_write_applied_but_its_answer_lost_is_not_duplicated(sim, tmp_path, site):
+    """The dangerous drop: the tenant applied the write and the connection closed before the
+    answer came back. Replaying blindly would add a second secret, certificate or assignment."""
+    method, path = WRITE_SITES[site]
+    sim.faults.add("drop-after", method=method, path=path, count=1)
+    stages = ("preflight", "application", "service_principal", "consent", "client_secret", "certificate")
+    out = onboard(connect(sim, tmp_path), tmp_path, stages=stages)
+    assert sim.requests.snapshot()["fault_kinds"] == {"drop-after": 1}
+    assert all(o.status is None for o in out.values()), [(k, o.messages) for k, o in out.items()]
+    view = assert_converged(sim)
+    assert view["keys"] == 1, view["app"]["keyCredentials"]
+    # the secret on file is the one the tenant holds
+    assert sim.state.check_secret(view["app"], Path(out["client_secret"].outputs["secret_file"]).read_text())
+    sim.requests.reset()
+    again = onboard(connect(sim, tmp_path), tmp_path, stages=stages)
+    assert not any(o.changed for o in again.values()) and sim.requests.writes == 0
+
+
 def test_batch_item_throttling_is_retried_per_item(sim, tmp_path):
     sim.faults.add("throttle", method="POST", path=r"/appRoleAssignedTo$", count=7, retry_after=0)
     out = onboard(connect(sim, tmp_path), tmp_path)
