@@ -85,7 +85,8 @@ def test_plan_run_rerun_through_the_cli(lab):
 
 def test_human_report_names_the_handoff_and_the_notices(lab):
     world, tenant, host, args, env, _ = lab
-    r = psrunner("run", RUNBOOK, *args, "--yes", env=env)
+    # --show-secret prints the secret on a terminal only; here stdout is a pipe
+    r = psrunner("run", RUNBOOK, *args, "--yes", "--show-secret", env=env)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert 'Hand-off (for "Add Microsoft 365 Organization Manually"):' in out
@@ -137,3 +138,33 @@ def test_interrupted_run_resumes_without_repeating_done_stages(lab):
     assert by_id["spo-settings"]["status"] == "action-required"      # the refusal, as in any first run
     assert tenant.requests.snapshot()["writes"] == writes          # no Graph stage was repeated
     assert len(apps_named(tenant, "m365-backup-access")) == 1
+
+
+def test_show_secret_prints_the_new_secret_on_a_terminal_only(lab):
+    import pty
+    world, tenant, host, args, env, tmp = lab
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "run", RUNBOOK, *args, "--yes", "--show-secret", "-q"],
+                            stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    import select
+    chunks, deadline = [], time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 1.0)[0]:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            data = os.read(master, 65536)
+        except OSError:          # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    else:
+        proc.kill()
+    proc.wait(timeout=30)
+    os.close(master)
+    out = b"".join(chunks).decode(errors="replace")
+    (secret_file,) = (tmp / "state" / "private").rglob("client-secret-*.txt")
+    assert "Client secret value" in out and secret_file.read_text().strip() in out
