@@ -87,7 +87,9 @@ def redact_obj(obj: Any) -> Any:
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter: formats the record once, scrubs known secret values from it."""
+    """Logging filter: formats the record once, scrubs known secret values from it, and from
+    the traceback and stack text a handler would append (exc_info=True, stack_info=True):
+    an exception message can quote what a server sent back."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -97,6 +99,13 @@ class RedactingFilter(logging.Filter):
         clean = redact(msg)
         if clean != msg or record.args:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatter.format() uses exc_text when set instead of formatting exc_info again.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

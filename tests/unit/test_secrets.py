@@ -39,3 +39,24 @@ def test_private_files_are_0600_and_atomic(tmp_path):
     assert oct(os.stat(p).st_mode & 0o777) == "0o600" and is_private(p)
     write_private(p, "again")
     assert p.read_text() == "again" and not list(p.parent.glob(".*tmp"))
+
+
+def test_tracebacks_logged_with_exc_info_are_scrubbed_too():
+    import io
+    s = Secret("tok-TRACEBACK-123456", "token")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("psrunner.test.secrets.exc")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError(f"server said {s.reveal()}")
+        except RuntimeError:
+            logger.error("call failed", exc_info=True, stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "RuntimeError: server said " + MASK in text
+    assert "tok-TRACEBACK-123456" not in text
