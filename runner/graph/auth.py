@@ -111,13 +111,16 @@ class SignInSettings:
         if self.kind == "device-code":
             self.client_id = self.client_id or DEFAULT_PUBLIC_CLIENT_ID
         elif not self.client_id:
-            raise InputError(f"client_id: required for auth = {self.kind!r}", input="client_id",
-                             hint="give the application (client) id that signs in")
+            how = "a certificate" if self.kind == "certificate" else "a client secret"
+            raise InputError(f"client_id: required to sign in with {how} ({self.kind} sign-in)", input="client_id",
+                             hint="give the application (client) id of the operator app that signs in")
         if self.kind == "certificate" and not self.certificate:
-            raise InputError("certificate: required for auth = 'certificate'", input="certificate",
+            raise InputError("certificate: required to sign in with a certificate (certificate sign-in)",
+                             input="certificate",
                              hint="give the path of a PFX or PEM file holding the certificate and key")
         if self.kind == "secret" and not self.client_secret:
-            raise InputError("client_secret: required for auth = 'secret'", input="client_secret",
+            raise InputError("client_secret: required to sign in with a client secret (secret sign-in)",
+                             input="client_secret",
                              hint="pass the secret from an environment variable or a prompt, never on the command line")
 
     @property
@@ -422,8 +425,10 @@ class TokenSource:
             raise Interrupted("interrupted during sign-in")
 
     def _acquire_once(self) -> dict[str, Any]:
-        app = self._msal_app()
         s = self.settings
+        if s.kind == "device-code" and not s.interactive and not (s.token_cache and Path(s.token_cache).is_file()):
+            raise self._needs_terminal()      # before msal's first request: nothing to reuse
+        app = self._msal_app()
         if s.kind != "device-code":
             return app.acquire_token_for_client(scopes=self.scopes)
         account = self._pick_account(app.get_accounts())
@@ -433,10 +438,7 @@ class TokenSource:
                 self.log.info("sign-in: reused the cached account %s", account.get("username"))
                 return result
         if not s.interactive:
-            raise AuthError("device-code sign-in needs a person at a terminal, and no cached sign-in "
-                            "could be reused",
-                            hint="run once interactively to fill the token cache, or use auth = 'certificate' "
-                                 "for unattended runs")
+            raise self._needs_terminal()
         flow = app.initiate_device_flow(scopes=self.scopes)
         if "user_code" not in flow:
             raise auth_error_from_result(flow, s)
@@ -447,6 +449,13 @@ class TokenSource:
         if self.cancel.is_set() and "access_token" not in result:
             raise Interrupted("interrupted during device-code sign-in")
         return result
+
+    @staticmethod
+    def _needs_terminal() -> AuthError:
+        return AuthError("device-code sign-in needs a person at a terminal, and no cached sign-in "
+                         "could be reused",
+                         hint="run once interactively to fill the token cache, or use auth = 'certificate' "
+                              "for unattended runs")
 
     def _pick_account(self, accounts: list[dict[str, Any]]) -> dict[str, Any] | None:
         if not accounts:

@@ -85,7 +85,8 @@ def load_certificate(path: str | Path, password: Secret | None = None, *,
         except ValueError:
             raise InputError(f"{input_name}: cannot open {p.name}: wrong password or not a PFX file",
                              input=input_name,
-                             hint="check certificate_password (or pass none for an unprotected PFX)") from None
+                             hint="give a PFX or PEM file, with the password that protects it "
+                                  "(none for an unprotected one)") from None
         if cert is None:
             raise InputError(f"{input_name}: {p.name} holds no certificate", input=input_name)
         if need_key and key is None:
@@ -102,7 +103,7 @@ def load_certificate(path: str | Path, password: Secret | None = None, *,
             key = serialization.load_pem_private_key(data, pw)
         except (TypeError, ValueError):
             raise InputError(f"{input_name}: cannot read the private key in {p.name}: wrong or missing password",
-                             input=input_name, hint="check certificate_password") from None
+                             input=input_name, hint="give the password that protects the key") from None
     if need_key and key is None:
         raise InputError(f"{input_name}: {p.name} holds no private key", input=input_name,
                          hint="put the private key and the certificate in the same PEM file, or use a PFX")

@@ -100,14 +100,70 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text.strip().lower()) or "tenant"
 
 
+def _check_known(settings: dict[str, Any]) -> None:
+    unknown = sorted(set(settings) - KNOWN_SETTINGS)
+    if unknown:
+        raise InputError(f"graph target: unknown setting(s) {', '.join(unknown)}", input=unknown[0],
+                         hint="known settings: " + ", ".join(sorted(KNOWN_SETTINGS - {'type'})))
+
+
+def _sign_in_settings(settings: dict[str, Any], *, token_cache: Path | None = None, interactive: bool = False,
+                      prompt: Any = None) -> SignInSettings:
+    cert = settings.get("certificate")
+    extra = {"prompt": prompt} if prompt is not None else {}
+    return SignInSettings(
+        tenant=str(settings.get("tenant") or "").strip(),
+        kind=str(settings.get("auth") or "device-code"),
+        cloud=cloud_named(settings.get("cloud")),
+        client_id=settings.get("client_id") or None,
+        authority_host=settings.get("authority_host") or None,
+        certificate=Path(cert).expanduser() if cert else None,
+        certificate_password=_secret(settings.get("certificate_password"), "certificate_password"),
+        client_secret=_secret(settings.get("client_secret"), "client_secret"),
+        token_cache=token_cache,
+        interactive=interactive,
+        **extra,
+    )
+
+
+def _ca_bundle(settings: dict[str, Any]) -> str | None:
+    ca_bundle = settings.get("ca_bundle")
+    if ca_bundle and not Path(ca_bundle).expanduser().is_file():
+        raise InputError(f"ca_bundle: no such file: {ca_bundle}", input="ca_bundle",
+                         hint="give the path of a PEM file with the CA certificates to trust")
+    return str(Path(ca_bundle).expanduser()) if ca_bundle else None
+
+
+def _policy(settings: dict[str, Any]) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=int(_number(settings, "max_attempts", 8)) or 1,
+        retry_after_cap=_number(settings, "retry_after_cap", 30.0),
+        backoff_base=_number(settings, "backoff_base", 1.0),
+        lag_budget=_number(settings, "lag_budget", 180.0),
+        lag_base=_number(settings, "lag_base", 2.0),
+    )
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Every check that opening the target makes, plus reading the sign-in certificate, with no
+    network traffic: so that bad settings are refused (InputError naming the setting) before
+    a run starts, not when its first Graph stage signs in."""
+    settings = {k: v for k, v in settings.items() if v is not None and v != ""}
+    _check_known(settings)
+    signin = _sign_in_settings(settings)
+    _ca_bundle(settings)
+    _timeout(settings.get("timeout"))
+    _policy(settings)
+    if signin.kind == "certificate" and signin.certificate is not None:
+        from .certs import load_certificate
+        load_certificate(signin.certificate, signin.certificate_password)
+
+
 class GraphConnector:
     """One signed-in Graph session for one tenant, for the whole run."""
 
     def __init__(self, settings: dict[str, Any], tctx: Any) -> None:
-        unknown = sorted(set(settings) - KNOWN_SETTINGS)
-        if unknown:
-            raise InputError(f"graph target: unknown setting(s) {', '.join(unknown)}", input=unknown[0],
-                             hint="known settings: " + ", ".join(sorted(KNOWN_SETTINGS - {'type'})))
+        _check_known(settings)
         self.log: logging.Logger = getattr(tctx, "log", None) or logging.getLogger("runner.graph")
         self._event = getattr(tctx, "event", None)
         self.tenant = str(settings.get("tenant") or "").strip()
@@ -117,35 +173,14 @@ class GraphConnector:
         cache = settings.get("token_cache")
         token_cache = Path(cache).expanduser() if cache else \
             state_dir / "private" / "graph" / _safe_name(self.tenant or "tenant") / "msal-cache.json"
-        cert = settings.get("certificate")
-        self.signin = SignInSettings(
-            tenant=self.tenant,
-            kind=str(settings.get("auth") or "device-code"),
-            cloud=self.cloud,
-            client_id=settings.get("client_id") or None,
-            authority_host=settings.get("authority_host") or None,
-            certificate=Path(cert).expanduser() if cert else None,
-            certificate_password=_secret(settings.get("certificate_password"), "certificate_password"),
-            client_secret=_secret(settings.get("client_secret"), "client_secret"),
-            token_cache=token_cache,
-            interactive=bool(getattr(tctx, "interactive", False)),
-            prompt=self._prompt,
-        )
+        self.signin = _sign_in_settings(settings, token_cache=token_cache,
+                                        interactive=bool(getattr(tctx, "interactive", False)),
+                                        prompt=self._prompt)
         self.endpoint = str(settings.get("graph_endpoint") or self.cloud.graph_endpoint).rstrip("/")
         self.endpoint = self.endpoint.removesuffix("/v1.0")
-        ca_bundle = settings.get("ca_bundle")
-        if ca_bundle and not Path(ca_bundle).expanduser().is_file():
-            raise InputError(f"ca_bundle: no such file: {ca_bundle}", input="ca_bundle",
-                             hint="give the path of a PEM file with the CA certificates to trust")
-        ca = str(Path(ca_bundle).expanduser()) if ca_bundle else None
+        ca = _ca_bundle(settings)
         timeout = _timeout(settings.get("timeout"))
-        self.policy = RetryPolicy(
-            max_attempts=int(_number(settings, "max_attempts", 8)) or 1,
-            retry_after_cap=_number(settings, "retry_after_cap", 30.0),
-            backoff_base=_number(settings, "backoff_base", 1.0),
-            lag_budget=_number(settings, "lag_budget", 180.0),
-            lag_base=_number(settings, "lag_base", 2.0),
-        )
+        self.policy = _policy(settings)
         from .client import GraphCounters
         self.counters = GraphCounters()
         self.token_http = HttpSession(ca_bundle=ca, timeout=timeout, own_retry_after=True,
@@ -234,4 +269,4 @@ def open_target(settings: dict[str, Any], tctx: Any) -> GraphConnector:
     return GraphConnector(dict(settings), tctx)
 
 
-__all__ = ["CLOUDS", "GraphConnector", "open_target"]
+__all__ = ["CLOUDS", "GraphConnector", "check_settings", "open_target"]

@@ -490,9 +490,11 @@ def test_device_code_sign_in_prompts_on_stderr_caches_and_is_silent_next_time(si
 
 def test_device_code_without_a_terminal_or_cache_says_what_to_do(sim, tmp_path):
     conn = connect(sim, tmp_path, interactive=False, **device_settings(sim, tmp_path))
+    sim.requests.reset()
     with pytest.raises(AuthError) as ei:
         onboard(conn, tmp_path, stages=("preflight",))
     assert "certificate" in ei.value.hint
+    assert sim.requests.total == 0      # known before asking the sign-in service anything
 
 
 @pytest.mark.parametrize("scopes,wids,missing", [
