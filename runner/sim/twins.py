@@ -111,6 +111,22 @@ def idcrl_sign_in_failed() -> TwinError:
         fqid="Microsoft.Online.SharePoint.PowerShell.ConnectSPOService")
 
 
+# Connect-SPOService -Credential signs in with IDCRL up to this module version; releases after
+# it (from 2025-03-28) use OAuth. IDCRL is blocked for good since 2026-05-01, so an older
+# module cannot sign in with a credential any more, whatever the password.
+SPO_LAST_IDCRL_VERSION = (16, 0, 25814, 12000)
+
+
+def idcrl_blocked(admin_url: str) -> TwinError:
+    return TwinError(
+        f"Cannot contact web site '{admin_url}' or the web site does not support SharePoint Online "
+        f"credentials. The response status code is 'Unauthorized'. The response headers are "
+        f"'X-MSDAVEXT_Error=917656; Access+denied.+Before+opening+files+in+this+location%2c+you+must+first+"
+        f"browse+to+the+web+site+and+select+the+option+to+login+automatically.'.",
+        exception_type="Microsoft.SharePoint.Client.IdcrlException", category="NotSpecified",
+        fqid="Microsoft.Online.SharePoint.PowerShell.ConnectSPOService")
+
+
 def _thrown(message: str) -> TwinError:
     """What a `throw 'text'` in the template produces."""
     return TwinError(message, exception_type="System.Management.Automation.RuntimeException",
@@ -167,8 +183,10 @@ def _check_thumbprint(state: HostState, thumbprint: str) -> None:
 
 
 def _sign_in(state: HostState, world: SimWorld, params: dict[str, Any], *, client_id_param: str,
-             thumbprint_first: bool) -> str:
-    """The sign-in block the SharePoint templates share. Returns 'certificate' or 'credential'."""
+             thumbprint_first: bool, connect_spo: bool = False) -> str:
+    """The sign-in block the SharePoint templates share. Returns 'certificate' or 'credential'.
+    connect_spo: Connect-SPOService, whose credential sign-in went through IDCRL in modules up
+    to SPO_LAST_IDCRL_VERSION (refused once the tenant blocks legacy sign-in)."""
     client_id = _param(params, client_id_param, "") or ""
     tenant = _param(params, "TenantId", "") or ""
     thumbprint = _param(params, "Thumbprint", "") or ""
@@ -184,6 +202,10 @@ def _sign_in(state: HostState, world: SimWorld, params: dict[str, Any], *, clien
         password = _secure(params, "Password")
         if password is None:
             raise _thrown("Credential sign-in needs Password (a SecureString) with UserName.")
+        installed = state.modules.get(SPO_MODULE)
+        if (connect_spo and installed and world.sharepoint.legacy_auth_blocked
+                and _version(installed) <= SPO_LAST_IDCRL_VERSION):
+            raise idcrl_blocked(str(_param(params, "AdminUrl", "") or ""))
         if user.lower() != state.spo_admin_user.lower() or password != state.spo_admin_password:
             raise idcrl_sign_in_failed()
         return "credential"
@@ -285,7 +307,7 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
                          f"after the module is installed."]})
     _module_loadable(state, "Connect-SPOService")
     _check_admin_url(world, admin_url)
-    _sign_in(state, world, params, client_id_param="ClientId", thumbprint_first=False)
+    _sign_in(state, world, params, client_id_param="ClientId", thumbprint_first=False, connect_spo=True)
 
     sp = world.sharepoint
     messages: list[str] = []

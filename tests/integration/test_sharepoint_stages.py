@@ -664,7 +664,7 @@ def test_runbook_through_the_engine_one_pool_per_run_and_no_secret_in_the_run_di
 def test_ntlm_over_http_with_message_encryption(spy):
     seen = spy("sharepoint/spo_tenant_settings")
     with HostSimulator(SimWorld(), HostState(), scheme="http", auth="ntlm") as s:
-        s.state.modules[SPO] = "16.0.1"
+        s.state.modules[SPO] = "16.0.26712.12000"
         c = open_target({"host": s.host, "port": s.port, "scheme": "http", "auth": "ntlm",
                          "username": s.username, "password": Secret(s.password)})
         try:

@@ -13,6 +13,7 @@ from runner.sim.twin_types import TWINS, HostState, SimSecureString, TwinError, 
 from runner.sim.world import ACSPrincipal, SimWorld
 
 SPO = "Microsoft.Online.SharePoint.PowerShell"
+CURRENT = "16.0.26712.12000"       # a module that signs in with OAuth (after 16.0.25814.12000)
 ADMIN = "https://contoso-admin.sharepoint.com"
 APP = "11111111-2222-3333-4444-555555555555"
 
@@ -45,7 +46,7 @@ def test_every_template_has_a_twin():
 
 def test_run_twin_dispatches_by_header_and_masks_secrets_in_the_log(state, world):
     script = render_template("sharepoint/spo_tenant_settings").text
-    state.modules[SPO] = "16.0.1"
+    state.modules[SPO] = CURRENT
     out = run_twin(script, state, world, {"Apply": False, "AdminUrl": ADMIN, **creds(state)})
     assert out.result["changed"] is False
     (tid, logged), = state.invocations
@@ -144,7 +145,7 @@ def test_tenant_settings_plan_before_the_module_is_installed(state, world):
 
 
 def test_tenant_settings_wrong_password_is_the_idcrl_error(state, world):
-    state.modules[SPO] = "16.0.1"
+    state.modules[SPO] = CURRENT
     with pytest.raises(TwinError) as e:
         twins.spo_tenant_settings(state, world, {"Apply": False, "AdminUrl": ADMIN,
                                                  **creds(state, "wrong-password")})
@@ -152,15 +153,33 @@ def test_tenant_settings_wrong_password_is_the_idcrl_error(state, world):
     assert e.value.spec.exception_type == "Microsoft.SharePoint.Client.IdcrlException"
 
 
+@pytest.mark.parametrize("version,signs_in", [("16.0.24810.12000", False), ("16.0.25814.12000", False),
+                                              ("16.0.25912.12000", True), ("16.0.26712.12000", True)])
+def test_connect_spo_with_a_credential_needs_a_module_that_signs_in_with_oauth(state, world, version, signs_in):
+    """Modules up to 16.0.25814.12000 sign in with IDCRL, blocked for good since 2026-05-01:
+    the right password no longer helps; later modules use OAuth."""
+    state.modules[SPO] = version
+    params = {"Apply": False, "AdminUrl": ADMIN, **creds(state)}
+    if signs_in:
+        assert twins.spo_tenant_settings(state, world, params).result["changed"] is False
+        return
+    with pytest.raises(TwinError) as e:
+        twins.spo_tenant_settings(state, world, params)
+    assert "does not support SharePoint Online credentials" in str(e.value) and "917656" in str(e.value)
+    assert e.value.spec.exception_type == "Microsoft.SharePoint.Client.IdcrlException"
+    world.sharepoint.legacy_auth_blocked = False          # before the block, IDCRL still worked
+    assert twins.spo_tenant_settings(state, world, params).result["changed"] is False
+
+
 def test_tenant_settings_password_must_be_a_securestring(state, world):
-    state.modules[SPO] = "16.0.1"
+    state.modules[SPO] = CURRENT
     with pytest.raises(TwinError, match="SecureString"):
         twins.spo_tenant_settings(state, world, {"Apply": False, "AdminUrl": ADMIN, "UserName": state.spo_admin_user,
                                                  "Password": state.spo_admin_password})
 
 
 def test_tenant_settings_plan_apply_reapply_with_a_refusal(state, world):
-    state.modules[SPO] = "16.0.1"
+    state.modules[SPO] = CURRENT
     desired = {"LegacyAuthProtocolsEnabled": True, "DisableCustomAppAuthentication": False}
     before = snapshot(state, world)
     plan = twins.spo_tenant_settings(state, world, settings_params(state, False, **desired))
@@ -185,7 +204,7 @@ def test_tenant_settings_plan_apply_reapply_with_a_refusal(state, world):
 
 
 def test_tenant_settings_converge_when_the_platform_allows(state, world):
-    state.modules[SPO] = "16.0.1"
+    state.modules[SPO] = CURRENT
     world.sharepoint.legacy_auth_blocked = False
     out = twins.spo_tenant_settings(state, world, settings_params(state, True, LegacyAuthProtocolsEnabled=True))
     assert world.sharepoint.legacy_auth_protocols_enabled is True
@@ -194,7 +213,7 @@ def test_tenant_settings_converge_when_the_platform_allows(state, world):
 
 
 def test_tenant_settings_certificate_sign_in(state, world):
-    state.modules[SPO] = "16.0.1"
+    state.modules[SPO] = CURRENT
     state.spo_app_thumbprints.add("AB12CD")
     params = {"Apply": False, "AdminUrl": ADMIN, "ClientId": APP, "TenantId": world.tenant_id, "Thumbprint": "ab12cd"}
     assert twins.spo_tenant_settings(state, world, params).result["changed"] is False
@@ -205,7 +224,7 @@ def test_tenant_settings_certificate_sign_in(state, world):
 
 
 def test_tenant_settings_wrong_admin_url(state, world):
-    state.modules[SPO] = "16.0.1"
+    state.modules[SPO] = CURRENT
     with pytest.raises(TwinError, match="admin site"):
         twins.spo_tenant_settings(state, world, {**settings_params(state, False), "AdminUrl": "https://fabrikam-admin.sharepoint.com"})
 
