@@ -15,7 +15,7 @@ from typing import Any
 from . import runbook as _runbook
 from .engine import Engine, EventSink, Options, default_opener
 from .errors import InputError
-from .params import Prompt, resolve
+from .params import Prompt, check_targets, resolve
 from .results import RunResult
 from .rundir import RunDir, default_state_dir, list_runs
 from .runbook import Runbook
@@ -40,6 +40,10 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
              secret_sources: dict[str, str] | None, on_event: EventSink | None,
              interactive: bool, opener=None, run_dir: RunDir | None = None,
              previous: RunResult | None = None, extra_metrics=None) -> RunResult:
+    if opener is None:
+        # bad target settings (a sign-in without its secret, a missing CA bundle...) end here
+        # with exit 2 naming the parameter: before a run directory, a stage or a connection
+        check_targets(rb, params)
     sd = Path(state_dir) if state_dir else default_state_dir()
     rd = run_dir or RunDir.create(sd, rb.name)
     opts = Options(mode=mode, state_dir=sd, interactive=interactive, on_event=on_event,

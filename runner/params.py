@@ -65,7 +65,7 @@ def coerce(p: Param, value: Any, *, from_text: bool = True) -> Any:
                 if not re.fullmatch(p.pattern, x):
                     raise bad(f"item {x!r} does not match the expected form")
         return items
-    # str and choice
+    # str, choice and file
     if not isinstance(value, str):
         raise bad(f"{value!r} is not text")
     if p.type == "choice" and value not in p.choices:
@@ -74,6 +74,9 @@ def coerce(p: Param, value: Any, *, from_text: bool = True) -> Any:
         raise bad(f"{value!r} does not match the expected form")
     if "\x00" in value:
         raise bad("NUL characters are not allowed")
+    if p.type == "file" and value and not Path(value).expanduser().is_file():
+        raise bad(f"no such file: {value}", (p.help + ": " if p.help else "")
+                  + f"give the path of an existing file with -p {p.name}=PATH")
     return value
 
 
@@ -171,6 +174,73 @@ def resolve(runbook: Runbook, given: dict[str, Any], *,
             values[name] = coerce(runbook.params[name],
                                   resolve_value(val, {"params": values}, where=f"params.{name}"))
     return values, sources
+
+
+def check_targets(runbook: Runbook, values: dict[str, Any]) -> None:
+    """Run each used target's own offline checks on the settings these values give it (a
+    sign-in without its secret, a CA bundle that is not there, Basic auth without a user...),
+    so that such input is refused with exit 2 before any stage runs or any connection is
+    made. The error names the runbook parameter behind the setting, not the setting.
+
+    A target is checked when a stage that may run uses it (a stage whose `when` the
+    parameters alone make false will not open it)."""
+    from .errors import InputError
+    from .refs import resolve_value
+    from .runbook import evaluate_condition
+
+    def may_run(stage: Any) -> bool:
+        if not stage.when:
+            return True
+        try:
+            return bool(evaluate_condition(stage.when, {"params": values, "stages": {}}))
+        except Exception:           # depends on an earlier stage: it may run
+            return True
+
+    used = {s.target for s in runbook.stages if s.target and may_run(s)}
+    for name, target in runbook.targets.items():
+        if name not in used:
+            continue
+        settings = resolve_value(target.settings, {"params": values}, where=f"targets.{name}")
+        settings = {k: v for k, v in settings.items() if v is not None and v != ""}
+        try:
+            if target.type == "graph":
+                from .graph.connector import check_settings
+                check_settings(settings)
+            elif target.type == "psrp":
+                from .powershell.connector import settings_from_target
+                settings_from_target(settings, name)
+        except InputError as e:
+            raise _as_param_error(runbook, name, e) from None
+
+
+def _as_param_error(runbook: Runbook, target: str, e: Exception) -> Exception:
+    """The target's InputError restated for the runbook parameter that feeds the setting it
+    names (`targets.host.ca_bundle` -> `host_ca_bundle`); unchanged when no single
+    parameter feeds it."""
+    from .errors import InputError
+    assert isinstance(e, InputError)
+    setting = str(e.input or "")
+    prefix = f"targets.{target}."
+    setting = setting[len(prefix):] if setting.startswith(prefix) else setting
+    raw = runbook.targets[target].settings.get(setting)
+    m = REF_RE.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    if m is None or m.group(2) or not m.group(1).startswith("params."):
+        return e
+    pname = m.group(1)[len("params."):]
+    p = runbook.params.get(pname)
+    if p is None:
+        return e
+    text = e.message
+    for lead in (f"{prefix}{setting}: ", f"{setting}: "):
+        if text.startswith(lead):
+            text = text[len(lead):]
+            break
+    if p.secret:
+        hint = (f"set the environment variable {p.env_var}, use --secret-file {pname}=PATH, or run on a "
+                "terminal to be prompted (never on the command line)")
+    else:
+        hint = f"{e.hint} (-p {pname}=...)" if e.hint else _hint(p)
+    return ParamError(f"parameter {pname!r}: {text}", param=pname, hint=hint)
 
 
 def _secret_value(p: Param, file: str | None, env: dict[str, str], prompt: Prompt | None):

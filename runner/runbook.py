@@ -9,7 +9,7 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     rights = ["..."]                   # what the operator needs, in words
 
     [params.tenant]
-    type = "str"                       # str | int | bool | choice | secret | list
+    type = "str"                       # str | int | bool | choice | secret | list | file
     required = true
     pattern = '^[a-z0-9.-]+$'
     help = "..."
@@ -53,7 +53,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 AUDIENCES = ("admin", "helpdesk", "scheduled")
-PARAM_TYPES = ("str", "int", "bool", "choice", "secret", "list")
+# "file": a path on this machine that must name an existing file when given (checked before
+# anything runs, so a typo costs exit 2, not a half-run).
+PARAM_TYPES = ("str", "int", "bool", "choice", "secret", "list", "file")
 TARGET_TYPES = ("graph", "psrp")
 ON_FAILURE = ("stop", "continue")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
