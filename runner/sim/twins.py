@@ -243,7 +243,7 @@ def host_facts(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
 @twin("sharepoint/spo_module")
 def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
     apply = _flag(params, "Apply")
-    wanted = _version(_param(params, "MinimumVersion", "16.0.0.0"))
+    wanted = _version(_param(params, "MinimumVersion", "16.0.25815.0"))    # the template's default
     scope = _param(params, "Scope", "CurrentUser")
     offline = _param(params, "OfflineSourcePath", "") or ""
     messages: list[str] = []

@@ -232,6 +232,22 @@ def test_wrong_spo_password_fails_with_the_cmdlet_error_and_no_secret(sim, conn)
     assert "Not-The-Password-42" not in json.dumps(out.__dict__, default=str)
 
 
+def test_the_main_runbook_upgrades_a_module_that_still_signs_in_with_idcrl(sim, conn):
+    """Connect-SPOService -Credential in modules up to 16.0.25814.12000 uses IDCRL, blocked since
+    2026-05-01: the runbook's default minimum version must make the module stage upgrade it."""
+    from runner.api import load_runbook
+
+    minimum = load_runbook("m365-backup-access").params["spo_module_version"].default
+    sim.state.modules[SPO] = "16.0.24810.12000"
+    inv = conn.invoke(render_template("sharepoint/spo_module").text,
+                      {"Apply": True, "MinimumVersion": minimum, "Scope": "CurrentUser", "OfflineSourcePath": ""})
+    assert not inv.failed and inv.result["changed"], inv.failure
+    inv = conn.invoke(render_template("sharepoint/spo_tenant_settings").text,
+                      {"Apply": False, "AdminUrl": ADMIN, "UserName": sim.state.spo_admin_user,
+                       "Password": Secret(SPO_PASSWORD)})
+    assert not inv.failed, inv.failure
+
+
 HOSTILE = ["it's", "\u2018q\u2019\u201a\u201b", "$(Stop-Computer -Force)", "`$env:PATH`n", "a;b|c&d",
            "line1\nline2\r\n", "\"\"", "ü中🎉\u200b", "x" * 10240, "@'\n'@"]
 
