@@ -39,7 +39,7 @@ from ..errors import AuthError, InputError, Interrupted, RunnerError
 from ..secrets import Secret, is_private, redact, register, write_private
 from .client import HttpSession, RetryPolicy
 
-log = logging.getLogger("runner.graph.auth")
+log = logging.getLogger("psrunner.graph.auth")
 
 # Microsoft Graph Command Line Tools: a Microsoft first-party public client present in every
 # tenant, used by Connect-MgGraph. Device-code sign-in uses it unless client_id is given.

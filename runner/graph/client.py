@@ -36,7 +36,7 @@ import requests
 
 from ..errors import GraphError, Interrupted, StageTimeout
 
-log = logging.getLogger("runner.graph")
+log = logging.getLogger("psrunner.graph")
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 503, 504})

@@ -164,7 +164,7 @@ class GraphConnector:
 
     def __init__(self, settings: dict[str, Any], tctx: Any) -> None:
         _check_known(settings)
-        self.log: logging.Logger = getattr(tctx, "log", None) or logging.getLogger("runner.graph")
+        self.log: logging.Logger = getattr(tctx, "log", None) or logging.getLogger("psrunner.graph")
         self._event = getattr(tctx, "event", None)
         self.tenant = str(settings.get("tenant") or "").strip()
         self.cloud = cloud_named(settings.get("cloud"))
