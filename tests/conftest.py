@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -15,3 +16,13 @@ def _isolated_state(tmp_path, monkeypatch):
         if not var.startswith("PSRUNNER_LIVE_"):
             monkeypatch.delenv(var, raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_psrunner_logger():
+    """The CLI points the "psrunner" logger at stderr and stops it propagating; undo that after
+    each test so that a later test's caplog still sees psrunner's records, whatever the order."""
+    logger = logging.getLogger("psrunner")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
