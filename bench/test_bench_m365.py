@@ -11,7 +11,6 @@ import pytest
 from runner import api
 from runner.demo import SimCounters, admin_follows_actions, sim_params, simulators
 from runner.results import RunStatus
-from runner.secrets import Secret
 
 
 @pytest.fixture
@@ -19,9 +18,7 @@ def env(tmp_path):
     with simulators() as (world, tenant, host):
         rb = api.load_runbook("m365-backup-access")
         given = sim_params(tenant, host, world)
-        values, _ = api.resolve_params(rb, {k: v for k, v in given.items() if not isinstance(v, Secret)},
-                                       environ={})
-        values.update({k: v for k, v in given.items() if isinstance(v, Secret)})
+        values, _ = api.resolve_params(rb, given, environ={})
         yield world, tenant, host, rb, values, tmp_path
 
 

@@ -133,9 +133,7 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
     rb = api.load_runbook(RUNBOOK)
     with simulators() as (world, tenant, host):
         given = sim_params(tenant, host, world)
-        values, _ = api.resolve_params(rb, {k: v for k, v in given.items() if not isinstance(v, Secret)},
-                                       environ={})
-        values.update({k: v for k, v in given.items() if isinstance(v, Secret)})
+        values, _ = api.resolve_params(rb, given, environ={})
         counters = SimCounters(tenant, host)
         common = dict(state_dir=state, on_event=progress, extra_metrics=counters,
                       secret_sources={k: "demo" for k in values if isinstance(values[k], Secret)})

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ParamError
-from .runbook import REF_RE, Param, Runbook
+from .runbook import REF_RE, Param, Runbook, evaluate_condition
 from .secrets import Secret
 
 TRUE = {"true", "yes", "on", "1"}
@@ -132,7 +132,9 @@ def resolve(runbook: Runbook, given: dict[str, Any], *,
     """Validate `given` against the runbook and fill defaults and secrets.
 
     Returns (values, secret_sources): secret_sources says where each secret came from
-    ("env:NAME", "file:PATH", "prompt") so that `resume` can ask the same place again.
+    ("env:NAME", "file:PATH", "prompt", "given") so that `resume` can ask the same place
+    again. A library caller may put a `Secret` in `given`; text for a secret parameter
+    (which is what -p and params files carry) is refused.
     With need_secrets=False, a missing secret is left out instead of an error; with
     partial=True (render), missing required parameters are too."""
     env = os.environ if environ is None else environ
@@ -145,17 +147,10 @@ def resolve(runbook: Runbook, given: dict[str, Any], *,
     sources: dict[str, str] = {}
     for name, p in runbook.params.items():
         if p.secret:
-            if name in given:
+            if name in given and not isinstance(given[name], Secret):
                 raise ParamError(f"secret {name!r} cannot be given with -p or a params file", param=name,
                                  hint=f"set the environment variable {p.env_var}, use --secret-file "
                                       f"{name}=PATH, or let psrunner prompt for it")
-            value, source = _secret_value(p, secret_files.get(name), env, prompt)
-            if value is None:
-                if p.required and need_secrets:
-                    raise ParamError(f"secret {name!r} is required", param=name,
-                                     hint=f"set {p.env_var}, use --secret-file {name}=PATH, or run on a terminal to be prompted")
-                continue
-            values[name], sources[name] = coerce(p, value), source
             continue
         if name in given:
             values[name] = coerce(p, given[name])
@@ -173,6 +168,24 @@ def resolve(runbook: Runbook, given: dict[str, Any], *,
         if isinstance(val, str) and REF_RE.search(val) and name not in given:
             values[name] = coerce(runbook.params[name],
                                   resolve_value(val, {"params": values}, where=f"params.{name}"))
+    # secrets last: whether one is needed can depend on the other values (required_if)
+    for name, p in runbook.params.items():
+        if not p.secret:
+            continue
+        needed = p.required or bool(p.required_if and not partial and
+                                    evaluate_condition(p.required_if, {"params": values, "stages": {}}))
+        if isinstance(given.get(name), Secret):     # a library caller handing over a Secret
+            values[name], sources[name] = given[name], "given"
+            continue
+        value, source = _secret_value(p, secret_files.get(name), env, prompt if needed else None)
+        if value is None:
+            if needed and need_secrets:
+                when = f" when {p.required_if}" if p.required_if and not p.required else ""
+                raise ParamError(f"secret {name!r} is required{when}", param=name,
+                                 hint=f"set {p.env_var}, use --secret-file {name}=PATH, or run on a terminal "
+                                      f"to be prompted")
+            continue
+        values[name], sources[name] = coerce(p, value), source
     return values, sources
 
 

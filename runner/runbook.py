@@ -64,8 +64,8 @@ REF_RE = re.compile(r"\$\{\s*([^}|\s]+)\s*(?:\|\s*([a-z_]+)\s*)?\}")
 
 RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "params", "targets",
                 "stages", "notices"}
-PARAM_KEYS = {"type", "required", "default", "pattern", "help", "choices", "env", "min", "max",
-              "example"}
+PARAM_KEYS = {"type", "required", "required_if", "default", "pattern", "help", "choices", "env", "min",
+              "max", "example"}
 STAGE_KEYS = {"id", "title", "kind", "template", "vars", "inputs", "when", "on_failure",
               "timeout", "target", "explain"}
 NOTICE_KEYS = {"id", "title", "date", "applies", "says", "instead"}
@@ -84,6 +84,7 @@ class Param:
     min: int | None = None
     max: int | None = None
     example: str | None = None
+    required_if: str | None = None  # a condition over other params that makes this one required
 
     @property
     def secret(self) -> bool:
@@ -235,6 +236,14 @@ def parse(text: str, source: str = "<string>") -> Runbook:
         v.fail("rights", "must be a list of strings", None)
 
     params = {n: v.param(n, spec) for n, spec in v.table(data, "params").items()}
+    for p in params.values():
+        if p.required_if is not None:
+            try:
+                if not isinstance(p.required_if, str):
+                    raise ValueError("required_if must be a condition string")
+                check_condition(p.required_if, {k: q for k, q in params.items() if not q.secret}, [])
+            except ValueError as e:
+                v.fail(f"params.{p.name}.required_if", str(e), "name non-secret parameters: params.NAME")
     targets = {n: v.target(n, spec) for n, spec in v.table(data, "targets").items()}
     raw_stages = data.get("stages", [])
     if not isinstance(raw_stages, list) or not raw_stages:
@@ -312,7 +321,7 @@ class _Validator:
         p = Param(name=name, type=ptype, required=bool(spec.get("required", False)),
                   default=spec.get("default"), pattern=pattern, help=spec.get("help", ""),
                   choices=tuple(choices), env=spec.get("env"), min=spec.get("min"),
-                  max=spec.get("max"), example=spec.get("example"))
+                  max=spec.get("max"), example=spec.get("example"), required_if=spec.get("required_if"))
         if p.default is not None and not (isinstance(p.default, str) and REF_RE.search(p.default)):
             try:
                 from .params import coerce

@@ -6,14 +6,11 @@ from __future__ import annotations
 from runner import api
 from runner.demo import sim_params, simulators
 from runner.results import RunStatus, Status
-from runner.secrets import Secret
 
 
 def _values(rb, tenant, host, world, **extra):
     given = {k: v for k, v in sim_params(tenant, host, world).items() if k in rb.params}
-    values, _ = api.resolve_params(rb, {k: v for k, v in given.items() if not isinstance(v, Secret)} | extra,
-                                   environ={})
-    values.update({k: v for k, v in given.items() if isinstance(v, Secret)})
+    values, _ = api.resolve_params(rb, given | extra, environ={})
     return values
 
 

@@ -39,6 +39,7 @@ default = []
 [params.password]
 type = "secret"
 env = "TEST_PASSWORD"
+required_if = "params.flag"
 [[stages]]
 id = "s"
 kind = "local.file"
@@ -47,9 +48,9 @@ inputs = { path = "/tmp/x" }
 
 
 def test_values_are_typed_and_defaults_derived():
-    values, sources = resolve(RB, {"tenant": "contoso.onmicrosoft.com", "days": "90", "flag": "yes",
+    values, sources = resolve(RB, {"tenant": "contoso.onmicrosoft.com", "days": "90", "flag": "no",
                                    "names": "a, b"}, environ={})
-    assert values["days"] == 90 and values["flag"] is True and values["names"] == ["a", "b"]
+    assert values["days"] == 90 and values["flag"] is False and values["names"] == ["a", "b"]
     assert values["admin_url"] == "https://contoso-admin.sharepoint.com"
     assert "password" not in values and sources == {}
 
@@ -108,7 +109,8 @@ def test_secret_from_environment_file_and_prompt(tmp_path):
     f.write_text("from-file\n")
     values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com"}, secret_files={"password": str(f)}, environ={})
     assert values["password"].reveal() == "from-file" and sources["password"] == f"file:{f}"
-    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com"}, prompt=lambda p: "typed", environ={})
+    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com", "flag": "yes"}, prompt=lambda p: "typed",
+                              environ={})
     assert values["password"].reveal() == "typed" and sources["password"] == "prompt"
 
 
@@ -117,3 +119,36 @@ def test_assignments_need_an_equals_sign():
     with pytest.raises(ParamError) as e:
         parse_assignments(["tenant"])
     assert e.value.message == "-p 'tenant' is not of the form key=value"
+
+
+def test_a_secret_can_be_required_by_another_value():
+    rb = parse('''
+name = "r"
+title = "R"
+[params.user]
+type = "str"
+default = ""
+[params.password]
+type = "secret"
+required_if = "params.user != ''"
+[[stages]]
+id = "s"
+kind = "local.file"
+inputs = { path = "/tmp/x" }
+''', "r.toml")
+    asked = []
+    values, _ = resolve(rb, {}, environ={}, prompt=lambda p: asked.append(p.name) or "")
+    assert "password" not in values and asked == []          # not needed: never prompted
+    with pytest.raises(ParamError) as e:
+        resolve(rb, {"user": "admin"}, environ={}, prompt=lambda p: asked.append(p.name) or "")
+    assert asked == ["password"]                             # needed: prompted, then an error
+    assert e.value.message == "secret 'password' is required when params.user != ''"
+    values, _ = resolve(rb, {"user": "admin"}, environ={"PSRUNNER_PASSWORD": "pw-1234"})
+    assert values["password"].reveal() == "pw-1234"
+
+
+def test_required_if_must_name_known_parameters():
+    with pytest.raises(Exception) as e:
+        parse('name = "r"\ntitle = "R"\n[params.pw]\ntype = "secret"\nrequired_if = "params.nope == 1"\n'
+              '[[stages]]\nid = "s"\nkind = "local.file"\n', "r.toml")
+    assert "params.pw.required_if" in str(e.value)
