@@ -89,9 +89,11 @@ def _hint(p: Param) -> str:
 
 def parse_assignments(pairs: list[str], option: str = "-p") -> dict[str, str]:
     out: dict[str, str] = {}
-    for pair in pairs:
+    for i, pair in enumerate(pairs, 1):
         if "=" not in pair:
-            raise ParamError(f"{option} {pair!r} is not of the form key=value", param=option,
+            # echo it only when it looks like a name: a mistyped value could be a password
+            what = repr(pair) if re.fullmatch(r"[a-z][a-z0-9_]{0,40}", pair) else f"number {i}"
+            raise ParamError(f"{option} {what} is not of the form key=value", param=option,
                              hint=f"write {option} name=value")
         k, v = pair.split("=", 1)
         out[k.strip()] = v

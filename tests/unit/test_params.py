@@ -152,3 +152,10 @@ def test_required_if_must_name_known_parameters():
         parse('name = "r"\ntitle = "R"\n[params.pw]\ntype = "secret"\nrequired_if = "params.nope == 1"\n'
               '[[stages]]\nid = "s"\nkind = "local.file"\n', "r.toml")
     assert "params.pw.required_if" in str(e.value)
+
+
+def test_a_malformed_assignment_is_not_echoed_unless_it_looks_like_a_name():
+    with pytest.raises(ParamError) as e:
+        parse_assignments(["tenant=x", "Hunter2!pass"])
+    assert e.value.message == "-p number 2 is not of the form key=value"
+    assert "Hunter2" not in str(e.value)
