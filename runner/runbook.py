@@ -361,10 +361,10 @@ class _Validator:
             if not isinstance(template, str):
                 self.fail(where + "template", f"stage kind {kind} needs a template",
                           "name one from ps_templates/, e.g. sharepoint/spo_module")
-            from .templates_index import template_exists, known_templates
-            if not template_exists(template):
+            from .powershell.templates import list_templates  # Jinja2 only
+            if template not in list_templates():
                 self.fail(where + "template", f"no template {template!r}",
-                          "one of: " + ", ".join(known_templates()))
+                          "one of: " + ", ".join(list_templates()))
         elif template is not None and not kspec.uses_template:
             self.fail(where + "template", f"stage kind {kind} takes no template", None)
         target = spec.get("target")
