@@ -174,6 +174,8 @@ def run(runbook, params, params_file, secret_files, state_dir, output, verbose, 
             if output == "human":
                 from . import render_text
                 click.echo(render_text.result(preview, color=_color()))
+            elif not _tty():
+                _json(preview.to_dict())     # the plan the error below refers to
             if not _tty():
                 raise InputError("this run would change things and no terminal is attached to confirm",
                                  input="--yes", hint="review the plan above, then run again with --yes")
