@@ -149,8 +149,10 @@ def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:
     if isinstance(sp, dict) and (sp.get("before") or sp.get("after")):
         out.append("  SharePoint settings:")
         before, after = sp.get("before") or {}, sp.get("after") or {}
+        def shown(v: Any) -> str:
+            return "(not read yet)" if v is None else str(v)
         for name in sorted(set(before) | set(after)):
-            out.append(f"    {name}: {before.get(name)} -> {after.get(name)}")
+            out.append(f"    {name}: {shown(before.get(name))} -> {shown(after.get(name))}")
         refused = sp.get("refused") or {}
         for name in sorted(refused):
             out.append(f"    refused by the platform: {name}: {refused[name]}")

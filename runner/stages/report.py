@@ -42,7 +42,7 @@ def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     warnings = [f"{r.id}: {w}" for r in results for w in r.warnings]
     report = {
         "form": form,
-        "form_labels": {k: label for k, label in FORM_FIELDS if k in form},
+        "form_labels": {k: label for k, label in FORM_FIELDS if k in form or k in pending},
         "pending": pending,
         "permissions": perms,
         "permissions_summary": _perm_summary(perms),
