@@ -393,8 +393,11 @@ def ensure_admin_consent(client: GraphClient, *, sp_id: Any, resolution: Resolut
                      "service principal in this tenant: " + ", ".join(f"{p['resource']}: {p['permission']}"
                                                                        for p in unavailable))
     if not to_grant:
-        return Outcome(changed=False, outputs=outputs(), warnings=warns,
-                       messages=[f"admin consent is in place for {outputs()['granted']} application permissions"])
+        msg = f"admin consent is in place for {outputs()['granted']} application permissions"
+        if unavailable:
+            msg = (f"admin consent is in place for {outputs()['granted']} of {len(perms)} application "
+                   f"permissions; {len(unavailable)} cannot be granted in this tenant (see the warning)")
+        return Outcome(changed=False, outputs=outputs(), warnings=warns, messages=[msg])
     if not apply:
         return Outcome(changed=True, outputs=outputs(), warnings=warns,
                        before={"granted": len(perms) - len(to_grant) - len(unavailable)},
