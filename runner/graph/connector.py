@@ -223,7 +223,9 @@ class GraphConnector:
 
     def metrics(self) -> dict[str, int]:
         snap = self.counters.snapshot()
-        return {"graph_requests": snap["requests"], "graph_writes": snap["writes"],
+        # graph_requests counts every HTTP request to the tenant, sign-in included, as the
+        # service (and the simulator's counter) sees them
+        return {"graph_requests": snap["requests"] + snap["token_requests"], "graph_writes": snap["writes"],
                 "graph_write_operations": snap["write_operations"],
                 "graph_token_requests": snap["token_requests"]}
 
