@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check runner tests bench
+	$(BIN)/python -m ruff check runner tests bench examples
 	$(BIN)/python -m pytest -q tests/unit/test_templates.py
 
 ## bench: request counts and timings of the main runbook against the simulators
