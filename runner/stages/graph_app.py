@@ -165,7 +165,8 @@ def profile_notices(wanted: list) -> list[str]:
 def preflight(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     from ..graph.permissions import GRAPH_APP_ID
 
-    wanted, warns = _wanted(inputs)
+    wanted, _ = _wanted(inputs)          # the profile's corrections are the application stage's to tell
+    warns: list[str] = []
     conn = _connector(ctx, inputs)
     notices = profile_notices(wanted)
     if _offline(conn, ctx):
