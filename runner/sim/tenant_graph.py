@@ -301,24 +301,27 @@ class GraphService:
         return value.lower()
 
     # ---- applications -------------------------------------------------------------------
-    def _find_app(self, key: tuple[str, str] | None, ident: str | None, *, observe: bool = True) -> dict[str, Any]:
-        st = self.state
+    def _find(self, what: str, collection: dict[str, dict[str, Any]], lookups: dict[str, Any],
+              key: tuple[str, str] | None, ident: str | None, observe: bool) -> dict[str, Any]:
+        """An object by id, or by one of its alternate keys (`lookups`: key name -> finder)."""
         if key is not None:
             kk, kv = key
-            if kk == "uniqueName":
-                app = st.app_by_unique_name(kv)
-            elif kk == "appId":
-                app = st.app_by_app_id(kv) if is_guid(kv) else None
-            else:
-                raise GraphError(400, "BadRequest", f"'{kk}' is not an alternate key of application.")
-            label = kv
+            if kk not in lookups:
+                raise GraphError(400, "BadRequest", f"'{kk}' is not an alternate key of {what}.")
+            obj, label = lookups[kk](kv), kv
         else:
             assert ident is not None
-            app = st.applications.get(self._check_id(ident))
-            label = ident
-        if app is None or (observe and not st.visible(app["id"])):
+            obj, label = collection.get(self._check_id(ident)), ident
+        if obj is None or (observe and not self.state.visible(obj["id"])):
             raise self._not_found(label)
-        return app
+        return obj
+
+    def _find_app(self, key: tuple[str, str] | None, ident: str | None, *, observe: bool = True) -> dict[str, Any]:
+        st = self.state
+        return self._find("application", st.applications,
+                          {"uniqueName": st.app_by_unique_name,
+                           "appId": lambda v: st.app_by_app_id(v) if is_guid(v) else None},
+                          key, ident, observe)
 
     def applications(self, ctx: Ctx, key: tuple[str, str] | None, tail: list[str]) -> Response:
         if key is None and not tail:
@@ -456,19 +459,9 @@ class GraphService:
     # ---- service principals -------------------------------------------------------------
     def _find_sp(self, key: tuple[str, str] | None, ident: str | None, *, observe: bool = True) -> dict[str, Any]:
         st = self.state
-        if key is not None:
-            kk, kv = key
-            if kk != "appId":
-                raise GraphError(400, "BadRequest", f"'{kk}' is not an alternate key of servicePrincipal.")
-            sp = st.sp_by_app_id(kv) if is_guid(kv) else None
-            label = kv
-        else:
-            assert ident is not None
-            sp = st.service_principals.get(self._check_id(ident))
-            label = ident
-        if sp is None or (observe and not st.visible(sp["id"])):
-            raise self._not_found(label)
-        return sp
+        return self._find("servicePrincipal", st.service_principals,
+                          {"appId": lambda v: st.sp_by_app_id(v) if is_guid(v) else None},
+                          key, ident, observe)
 
     def service_principals(self, ctx: Ctx, key: tuple[str, str] | None, tail: list[str]) -> Response:
         if key is None and not tail:
