@@ -109,7 +109,7 @@ def resume(run_id: str, *, state_dir: Path | None = None, on_event: EventSink | 
                     previous=previous, extra_metrics=extra_metrics)
 
 
-def render(rb: Runbook, stage_id: str, params: dict[str, Any]) -> str:
+def render(rb: Runbook, stage_id: str) -> str:
     """The script a stage would send, rendered with its `vars` (data travels as parameters,
     so the script text holds no parameter values)."""
     stage = rb.stage(stage_id)

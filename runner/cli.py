@@ -215,7 +215,7 @@ def render(runbook, stage_id, params, params_file, secret_files) -> None:
     from .api import load_runbook, render as api_render
     rb = load_runbook(runbook)
     _gather_params(rb, params, params_file, secret_files, need_secrets=False, partial=True)
-    click.echo(api_render(rb, stage_id, {}), nl=False)
+    click.echo(api_render(rb, stage_id), nl=False)
 
 
 @cli.group(invoke_without_command=True)

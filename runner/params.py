@@ -20,6 +20,15 @@ TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0"}
 
 
+def text_bool(value: Any) -> bool | None:
+    """A bool, or yes/no text as a bool; None when the value is neither."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
+        return value.strip().lower() in TRUE
+    return None
+
+
 def coerce(p: Param, value: Any, *, from_text: bool = True) -> Any:
     """Turn `value` into the parameter's type, or raise ParamError naming the parameter."""
     def bad(what: str, hint: str | None = None) -> ParamError:
@@ -32,10 +41,9 @@ def coerce(p: Param, value: Any, *, from_text: bool = True) -> Any:
             raise bad("an empty secret is not allowed")
         return Secret(value, p.name)
     if p.type == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
-            return value.strip().lower() in TRUE
+        b = text_bool(value)
+        if b is not None:
+            return b
         raise bad(f"{value!r} is not a yes/no value", "use true or false")
     if p.type == "int":
         if isinstance(value, bool):

@@ -12,16 +12,16 @@ from .stages.base import Unknown
 def lookup(ref: str, scope: dict[str, Any]) -> Any:
     parts = ref.split(".")
     cur: Any = scope
-    for i, part in enumerate(parts):
+    for part in parts:
         if isinstance(cur, Unknown):
             return cur
         if not isinstance(cur, dict) or part not in cur:
-            if parts[0] == "stages" and i >= 2:
-                # the stage ran (or was planned) but did not produce this output
-                return scope.get("_missing", lambda r: None)(ref)
             if parts[0] == "params":
                 return None   # optional parameter not given
-            return scope.get("_missing", lambda r: None)(ref)
+            # a stage not run yet, or run without this output: the engine's `_missing` says
+            # what that means (Unknown while planning, None while applying)
+            missing = scope.get("_missing")
+            return missing(ref) if missing else None
         cur = cur[part]
     return cur
 

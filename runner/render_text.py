@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from .results import RunResult, RunStatus, StageResult, Status
+from .results import RunResult, StageResult, Status
 from .runbook import Runbook
 
 LABEL = {
@@ -232,8 +232,3 @@ class Progress:
         self._ticker.start()
 
 
-def stage_table(res: RunResult) -> list[tuple[str, str, float]]:
-    return [(s.id, label(res.mode, s.status), s.duration) for s in res.stages]
-
-
-__all__ = ["show", "result", "Progress", "label", "action_text", "stage_table", "RunStatus"]

@@ -30,7 +30,7 @@ def test_params_files_fit_the_main_runbook(name):
 def test_custom_runbook_loads_and_renders(tmp_path):
     rb = api.load_runbook(str(EXAMPLES / "my-runbook.toml"))
     assert rb.audience == "helpdesk" and [s.id for s in rb.stages] == ["facts", "module", "copy"]
-    assert api.render(rb, "module", {}).startswith("# psrunner-template: sharepoint/spo_module")
+    assert api.render(rb, "module").startswith("# psrunner-template: sharepoint/spo_module")
 
 
 def test_library_example_runs():

@@ -31,14 +31,11 @@ _ALIASES = {
 _SPECIAL = {"scheme", "ssl", "ca_bundle", "cert_validation", "timeouts", "type", "description"}
 _TIMEOUT_KEYS = {"connect": "connection_timeout", "connection": "connection_timeout", "read": "read_timeout",
                  "operation": "operation_timeout"}
-_BOOL_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-
-
 def _as_bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _BOOL_TEXT:
-        return _BOOL_TEXT[value.strip().lower()]
+    from ..params import text_bool
+    b = text_bool(value)
+    if b is not None:
+        return b
     raise InputError(f"{where}: {value!r} is not true or false", input=where)
 
 

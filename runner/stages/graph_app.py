@@ -85,11 +85,11 @@ def _known(value: Any) -> Any:
 
 
 def _bool(inputs: dict[str, Any], key: str, default: bool = False) -> bool:
+    from ..params import text_bool
     v = inputs.get(key, default)
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "1", "0"):
-        return v.lower() in ("true", "yes", "1")
+    b = text_bool(v)
+    if b is not None:
+        return b
     raise InputError(f"{key}: must be true or false, not {v!r}", input=key)
 
 
