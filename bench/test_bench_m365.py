@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from runner import api
-from runner.demo import SimCounters, admin_follows_actions, sim_params, simulators
+from runner.sim.demo import SimCounters, admin_follows_actions, sim_params, simulators
 from runner.results import RunStatus
 
 

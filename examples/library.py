@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 
 from runner import api
-from runner.demo import sim_params, simulators
+from runner.sim.demo import sim_params, simulators
 
 
 def main() -> int:

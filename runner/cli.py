@@ -262,7 +262,7 @@ def demo(state_dir, output, verbose, quiet) -> None:
     plan, run, then run again (everything already done). Needs the `sim` extra.
     Its runs are kept in a new temporary folder unless --state-dir names one."""
     _setup_logging(verbose, quiet)
-    from .demo import run_demo
+    from .sim.demo import run_demo
     code = run_demo(state_dir=state_dir, output=output, quiet=quiet,
                     progress=_progress(output, quiet), color=_color())
     sys.exit(code)
@@ -279,7 +279,7 @@ def sim() -> None:
 @_state_option
 def sim_serve(tenant_port, host_port, state_dir) -> None:
     """Serve both simulators on loopback until Ctrl-C, printing how to point psrunner at them."""
-    from .demo import serve_sims
+    from .sim.demo import serve_sims
     serve_sims(tenant_port=tenant_port, host_port=host_port, state_dir=state_dir)
 
 

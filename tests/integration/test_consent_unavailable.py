@@ -5,7 +5,7 @@ re-run stays converged."""
 from __future__ import annotations
 
 from runner import api
-from runner.demo import sim_params, simulators
+from runner.sim.demo import sim_params, simulators
 from runner.results import Status
 
 EXCHANGE = "00000002-0000-0ff1-ce00-000000000000"

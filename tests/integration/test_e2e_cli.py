@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.demo import complete_appinv_as_admin, simulators, write_sim_params
+from runner.sim.demo import complete_appinv_as_admin, simulators, write_sim_params
 
 RUNBOOK = "m365-backup-access"
 

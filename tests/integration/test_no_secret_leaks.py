@@ -12,7 +12,7 @@ import json
 import logging
 
 from runner import api, secrets
-from runner.demo import admin_follows_actions, sim_params, simulators
+from runner.sim.demo import admin_follows_actions, sim_params, simulators
 from runner.secrets import Secret
 
 

@@ -4,7 +4,7 @@ and writes nothing; run removes the one app; a re-run has nothing to do."""
 from __future__ import annotations
 
 from runner import api
-from runner.demo import sim_params, simulators
+from runner.sim.demo import sim_params, simulators
 from runner.results import RunStatus, Status
 
 

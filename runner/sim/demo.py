@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from .results import RunResult, RunStatus, Status
-from .secrets import Secret
+from ..results import RunResult, RunStatus, Status
+from ..secrets import Secret
 
 RUNBOOK = "m365-backup-access"
 DEMO_PNP_CLIENT_ID = "5e3f2c1a-7b9d-4e8f-a6c5-0d1b2a3c4e5f"
@@ -28,9 +28,9 @@ DEMO_PNP_CLIENT_ID = "5e3f2c1a-7b9d-4e8f-a6c5-0d1b2a3c4e5f"
 @contextlib.contextmanager
 def simulators() -> Iterator[tuple[Any, Any, Any]]:
     """Both simulators, sharing one world, with the demo host's modules in place."""
-    from .sim.host import HostSimulator
-    from .sim.tenant import TenantSimulator
-    from .sim.world import SimWorld
+    from .host import HostSimulator
+    from .tenant import TenantSimulator
+    from .world import SimWorld
 
     world = SimWorld()
     tenant = TenantSimulator(world=world).start()
@@ -97,7 +97,7 @@ def complete_appinv_as_admin(world: Any, app_id: str, app_domain: str) -> None:
     """What the admin does by hand on appinv.aspx: look up the app id, enter the domain,
     paste the XML, press Create and Trust It. In the simulated tenant it registers the
     ACS principal that the appinv stage then finds."""
-    from .sim.world import ACSPrincipal
+    from .world import ACSPrincipal
     with world.lock:
         world.sharepoint.acs_principals[app_id] = ACSPrincipal(
             app_id=app_id, display_name="Microsoft 365 backup access", app_domain=app_domain)
@@ -125,7 +125,7 @@ def admin_follows_actions(result: RunResult, world: Any, values: dict[str, Any])
 
 def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
              progress: Callable | None, color: bool) -> int:
-    from . import api, render_text
+    from .. import api, render_text
 
     t0 = time.monotonic()
     state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="psrunner-demo-"))
@@ -161,7 +161,7 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
 
     elapsed = time.monotonic() - t0
     if output == "json":
-        from .rundir import dumps
+        from ..rundir import dumps
         click.echo(dumps({"plan": plan.to_dict(), "first": first.to_dict(),
                           "second": second.to_dict()}, indent=2))
     else:
@@ -176,7 +176,7 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
 
 
 def summary_table(plan: RunResult, first: RunResult, second: RunResult) -> str:
-    from .render_text import label
+    from ..render_text import label
     rows = [("stage", "plan", "run", "re-run")]
     for s in plan.stages:
         f, g = first.stage(s.id), second.stage(s.id)
@@ -194,7 +194,7 @@ def summary_table(plan: RunResult, first: RunResult, second: RunResult) -> str:
 def write_sim_params(base: Path, tenant: Any, host: Any, world: Any) -> tuple[Path, dict[str, Path]]:
     """A params file (TOML) and one 0600 file per secret that point psrunner at the
     simulators. Returns (params file, {secret name: file})."""
-    from .secrets import write_private
+    from ..secrets import write_private
     lines, files = [], {}
     for k, v in sim_params(tenant, host, world).items():
         if isinstance(v, Secret):
@@ -214,10 +214,10 @@ def write_sim_params(base: Path, tenant: Any, host: Any, world: Any) -> tuple[Pa
 def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None) -> None:
     """Serve both simulators until Ctrl-C; write a params file and 0600 secret files that
     point psrunner at them, and print the commands to try."""
-    from .rundir import default_state_dir
-    from .sim.host import HostSimulator
-    from .sim.tenant import TenantSimulator
-    from .sim.world import SimWorld
+    from ..rundir import default_state_dir
+    from .host import HostSimulator
+    from .tenant import TenantSimulator
+    from .world import SimWorld
 
     base = (Path(state_dir) if state_dir else default_state_dir()) / "sim"
     world = SimWorld()
