@@ -24,7 +24,8 @@ from .results import Outcome, RunResult, RunStatus, StageResult, Status, utcnow
 from .runbook import Runbook, Stage, evaluate_condition
 from .rundir import RunDir, TargetLock
 from .secrets import Secret, redact
-from .stages.base import KINDS, Unknown, resolve_kind
+from .stages.base import KINDS, resolve_kind
+from .values import Unknown
 
 log = logging.getLogger("psrunner.engine")
 

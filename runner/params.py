@@ -15,85 +15,7 @@ from typing import Any, Callable
 from .errors import ParamError
 from .runbook import REF_RE, Param, Runbook, evaluate_condition
 from .secrets import Secret
-
-TRUE = {"true", "yes", "on", "1"}
-FALSE = {"false", "no", "off", "0"}
-
-
-def text_bool(value: Any) -> bool | None:
-    """A bool, or yes/no text as a bool; None when the value is neither."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
-        return value.strip().lower() in TRUE
-    return None
-
-
-def coerce(p: Param, value: Any, *, from_text: bool = True) -> Any:
-    """Turn `value` into the parameter's type, or raise ParamError naming the parameter."""
-    def bad(what: str, hint: str | None = None) -> ParamError:
-        return ParamError(f"parameter {p.name!r}: {what}", param=p.name, hint=hint or _hint(p))
-
-    if p.type == "secret":
-        if isinstance(value, Secret):
-            return value
-        if not isinstance(value, str) or not value:
-            raise bad("an empty secret is not allowed")
-        return Secret(value, p.name)
-    if p.type == "bool":
-        b = text_bool(value)
-        if b is not None:
-            return b
-        raise bad(f"{value!r} is not a yes/no value", "use true or false")
-    if p.type == "int":
-        if isinstance(value, bool):
-            raise bad(f"{value!r} is not a whole number")
-        try:
-            n = int(value) if isinstance(value, (int, str)) else None
-        except ValueError:
-            n = None
-        if n is None:
-            raise bad(f"{value!r} is not a whole number")
-        if p.min is not None and n < p.min:
-            raise bad(f"{n} is below the minimum {p.min}")
-        if p.max is not None and n > p.max:
-            raise bad(f"{n} is above the maximum {p.max}")
-        return n
-    if p.type == "list":
-        if isinstance(value, list):
-            items = value
-        elif isinstance(value, str):
-            items = [x.strip() for x in value.split(",") if x.strip()]
-        else:
-            raise bad(f"{value!r} is not a list")
-        if not all(isinstance(x, str) for x in items):
-            raise bad("list items must be strings")
-        if p.pattern:
-            for x in items:
-                if not re.fullmatch(p.pattern, x):
-                    raise bad(f"item {x!r} does not match the expected form")
-        return items
-    # str, choice and file
-    if not isinstance(value, str):
-        raise bad(f"{value!r} is not text")
-    if p.type == "choice" and value not in p.choices:
-        raise bad(f"{value!r} is not one of the choices", "choose one of: " + ", ".join(p.choices))
-    if p.pattern and not re.fullmatch(p.pattern, value):
-        raise bad(f"{value!r} does not match the expected form")
-    if "\x00" in value:
-        raise bad("NUL characters are not allowed")
-    if p.type == "file" and value and not Path(value).expanduser().is_file():
-        raise bad(f"no such file: {value}", (p.help + ": " if p.help else "")
-                  + f"give the path of an existing file with -p {p.name}=PATH")
-    return value
-
-
-def _hint(p: Param) -> str:
-    if p.type == "choice":
-        return "choose one of: " + ", ".join(p.choices)
-    ex = f" (for example {p.example})" if p.example else ""
-    return (p.help or f"give -p {p.name}=VALUE") + ex
-
+from .values import coerce, spec_hint
 
 def parse_assignments(pairs: list[str], option: str = "-p") -> dict[str, str]:
     out: dict[str, str] = {}
@@ -166,7 +88,7 @@ def resolve(runbook: Runbook, given: dict[str, Any], *,
             values[name] = coerce(p, given[name])
         elif p.default is not None:
             values[name] = p.default if isinstance(p.default, str) and REF_RE.search(p.default) \
-                else coerce(p, p.default, from_text=False)
+                else coerce(p, p.default)
         elif p.required and not partial:
             raise ParamError(f"parameter {name!r} is required", param=name,
                              hint=f"give -p {name}=VALUE" + (f" ({p.help})" if p.help else ""))
@@ -262,7 +184,7 @@ def _as_param_error(runbook: Runbook, target: str, e: Exception) -> Exception:
         hint = (f"set the environment variable {p.env_var}, use --secret-file {pname}=PATH, or run on a "
                 "terminal to be prompted (never on the command line)")
     else:
-        hint = f"{e.hint} (-p {pname}=...)" if e.hint else _hint(p)
+        hint = f"{e.hint} (-p {pname}=...)" if e.hint else spec_hint(p)
     return ParamError(f"parameter {pname!r}: {text}", param=pname, hint=hint)
 
 

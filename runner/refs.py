@@ -6,7 +6,7 @@ from typing import Any
 
 from .errors import InputError
 from .runbook import REF_RE
-from .stages.base import Unknown
+from .values import Unknown
 
 
 def lookup(ref: str, scope: dict[str, Any]) -> Any:

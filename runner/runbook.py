@@ -46,6 +46,7 @@ from typing import Any
 
 from .errors import ParamError, RunbookError
 from .stages.base import KINDS
+from .values import coerce
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -324,8 +325,7 @@ class _Validator:
                   max=spec.get("max"), example=spec.get("example"), required_if=spec.get("required_if"))
         if p.default is not None and not (isinstance(p.default, str) and REF_RE.search(p.default)):
             try:
-                from .params import coerce
-                coerce(p, p.default, from_text=False)
+                coerce(p, p.default)
             except ParamError as e:
                 self.fail(where + "default", f"default does not fit the parameter: {e.message}", None)
         return p

@@ -58,7 +58,7 @@ def dumps(obj: Any, **kw: Any) -> str:
 def _plain(obj: Any) -> Any:
     """JSON-ready copy: Unknown and other objects become text; Secrets stay for redact_obj."""
     from .secrets import Secret
-    from .stages.base import Unknown
+    from .values import Unknown
     if isinstance(obj, Unknown):
         return str(obj)
     if isinstance(obj, Secret):

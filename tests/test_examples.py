@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner import api
-from runner.params import coerce, load_params_file
+from runner.params import load_params_file
+from runner.values import coerce
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -24,7 +25,7 @@ def test_params_files_fit_the_main_runbook(name):
         p = rb.params[key]
         assert not p.secret, f"{name}: secrets never go in params files"
         if p.type != "file":          # the example's paths exist on the admin's machine, not here
-            coerce(p, value, from_text=False)
+            coerce(p, value)
 
 
 def test_custom_runbook_loads_and_renders(tmp_path):

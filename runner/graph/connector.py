@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..secrets import Secret
+from ..values import as_bool, as_number, as_secret
 from .apps import Facts
 from .auth import (
     CLOUDS,
@@ -51,39 +51,20 @@ KNOWN_SETTINGS = {
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-def _secret(value: Any, name: str) -> Secret | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, Secret):
-        return value
-    if isinstance(value, str):
-        return Secret(value, name)
-    raise InputError(f"{name}: must be a secret value", input=name)
-
-
 def _timeout(value: Any) -> tuple[float, float]:
+    """(connect, read) seconds from `timeout = 60` or `timeout = [10, 60]`."""
     if value is None:
         return (10.0, 60.0)
-    try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            t = float(value)
-            return (min(10.0, t), t)
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return (float(value[0]), float(value[1]))
-    except (TypeError, ValueError):
-        pass
-    raise InputError(f"timeout: {value!r} is not seconds or [connect, read]", input="timeout")
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return (as_number(value[0], "timeout", lo=0), as_number(value[1], "timeout", lo=0))
+    if isinstance(value, (list, tuple, dict)):
+        raise InputError(f"timeout: {value!r} is not seconds or [connect, read]", input="timeout")
+    t = as_number(value, "timeout", lo=0)
+    return (min(10.0, t), t)
 
 
 def _number(settings: dict[str, Any], key: str, default: float) -> float:
-    v = settings.get(key, default)
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{key}: {v!r} is not a number", input=key) from None
-    if f < 0:
-        raise InputError(f"{key}: must not be negative", input=key)
-    return f
+    return as_number(settings.get(key, default), key, lo=0)
 
 
 def login_route(method: str, url: str) -> str:
@@ -118,8 +99,8 @@ def _sign_in_settings(settings: dict[str, Any], *, token_cache: Path | None = No
         client_id=settings.get("client_id") or None,
         authority_host=settings.get("authority_host") or None,
         certificate=Path(cert).expanduser() if cert else None,
-        certificate_password=_secret(settings.get("certificate_password"), "certificate_password"),
-        client_secret=_secret(settings.get("client_secret"), "client_secret"),
+        certificate_password=as_secret(settings.get("certificate_password"), "certificate_password"),
+        client_secret=as_secret(settings.get("client_secret"), "client_secret"),
         token_cache=token_cache,
         interactive=interactive,
         **extra,
@@ -168,7 +149,7 @@ class GraphConnector:
         self._event = getattr(tctx, "event", None)
         self.tenant = str(settings.get("tenant") or "").strip()
         self.cloud = cloud_named(settings.get("cloud"))
-        self.offline = bool(settings.get("offline", False))
+        self.offline = as_bool(settings.get("offline", False), "offline")
         state_dir = Path(getattr(tctx, "state_dir", ".") or ".")
         cache = settings.get("token_cache")
         token_cache = Path(cache).expanduser() if cache else \

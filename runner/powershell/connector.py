@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
-from ..secrets import Secret
+from ..values import as_bool, as_int, as_secret, as_text
 from .session import DEFAULT_CONFIGURATION, HostSession, HostSettings, Invocation
 
 # setting name -> HostSettings field (aliases the runbook may use on the left)
@@ -31,22 +31,6 @@ _ALIASES = {
 _SPECIAL = {"scheme", "ssl", "ca_bundle", "cert_validation", "timeouts", "type", "description"}
 _TIMEOUT_KEYS = {"connect": "connection_timeout", "connection": "connection_timeout", "read": "read_timeout",
                  "operation": "operation_timeout"}
-def _as_bool(value: Any, where: str) -> bool:
-    from ..params import text_bool
-    b = text_bool(value)
-    if b is not None:
-        return b
-    raise InputError(f"{where}: {value!r} is not true or false", input=where)
-
-
-def _as_int(value: Any, where: str) -> int:
-    if isinstance(value, bool):
-        raise InputError(f"{where}: {value!r} is not a whole number", input=where)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise InputError(f"{where}: {value!r} is not a whole number", input=where)
 
 
 def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSettings:
@@ -66,19 +50,15 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
             continue
         where = f"{label}.{key}"
         if field in ("port", "connection_timeout", "read_timeout", "operation_timeout"):
-            value = _as_int(value, where)
+            value = as_int(value, where)
         elif field == "no_proxy":
-            value = _as_bool(value, where)
+            value = as_bool(value, where)
         elif field == "password":
-            if isinstance(value, Secret):
-                if not value:
-                    continue
-            elif isinstance(value, str):
-                value = Secret(value, "psrp password")
-            else:
-                raise InputError(f"{where}: must be a secret string", input=where)
-        elif not isinstance(value, str):
-            raise InputError(f"{where}: {value!r} is not text", input=where)
+            value = as_secret(value, where, name="psrp password")
+            if value is None:
+                continue
+        else:
+            value = as_text(value, where)
         kw[field] = value
     timeouts = given.get("timeouts")
     if timeouts is not None:
@@ -89,7 +69,7 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
             if k not in _TIMEOUT_KEYS:
                 raise InputError(f"{label}.timeouts.{k}: unknown timeout", input=f"{label}.timeouts.{k}",
                                  hint="use connect, read or operation")
-            kw[_TIMEOUT_KEYS[k]] = _as_int(v, f"{label}.timeouts.{k}")
+            kw[_TIMEOUT_KEYS[k]] = as_int(v, f"{label}.timeouts.{k}")
 
     ssl = True
     if "scheme" in given:
@@ -98,7 +78,7 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
             raise InputError(f"{label}.scheme: {given['scheme']!r} is not https or http", input=f"{label}.scheme")
         ssl = scheme == "https"
     if "ssl" in given:
-        ssl_value = _as_bool(given["ssl"], f"{label}.ssl")
+        ssl_value = as_bool(given["ssl"], f"{label}.ssl")
         if "scheme" in given and ssl_value != ssl:
             raise InputError(f"{label}: scheme and ssl disagree", input=f"{label}.ssl", hint="give one of them")
         ssl = ssl_value
@@ -106,7 +86,7 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
 
     validation: bool | str = True
     if "cert_validation" in given:
-        validation = _as_bool(given["cert_validation"], f"{label}.cert_validation")
+        validation = as_bool(given["cert_validation"], f"{label}.cert_validation")
     if "ca_bundle" in given:
         if validation is False:
             raise InputError(f"{label}: ca_bundle and cert_validation = false contradict each other",

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 
 from ..errors import Interrupted, InputError, TransportError
 from ..secrets import Secret, redact
+from ..values import as_secret
 
 _log = logging.getLogger("psrunner.psrp")
 
@@ -85,8 +86,7 @@ class HostSettings:
     label: str = "host"                     # how errors name the target ("targets.<name>")
 
     def __post_init__(self) -> None:
-        if isinstance(self.password, str):
-            self.password = Secret(self.password, "psrp password")
+        self.password = as_secret(self.password, f"{self.label}.password", name="psrp password")
         self.validate()
 
     def _bad(self, setting: str, message: str, hint: str | None = None) -> InputError:

@@ -47,7 +47,7 @@ class QuotingError(ValueError):
 
 def _refuse_special(value: Any, filter_name: str) -> None:
     from ..secrets import Secret
-    from ..stages.base import Unknown
+    from ..values import Unknown
 
     jinja2 = sys.modules.get("jinja2")
     if jinja2 is not None and isinstance(value, jinja2.Undefined):

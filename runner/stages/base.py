@@ -7,7 +7,8 @@ same code path, minus the writes). It returns an `Outcome`: `changed` means "cha
 applying and "would change" when planning.
 
 In plan mode, an input that depends on an earlier stage that has not run yet arrives as an
-`Unknown` (like "known after apply"); a kind must treat it as "the object does not exist yet"
+`Unknown` (runner.values; like "known after apply"); a kind must treat it as "the object does
+not exist yet"
 and report what it would do.
 
 A *target* is a connection the engine opens lazily on first use and closes at the end of the
@@ -26,33 +27,6 @@ from typing import Any, Callable, Protocol
 from ..results import Outcome
 
 StageFn = Callable[["StageContext", dict[str, Any]], Outcome]
-
-
-class Unknown:
-    """A value that is known only after an earlier stage applies (plan mode)."""
-
-    __slots__ = ("source",)
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def __repr__(self) -> str:
-        return f"(known after apply: {self.source})"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Unknown) and other.source == self.source
-
-    def __hash__(self) -> int:
-        return hash(("Unknown", self.source))
-
-
-def is_unknown(value: Any) -> bool:
-    return isinstance(value, Unknown)
 
 
 class Connector(Protocol):

@@ -62,8 +62,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..results import Outcome
-from ..secrets import Secret
-from .base import StageContext, is_unknown
+from ..values import as_bool, as_int, as_secret, as_text, known_or_none
+from .base import StageContext
 
 DEFAULT_PROFILE = "m365-backup"
 
@@ -79,40 +79,17 @@ def _connector(ctx: StageContext, inputs: dict[str, Any]) -> Any:
     return conn
 
 
-def _known(value: Any) -> Any:
-    """None for an Unknown (plan mode: the object does not exist yet)."""
-    return None if is_unknown(value) else value
-
-
 def _bool(inputs: dict[str, Any], key: str, default: bool = False) -> bool:
-    from ..params import text_bool
-    v = inputs.get(key, default)
-    b = text_bool(v)
-    if b is not None:
-        return b
-    raise InputError(f"{key}: must be true or false, not {v!r}", input=key)
+    return as_bool(inputs.get(key, default), key)
 
 
 def _int(inputs: dict[str, Any], key: str, default: int, lo: int = 0, hi: int = 100000) -> int:
-    v = inputs.get(key, default)
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{key}: must be a whole number, not {v!r}", input=key) from None
-    if not lo <= n <= hi:
-        raise InputError(f"{key}: must be between {lo} and {hi}", input=key)
-    return n
+    return as_int(inputs.get(key, default), key, lo=lo, hi=hi)
 
 
 def _str(inputs: dict[str, Any], key: str, default: str | None = None, required: bool = False) -> str | None:
-    v = _known(inputs.get(key, default))
-    if v is None or v == "":
-        if required:
-            raise InputError(f"{key}: required", input=key)
-        return default
-    if not isinstance(v, str):
-        raise InputError(f"{key}: must be text", input=key)
-    return v
+    """Text input; an Unknown counts as not given (plan mode: not there yet)."""
+    return as_text(known_or_none(inputs.get(key)), key, required=required) or default
 
 
 def _wanted(inputs: dict[str, Any]) -> tuple[list, list[str]]:
@@ -216,7 +193,7 @@ def service_principal(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     from ..graph.apps import ensure_service_principal
 
     conn = _connector(ctx, inputs)
-    app_id = _known(inputs.get("app_id"))
+    app_id = known_or_none(inputs.get("app_id"))
     if _offline(conn, ctx):
         return Outcome(changed=True, messages=["offline plan: not checked; would ensure the service principal"])
     if app_id is None and ctx.apply:
@@ -236,7 +213,7 @@ def consent(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 
     wanted, _ = _wanted(inputs)          # its warnings are the application stage's to tell
     conn = _connector(ctx, inputs)
-    sp_id = _known(inputs.get("sp_id"))
+    sp_id = known_or_none(inputs.get("sp_id"))
     if _offline(conn, ctx):
         res = resolve(wanted, None)
         return Outcome(changed=True,
@@ -257,7 +234,7 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     from ..graph.apps import SecretStore, ensure_client_secret
 
     conn = _connector(ctx, inputs)
-    object_id = _known(inputs.get("object_id"))
+    object_id = known_or_none(inputs.get("object_id"))
     name = _str(inputs, "secret_name", "psrunner") or "psrunner"
     min_days = _int(inputs, "secret_min_days", 30, 0, 729)
     lifetime = _int(inputs, "secret_lifetime_days", 180, 1, 730)
@@ -287,19 +264,12 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     from ..graph.certs import load_certificate
 
     conn = _connector(ctx, inputs)
-    object_id = _known(inputs.get("object_id"))
+    object_id = known_or_none(inputs.get("object_id"))
     name = _str(inputs, "certificate_name", "psrunner") or "psrunner"
     min_days = _int(inputs, "cert_min_days", 30, 0, 3650)
     lifetime = _int(inputs, "cert_lifetime_days", 365, 1, 3650)
     rotate = _bool(inputs, "rotate", False)
-    password = inputs.get("certificate_password")
-    if password is not None and not isinstance(password, Secret):
-        if isinstance(password, str) and password:
-            password = Secret(password, "certificate_password")
-        elif not password:
-            password = None
-        else:
-            raise InputError("certificate_password: must be a secret", input="certificate_password")
+    password = as_secret(inputs.get("certificate_password"), "certificate_password")
     path = _str(inputs, "certificate_path")
     material = load_certificate(path, password, input_name="certificate_path") if path else None
     if _offline(conn, ctx):

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..results import Outcome, Status
-from ..stages.base import StageContext, Unknown
+from ..values import Unknown
+from .base import StageContext
 
 FORM_FIELDS = (
     ("tenant_id", "Directory (tenant) ID"),

@@ -26,7 +26,8 @@ from typing import Any
 from ..errors import InputError, TransportError
 from ..results import Outcome, Status
 from ..secrets import Secret
-from .base import StageContext, is_unknown
+from ..values import as_bool, as_secret, as_text, is_unknown
+from .base import StageContext
 
 ACS_RETIRED = "2026-04-02"
 ONLINE_SCOPES = ("http://sharepoint/content/tenant", "http://sharepoint/content/sitecollection",
@@ -192,14 +193,11 @@ def _count(ctx: StageContext, inv: Any) -> None:
 # --------------------------------------------------------------------------- sharepoint.appinv_grant
 
 def _text(inputs: dict[str, Any], key: str, default: str = "") -> Any:
-    v = inputs.get(key, default)
+    """A text input, stripped; `default` when empty; an Unknown as it is (known after apply)."""
+    v = as_text(inputs.get(key), key)
     if v is None:
         return default
-    if is_unknown(v):
-        return v
-    if not isinstance(v, str):
-        raise InputError(f"input {key!r} must be text", input=key)
-    return v.strip()
+    return v if is_unknown(v) else v.strip()
 
 
 def _credential_params(inputs: dict[str, Any], *, client_id_name: str) -> tuple[dict[str, Any], set[str]]:
@@ -210,11 +208,9 @@ def _credential_params(inputs: dict[str, Any], *, client_id_name: str) -> tuple[
     password = inputs.get("password")
     if user:
         params["UserName"] = user
-        if isinstance(password, Secret) and password:
+        password = as_secret(password, "password", name="spo password")
+        if password is not None:
             params["Password"] = password
-            secure.add("Password")
-        elif isinstance(password, str) and password:
-            params["Password"] = Secret(password, "spo password")
             secure.add("Password")
     keys = (("pnp_client_id" if client_id_name == "PnPClientId" else "client_id", client_id_name),
             ("tenant_id", "TenantId"), ("thumbprint", "Thumbprint"))
@@ -240,9 +236,7 @@ def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
                          hint="online: SharePoint Online (a person finishes it); server: SharePoint Server")
     scope = _text(inputs, "scope", ONLINE_SCOPES[0]) or ONLINE_SCOPES[0]
     right = _text(inputs, "right", "FullControl") or "FullControl"
-    app_only = inputs.get("app_only", True)
-    if not isinstance(app_only, bool):
-        raise InputError("input 'app_only' must be true or false", input="app_only")
+    app_only = as_bool(inputs.get("app_only", True), "app_only")
     if scope not in ONLINE_SCOPES:
         raise InputError(f"scope {scope!r} is not an app permission scope", input="scope",
                          hint="use one of: " + ", ".join(ONLINE_SCOPES))

@@ -24,7 +24,7 @@ from runner.secrets import Secret, write_private
 from runner.sim.tenant import TenantSimulator
 from runner.sim.tls import make_tls
 from runner.stages import graph_app as g
-from runner.stages.base import Unknown
+from runner.values import Unknown
 
 UNIQUE = "m365-backup"
 FAST = {"backoff_base": 0.01, "retry_after_cap": 2, "lag_budget": 5, "lag_base": 0.05, "max_attempts": 6,

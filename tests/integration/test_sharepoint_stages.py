@@ -27,7 +27,7 @@ from runner.sim import twins as _twins  # noqa: F401 - registers the template tw
 from runner.sim.twin_types import TWINS, HostState, SimSecureString, TwinOutput
 from runner.sim.world import ACSPrincipal, SimWorld
 from runner.stages import sharepoint as stages
-from runner.stages.base import Unknown
+from runner.values import Unknown
 
 SPO = "Microsoft.Online.SharePoint.PowerShell"
 ADMIN = "https://contoso-admin.sharepoint.com"

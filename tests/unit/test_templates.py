@@ -18,7 +18,7 @@ from runner.powershell.templates import (ParamDecl, list_templates, parse_param_
                                          ps_int, ps_str, render_permission_xml, render_template,
                                          template_params)
 from runner.secrets import Secret
-from runner.stages.base import Unknown
+from runner.values import Unknown
 
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 EXPECTED = {"windows/host_facts", "sharepoint/spo_module", "sharepoint/spo_tenant_settings",
