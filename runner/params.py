@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ParamError
-from .runbook import REF_RE, Param, Runbook, evaluate_condition
+from .refs import REF_RE, resolve_value
+from .runbook import Param, Runbook, evaluate_condition
 from .secrets import Secret
 from .values import coerce, spec_hint
 
@@ -93,7 +94,6 @@ def resolve(runbook: Runbook, given: dict[str, Any], *,
             raise ParamError(f"parameter {name!r} is required", param=name,
                              hint=f"give -p {name}=VALUE" + (f" ({p.help})" if p.help else ""))
     # defaults that reference other parameters (e.g. an admin URL derived from the tenant)
-    from .refs import resolve_value
     for name, val in list(values.items()):
         if partial:
             break
@@ -130,8 +130,6 @@ def check_targets(runbook: Runbook, values: dict[str, Any]) -> None:
     A target is checked when a stage that may run uses it (a stage whose `when` the
     parameters alone make false will not open it)."""
     from .errors import InputError
-    from .refs import resolve_value
-    from .runbook import evaluate_condition
 
     def may_run(stage: Any) -> bool:
         if not stage.when:

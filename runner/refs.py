@@ -1,12 +1,36 @@
-"""Resolving `${...}` references in stage inputs and target settings."""
+"""References: the `${...}` syntax of runbooks, and resolving it in stage inputs, target
+settings and parameter defaults.
+
+    ${params.NAME}  ${stages.ID.outputs.KEY}  ${stages.ID.status}  ${stages.ID.diff.before}
+    ${run.id}  ${run.dir}  ${params.tenant|spo_admin_url}   (piped through a derivation)
+
+A string that is exactly one reference keeps the value's type; references inside a longer
+string are interpolated as text. A reference to an output not known yet (plan mode) gives
+the engine's Unknown."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import InputError
-from .runbook import REF_RE
 from .values import Unknown
+
+REF_RE = re.compile(r"\$\{\s*([^}|\s]+)\s*(?:\|\s*([a-z_]+)\s*)?\}")
+
+
+def iter_refs(value: Any) -> Iterator[tuple[str, str | None]]:
+    """(reference, derivation or None) for every `${...}` in a str, list or dict."""
+    if isinstance(value, str):
+        for m in REF_RE.finditer(value):
+            yield m.group(1), m.group(2)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from iter_refs(v)
 
 
 def lookup(ref: str, scope: dict[str, Any]) -> Any:

@@ -27,11 +27,11 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     on_failure = "stop"                # stop | continue
     timeout = 300
 
-References: `${params.NAME}`, `${stages.ID.outputs.KEY}`, `${stages.ID.status}`,
-`${stages.ID.diff.before}` / `.after`, `${run.id}`,
-optionally piped through a derivation (`${params.tenant|spo_admin_url}`). A string that is
-exactly one reference keeps the value's type; references inside a longer string are
-interpolated as text.
+References (runner/refs.py): `${params.NAME}`, `${stages.ID.outputs.KEY}`,
+`${stages.ID.status}`, `${stages.ID.diff.before}` / `.after`, `${run.id}`, optionally piped
+through a derivation (`${params.tenant|spo_admin_url}`). A string that is exactly one
+reference keeps the value's type; references inside a longer string are interpolated as text.
+Conditions (`when`, a notice's `applies`, a parameter's `required_if`): runner/conditions.py.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ParamError, RunbookError
+from .refs import REF_RE, iter_refs
 from .stages.base import KINDS
 from .values import coerce
 
@@ -61,7 +62,6 @@ TARGET_TYPES = ("graph", "psrp")
 ON_FAILURE = ("stop", "continue")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 STAGE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
-REF_RE = re.compile(r"\$\{\s*([^}|\s]+)\s*(?:\|\s*([a-z_]+)\s*)?\}")
 
 RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "params", "targets",
                 "stages", "notices"}
@@ -462,18 +462,6 @@ class _Validator:
                 from .derive import DERIVATIONS
                 if derive not in DERIVATIONS:
                     self.fail(where, f"unknown derivation |{derive}", "one of: " + ", ".join(DERIVATIONS))
-
-
-def iter_refs(value: Any):
-    if isinstance(value, str):
-        for m in REF_RE.finditer(value):
-            yield m.group(1), m.group(2)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from iter_refs(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from iter_refs(v)
 
 
 # ---------------------------------------------------------------------------- conditions

@@ -8,8 +8,7 @@ applying and "would change" when planning.
 
 In plan mode, an input that depends on an earlier stage that has not run yet arrives as an
 `Unknown` (runner.values; like "known after apply"); a kind must treat it as "the object does
-not exist yet"
-and report what it would do.
+not exist yet" and report what it would do.
 
 A *target* is a connection the engine opens lazily on first use and closes at the end of the
 run: `ctx.target("tenant")` returns the connector for the runbook's `[targets.tenant]`

@@ -172,7 +172,7 @@ def _name_params_of_refused(ctx: StageContext, out: Outcome) -> None:
     raw = getattr(getattr(ctx, "stage", None), "inputs", None)
     if out.action is None or not isinstance(refused, dict) or not isinstance(raw, dict):
         return
-    from ..runbook import REF_RE
+    from ..refs import REF_RE
     reported = {**(out.before or {}), **(out.after or {})} if isinstance(out.after, dict) else {}
     for name in sorted(refused):
         m = REF_RE.fullmatch(str(raw.get(name, "")).strip())
