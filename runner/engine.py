@@ -21,7 +21,8 @@ from typing import Any, Callable
 from .errors import InputError, RunnerError, StageTimeout
 from .refs import resolve_value
 from .results import Outcome, RunResult, RunStatus, StageResult, Status, utcnow
-from .runbook import Runbook, Stage, evaluate_condition
+from .conditions import evaluate_condition
+from .runbook import Runbook, Stage
 from .rundir import RunDir, TargetLock
 from .secrets import Secret, redact
 from .stages.base import KINDS, resolve_kind

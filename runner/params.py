@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ParamError
+from .conditions import evaluate_condition
 from .refs import REF_RE, resolve_value
-from .runbook import Param, Runbook, evaluate_condition
+from .runbook import Param, Runbook
 from .secrets import Secret
 from .values import coerce, spec_hint
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import RunbookError
-from runner.runbook import builtin_names, evaluate_condition, load, parse
+from runner.conditions import evaluate_condition
+from runner.runbook import builtin_names, load, parse
 
 GOOD = '''
 name = "t"
