@@ -19,12 +19,26 @@ subclass): with REQUESTS_CA_BUNDLE set in the environment, Session.verify alone 
 
 One base URL serves both the login authority (`{base_url}/{tenant_id}`) and Graph
 (`{base_url}/v1.0/...`). Scopes keep the real resource id ("https://graph.microsoft.com/
-.default"); the token's audience is Graph's even though Graph is served on localhost."""
+.default"); the token's audience is Graph's even though Graph is served on localhost.
+
+Public names: `TenantSimulator(public_names=("graph.microsoft.com",
+"login.microsoftonline.com"))` also puts those names in the server certificate, so a client
+whose resolver maps them to the simulator (a hosts entry, or a test's resolver override)
+and that trusts `ca_bundle` reaches it under the real names. Absolute URLs in answers
+(@odata.nextLink, @odata.context, Location, the OpenID discovery document, the device-code
+verification URI) are built from the name the client used (its Host header), as the real
+services do; a Host the certificate does not cover gets `base_url`.
+
+Counting: `requests` (a RequestCounter) counts requests, writes, $batch items and
+sequential round trips; `/_sim/...` is the control endpoint (see tenant_control) and is
+never counted, faulted or logged as a client request."""
 
 from __future__ import annotations
 
 import base64
 import logging
+import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tenant_faults import AFTER_KINDS, TERMINAL_KINDS, FaultPlan, RequestCounter
+from .tenant_control import CONTROL_PREFIX, ControlEndpoint
+from .tenant_faults import AFTER_KINDS, LAG_KINDS, TERMINAL_KINDS, FaultPlan, RequestCounter
 from .tenant_graph import SEG, GraphService, split_segments
 from .tenant_http import TenantHTTPServer
 from .tenant_login import LoginService
@@ -49,6 +64,8 @@ from .tls import TLSMaterial, make_tls
 from .world import SimWorld
 
 log = logging.getLogger("runner.sim.tenant")
+HOST_HEADER = re.compile(r"^(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?$")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 DEFAULT_OPERATOR_ROLES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All")
 DEFAULT_DEVICE_SCOPES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", "User.Read")
 
@@ -134,9 +151,13 @@ class TenantSimulator:
 
     def __init__(self, world: SimWorld | None = None, tls: TLSMaterial | None = None,
                  host: str = "127.0.0.1", port: int = 0, *, page_size: int = 100,
-                 io_timeout: float = 15.0) -> None:
+                 io_timeout: float = 15.0, public_names: Iterable[str] = ()) -> None:
         self.world = world or SimWorld()
-        self.tls = tls or make_tls()
+        self.public_names = tuple(n.strip().lower().rstrip(".") for n in public_names if n.strip())
+        self._own_tls = tls is None  # made here, so removed (private key included) by stop()
+        self.tls = tls or make_tls(hostnames=("localhost", *self.public_names))
+        self._names = frozenset((*LOOPBACK_NAMES, *self.public_names))
+        self._stopping = threading.Event()
         self.host, self._port = host, port
         self.io_timeout = io_timeout
         self.page_size = page_size
@@ -152,6 +173,7 @@ class TenantSimulator:
         self.grants = GrantStore()
         self.login = LoginService(self)
         self.graph = GraphService(self)
+        self.control = ControlEndpoint(self)
         user = self.state.create_user(f"admin@{self.tenant_domain}", "Simulated Admin")
         self.device_user = DeviceUser(self.state, user["id"])
         self.device_user.scopes = DEFAULT_DEVICE_SCOPES
@@ -185,6 +207,20 @@ class TenantSimulator:
     def authority(self) -> str:
         return f"{self.base_url}/{self.tenant_id}"
 
+    def public_url(self, name: str) -> str:
+        """The base URL under one of `public_names` (the simulator's port included)."""
+        if name.lower() not in self.public_names:
+            raise ValueError(f"{name!r} is not one of this simulator's public names {self.public_names}")
+        return f"https://{name.lower()}:{self.port}"
+
+    def origin_for(self, headers: dict[str, str]) -> str:
+        """`https://` + the Host the client used, when the certificate covers that name;
+        else base_url. Absolute URLs in answers start with it."""
+        m = HOST_HEADER.match(headers.get("host", "").strip())
+        if m is None or m.group("name").strip("[]").lower().rstrip(".") not in self._names:
+            return self.base_url
+        return f"https://{m.group(0).lower()}"
+
     @property
     def graph_endpoint(self) -> str:
         return self.base_url
@@ -203,6 +239,9 @@ class TenantSimulator:
     def start(self) -> TenantSimulator:
         if self._server is not None:
             return self
+        if not self.tls.key_file.exists():
+            raise RuntimeError("this tenant simulator was stopped and its TLS material removed; make a new one")
+        self._stopping.clear()
         self._server = TenantHTTPServer((self.host, self._port), self, self.tls.server_context(), self.io_timeout)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"tenant-sim:{self.port}", daemon=True)
@@ -213,12 +252,15 @@ class TenantSimulator:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self._stopping.set()  # ends injected waits (latency, read-timeout) at once
         server.shutdown()
         server.close_connections()
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
         self._server = self._thread = None
+        if self._own_tls:
+            shutil.rmtree(self.tls.directory, ignore_errors=True)
 
     def __enter__(self) -> TenantSimulator:
         return self.start()
@@ -322,10 +364,23 @@ class TenantSimulator:
         return self.signer.sign(claims)
 
     # ---- request path -------------------------------------------------------------------
+    def set_latency(self, per_request: float, per_item: float = 0.0) -> None:
+        """Hold every HTTP request (sign-in included; a $batch is one request) for
+        `per_request` seconds, and every $batch sub-request for `per_item` more, until
+        changed; 0 turns a knob off. Replaces latency rules armed before."""
+        self.faults.clear(("latency", "item-latency"))
+        if per_request > 0:
+            self.faults.add("latency", method="*", path=".*", count=None, seconds=per_request)
+        if per_item > 0:
+            self.faults.add("item-latency", method="*", path=".*", count=None, seconds=per_item)
+
     def route_of(self, path: str) -> str:
         """Normalized route for counting: ids -> {id}, alternate keys -> {key}, the tenant
-        segment of login paths -> {tenant}."""
+        segment of login paths -> {tenant}; Graph's optional /myorganization segment is
+        dropped."""
         segs = split_segments(path)
+        if len(segs) > 1 and segs[0] in ("v1.0", "beta") and segs[1].lower() == "myorganization":
+            segs = [segs[0], *segs[2:]]
         tenants = {self.tenant_id.lower(), self.tenant_domain.lower()}
         out = []
         for i, s in enumerate(segs):
@@ -341,45 +396,48 @@ class TenantSimulator:
         return "/" + "/".join(out)
 
     def lag_new_object(self, method: str, path: str, object_id: str) -> None:
-        """Called when the API creates an object: an armed "lag" fault matching the creating
+        """Called when the API creates an object: an armed lag fault matching the creating
         request makes the object invisible to reads for a while."""
-        fault = self.faults.take(method, path, ("lag",))
+        fault = self.faults.take(method, path, LAG_KINDS)
         if fault is not None:
-            self.state.set_lag(object_id, requests=fault.requests, seconds=fault.seconds)
-            self.requests.record_fault("lag")
+            self.state.set_lag(object_id, requests=fault.requests, seconds=fault.seconds,
+                               local_tenant=fault.kind == "lag-local-tenant")
+            self.requests.record_fault(fault.kind)
 
-    def _take_fault(self, method: str, path: str) -> Any:
-        latency = self.faults.take(method, path, ("latency",))
+    def _wait(self, seconds: float) -> bool:
+        """Sleep for an injected delay; False when the simulator stops meanwhile."""
+        return not self._stopping.wait(seconds)
+
+    def _take_fault(self, method: str, path: str, latency_kind: str) -> Any:
+        latency = self.faults.take(method, path, (latency_kind,))
         if latency is not None:
-            self.requests.record_fault("latency")
-            time.sleep(latency.seconds)
+            self.requests.record_fault(latency_kind)
+            self._wait(latency.seconds)
         fault = self.faults.take(method, path, TERMINAL_KINDS)
         if fault is not None:
             self.requests.record_fault(fault.kind)
         return fault
 
     def _item_fault(self, method: str, path: str, headers: dict[str, str]) -> Response | None:
-        fault = self._take_fault(method, path)
+        fault = self._take_fault(method, path, "item-latency")
         if fault is None:
             return None
         if fault.kind == "drop":
             raise _DropConnection()
         return self.graph.fault_response(fault.kind, fault.retry_after, headers)
 
-    def _after_fault(self, method: str, path: str) -> bool:
-        """A "drop-after" fault matches: serve the request, then lose the answer."""
-        fault = self.faults.take(method, path, AFTER_KINDS)
-        if fault is not None:
-            self.requests.record_fault(fault.kind)
-        return fault is not None
+    def is_control(self, path: str) -> bool:
+        return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
 
     def dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Response:
         """Serve one HTTP request (called by the server thread). `headers` have lower-case names."""
         method = method.upper()
+        if self.is_control(path):
+            return self.control.handle(method, path, query, body)
         is_graph = path.startswith(("/v1.0/", "/beta/")) or path in ("/v1.0", "/beta")
         token = not is_graph and method == "POST" and path.rstrip("/").endswith("/oauth2/v2.0/token")
         self.requests.record(method, self.route_of(path), login=not is_graph, token=token)
-        fault = self._take_fault(method, path)
+        fault = self._take_fault(method, path, "latency")
         if fault is not None:
             if fault.kind == "drop":
                 return Response(0, drop=True)
@@ -391,13 +449,19 @@ class TenantSimulator:
             if fault.kind != "gateway":
                 resp.headers["Retry-After"] = str(fault.retry_after)
             return resp
-        drop_after = self._after_fault(method, path)
+        after = self.faults.take(method, path, AFTER_KINDS)
+        if after is not None:
+            self.requests.record_fault(after.kind)
+            # read-timeout: the answer comes later than the client waits; the write still
+            # lands afterwards, as a backend that outlives its gateway's timeout does.
+            if after.kind == "read-timeout" and not self._wait(after.seconds):
+                return Response(0, drop=True)
         try:
             if not is_graph:
                 resp = self.login.handle(method, path, query, headers, body)
             else:
                 resp = self.graph.handle(method, path, query, headers, body, item_fault=self._item_fault)
-            return Response(0, drop=True) if drop_after else resp
+            return Response(0, drop=True) if after is not None else resp
         except _DropConnection:
             return Response(0, drop=True)
         except Exception:  # a simulator bug: answer 500 as Graph would rather than hang up

@@ -101,6 +101,7 @@ def _batch_url(url: str) -> tuple[str, str]:
 def _batch_item(graph: GraphService, ctx: Ctx, r: dict[str, Any], method: str, path: str, query: str,
                 item_fault: ItemFault | None) -> Response:
     hdrs = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
+    hdrs["host"] = ctx.headers.get("host", "")  # sub-requests answer under the batch's host name
     hdrs.setdefault("client-request-id", ctx.headers.get("client-request-id", ""))
     if not hdrs["client-request-id"]:
         del hdrs["client-request-id"]

@@ -104,6 +104,7 @@ class Ctx:
     raw_query: list[tuple[str, str]]
     headers: dict[str, str]      # lower-case names
     body: bytes
+    origin: str                  # scheme and host the client used: absolute URLs start with it
     caller: Caller | None = None
 
     def json(self) -> dict[str, Any]:
@@ -168,7 +169,8 @@ class GraphService:
                              "request-id": rid, "client-request-id": crid}
         h.update(extra or {})
         if status == 401:
-            h["WWW-Authenticate"] = ('Bearer realm="", authorization_uri="' + self.sim.base_url + '/common/oauth2/'
+            h["WWW-Authenticate"] = ('Bearer realm="", authorization_uri="' + self.sim.origin_for(headers)
+                                     + '/common/oauth2/'
                                      'authorize", client_id="' + GRAPH_APP_ID + '"')
         return Response(status, {"error": err}, headers=h, content_type=GRAPH_JSON)
 
@@ -198,12 +200,15 @@ class GraphService:
         """Serve one Graph request. `headers` have lower-case names. `item_fault` is consulted
         for each $batch sub-request (per-item throttling)."""
         raw_query = parse_qsl(query, keep_blank_values=True)
-        ctx = Ctx(method.upper(), path, {k: v for k, v in raw_query}, raw_query, headers, body)
+        ctx = Ctx(method.upper(), path, {k: v for k, v in raw_query}, raw_query, headers, body,
+                  self.sim.origin_for(headers))
         try:
             if caller is None:
                 caller = self.authenticate(headers)
             ctx.caller = caller
             segs = split_segments(path)
+            if len(segs) > 1 and segs[1].lower() == "myorganization":  # what many SDKs send
+                segs = [segs[0], *segs[2:]]
             if not segs or segs[0] != "v1.0":
                 if segs and segs[0] == "beta":
                     raise GraphError(400, "BadRequest", "The simulator serves Microsoft Graph v1.0 only.")
@@ -405,8 +410,8 @@ class GraphService:
             app = st.create_application(body, owner=owner)
             self.sim.lag_new_object(ctx.method, ctx.path, app["id"])
         out = self.serialize(app, None, single=True)
-        out["@odata.context"] = f"{self.sim.graph_endpoint}/v1.0/$metadata#applications/$entity"
-        loc = f"{self.sim.graph_endpoint}/v2/{self.sim.tenant_id}/directoryObjects/{app['id']}/Microsoft.DirectoryServices.Application"
+        out["@odata.context"] = f"{ctx.origin}/v1.0/$metadata#applications/$entity"
+        loc = f"{ctx.origin}/v2/{self.sim.tenant_id}/directoryObjects/{app['id']}/Microsoft.DirectoryServices.Application"
         return self.ok(201, out, ctx.headers, {"Location": loc})
 
     def patch_app(self, ctx: Ctx, key: tuple[str, str] | None, ident: str | None) -> Response:
@@ -445,7 +450,7 @@ class GraphService:
         cred, text = self.state.add_password(app, pc.get("displayName"), end, start)
         out = dict(cred)
         out["secretText"] = text
-        out["@odata.context"] = f"{self.sim.graph_endpoint}/v1.0/$metadata#microsoft.graph.passwordCredential"
+        out["@odata.context"] = f"{ctx.origin}/v1.0/$metadata#microsoft.graph.passwordCredential"
         return self.ok(200, out, ctx.headers)
 
     def remove_password(self, ctx: Ctx, app: dict[str, Any]) -> Response:
@@ -512,6 +517,13 @@ class GraphService:
         return GraphError(400, "Request_BadRequest", msg,
                           details=[{"code": "NoBackingApplicationObject", "message": msg, "target": "appId"}])
 
+    def _not_local_tenant(self) -> GraphError:
+        # What Graph answers an app-only caller creating the service principal of an app it
+        # created a moment ago, before the app has replicated (azure-cli #28009,
+        # azure-powershell #29530, terraform-provider-azuread #504 quote this body).
+        return GraphError(403, "Authorization_RequestDenied", "When using this permission, the backing application "
+                          "of the service principal being created must in the local tenant")
+
     def create_sp(self, ctx: Ctx, app_id: str, body: dict[str, Any], *, upsert: bool = False) -> Response:
         st = self.state
         if not is_guid(app_id):
@@ -525,7 +537,10 @@ class GraphService:
                 raise GraphError(409, "Request_MultipleObjectsWithSameKeyValue", "The service principal cannot be "
                                  "created, updated, or restored because the service principal name "
                                  f"{app_id} is already in use.")
+            lag = st.lagging(app["id"]) if app is not None else None
             if app is None or not st.visible(app["id"]):
+                if lag is not None and lag.local_tenant and ctx.caller is not None and ctx.caller.kind == "app":
+                    raise self._not_local_tenant()
                 raise self._no_backing_app(app_id)
             clean = {k: v for k, v in body.items() if k != "appId"}
             sp = st.create_service_principal(app, clean)
@@ -534,7 +549,7 @@ class GraphService:
                 st.owners.setdefault(sp["id"], set()).add(ctx.caller.object_id)
             self.sim.lag_new_object(ctx.method, ctx.path, sp["id"])
         out = self.serialize(sp, None, single=True)
-        out["@odata.context"] = f"{self.sim.graph_endpoint}/v1.0/$metadata#servicePrincipals/$entity"
+        out["@odata.context"] = f"{ctx.origin}/v1.0/$metadata#servicePrincipals/$entity"
         return self.ok(201, out, ctx.headers)
 
     def patch_sp(self, ctx: Ctx, key: tuple[str, str] | None, ident: str | None) -> Response:
@@ -579,7 +594,7 @@ class GraphService:
         if ctx.method == "GET":
             self.require(ctx, READ_ASSIGNMENTS)
             out = self.serialize(a, self._select(ctx, a, "microsoft.graph.appRoleAssignment"), single=True)
-            out["@odata.context"] = (f"{self.sim.graph_endpoint}/v1.0/$metadata#servicePrincipals('{sp['id']}')/"
+            out["@odata.context"] = (f"{ctx.origin}/v1.0/$metadata#servicePrincipals('{sp['id']}')/"
                                      f"{nav}/$entity")
             return self.ok(200, out, ctx.headers)
         if ctx.method == "DELETE":
@@ -637,7 +652,7 @@ class GraphService:
                 raise GraphError(400, "Request_BadRequest", "Permission being assigned already exists on the object.")
             a = st.create_assignment(principal, resource, body["appRoleId"].lower(), principal_type)
         out = self.serialize(a, None, single=True)
-        out["@odata.context"] = f"{self.sim.graph_endpoint}/v1.0/$metadata#servicePrincipals('{sp['id']}')/{nav}/$entity"
+        out["@odata.context"] = f"{ctx.origin}/v1.0/$metadata#servicePrincipals('{sp['id']}')/{nav}/$entity"
         return self.ok(201, out, ctx.headers)
 
     # ---- organization and me ------------------------------------------------------------
@@ -697,7 +712,7 @@ class GraphService:
         select = self._select(ctx, obj, type_name)
         out = self.serialize(obj, select, single=True)
         ctx_sel = f"({','.join(select)})" if select else ""
-        out["@odata.context"] = f"{self.sim.graph_endpoint}/v1.0/$metadata#{set_name}{ctx_sel}/$entity"
+        out["@odata.context"] = f"{ctx.origin}/v1.0/$metadata#{set_name}{ctx_sel}/$entity"
         return self.ok(200, out, ctx.headers)
 
     def list_objects(self, ctx: Ctx, set_name: str, items: list[dict[str, Any]], filter_fields: set[str],
@@ -737,13 +752,13 @@ class GraphService:
         offset = decode_skiptoken(tok) if tok else 0
         page = items[offset:offset + page_size]
         sel = f"({','.join(select)})" if select else ""
-        out: dict[str, Any] = {"@odata.context": f"{self.sim.graph_endpoint}/v1.0/$metadata#{set_name}{sel}"}
+        out: dict[str, Any] = {"@odata.context": f"{ctx.origin}/v1.0/$metadata#{set_name}{sel}"}
         if self._opt(ctx, "$count") == "true":
             out["@odata.count"] = len(items)
         if offset + page_size < len(items):
             params = [(k, v) for k, v in ctx.raw_query if k.lstrip("$") != "skiptoken"]
             params.append(("$skiptoken", encode_skiptoken(offset + page_size)))
-            out["@odata.nextLink"] = (f"{self.sim.graph_endpoint}{quote(ctx.path, safe='/()=$,')}?"
+            out["@odata.nextLink"] = (f"{ctx.origin}{quote(ctx.path, safe='/()=$,')}?"
                                       f"{urlencode(params, quote_via=quote, safe='$,()')}")
         out["value"] = [self.serialize(o, select, single=False) for o in page]
         return self.ok(200, out, ctx.headers)

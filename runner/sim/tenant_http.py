@@ -10,10 +10,12 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from .listen import LISTEN_BACKLOG
 if TYPE_CHECKING:  # pragma: no cover
     from .tenant import TenantSimulator
 
@@ -26,6 +28,7 @@ class TenantHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], sim: TenantSimulator, ssl_ctx: ssl.SSLContext,
                  io_timeout: float) -> None:
@@ -115,13 +118,23 @@ class TenantHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _serve(self) -> None:
+        started = time.monotonic()
+        sim = self.server.sim
+        split = urlsplit(self.path)
+        path = unquote(split.path)
+        try:
+            self._answer(path, split.query)
+        finally:
+            if not sim.is_control(path):
+                sim.requests.record_lifetime(started, time.monotonic())
+
+    def _answer(self, path: str, query: str) -> None:
         body = self._read_body()
         if body is None:
             self.send_error(413)
             return
-        split = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        resp = self.server.sim.dispatch(self.command, unquote(split.path), split.query, headers, body)
+        resp = self.server.sim.dispatch(self.command, path, query, headers, body)
         if resp.drop:
             self.close_connection = True
             try:

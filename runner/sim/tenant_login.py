@@ -50,6 +50,24 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 RESERVED_SCOPES = {"openid", "profile", "offline_access", "email"}
 
 
+def missing_consent(requested: list[str], consented: list[str]) -> list[str]:
+    """Requested delegated permissions the user holds no consent for. OpenID Connect scopes
+    need none; "<resource>/.default" asks for whatever was consented and is missing only
+    when nothing was. Consent is modelled per user, for Microsoft Graph's scopes."""
+    have = {c.lower() for c in consented}
+    missing = []
+    for scope in requested:
+        if scope.lower() in RESERVED_SCOPES:
+            continue
+        short = scope.rpartition("/")[2] if "/" in scope else scope
+        if short == ".default":
+            if not have:
+                missing.append(scope)
+        elif short.lower() not in have:
+            missing.append(scope)
+    return missing
+
+
 class LoginService:
     def __init__(self, sim: TenantSimulator) -> None:
         self.sim = sim
@@ -59,22 +77,27 @@ class LoginService:
         s = segment.lower()
         return s in (self.sim.tenant_id.lower(), self.sim.tenant_domain.lower())
 
-    def error(self, status: int, error: str, code: int, message: str, headers: dict[str, str]) -> Response:
+    def error(self, status: int, error: str, code: int, message: str, headers: dict[str, str],
+              suberror: str | None = None) -> Response:
         trace = str(uuid.uuid4())
         corr = headers.get("client-request-id") or str(uuid.uuid4())
         ts = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-        return Response(status, {
+        body = {
             "error": error,
             "error_description": f"AADSTS{code}: {message} Trace ID: {trace} Correlation ID: {corr} Timestamp: {ts}",
             "error_codes": [code],
             "timestamp": ts,
             "trace_id": trace,
             "correlation_id": corr,
-            "error_uri": f"{self.sim.base_url}/error?code={code}",
-        }, headers={"x-ms-request-id": trace})
+            "error_uri": f"{self.sim.origin_for(headers)}/error?code={code}",
+        }
+        if suberror:
+            body["suberror"] = suberror
+        return Response(status, body, headers={"x-ms-request-id": trace})
 
-    def openid_configuration(self) -> dict[str, Any]:
-        base, tid = self.sim.base_url, self.sim.tenant_id
+    def openid_configuration(self, origin: str) -> dict[str, Any]:
+        """The discovery document, its endpoints under `origin` (the host the client used)."""
+        base, tid = origin, self.sim.tenant_id
         return {
             "token_endpoint": f"{base}/{tid}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -108,21 +131,22 @@ class LoginService:
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Response:
         parts = [p for p in path.split("/") if p]
         q = {k: v[0] for k, v in parse_qs(query).items()}
+        origin = self.sim.origin_for(headers)
         if parts == ["common", "discovery", "instance"] and method == "GET":
-            return self._instance_discovery(q)
+            return self._instance_discovery(q, origin)
         if parts and parts[0] == "devicelogin":
             return self._device_login_page(method, body)
         if len(parts) >= 2 and not self._tenant_ok(parts[0]):
             if parts[0].lower() in ("common", "organizations", "consumers"):
                 return self.error(400, "invalid_request", 50194,
                                   f"Application is not configured as a multi-tenant application; use the "
-                                  f"tenant-specific endpoint {self.sim.base_url}/{self.sim.tenant_id}.", headers)
+                                  f"tenant-specific endpoint {origin}/{self.sim.tenant_id}.", headers)
             return self.error(400, "invalid_tenant", 90002,
                               f"Tenant '{parts[0]}' not found. Check to make sure you have the correct tenant ID "
                               f"and are signing into the correct cloud.", headers)
         rest = parts[1:]
         if method == "GET" and rest == ["v2.0", ".well-known", "openid-configuration"]:
-            return Response(200, self.openid_configuration())
+            return Response(200, self.openid_configuration(origin))
         if method == "GET" and rest == ["discovery", "v2.0", "keys"]:
             return Response(200, self.sim.signer.jwks())
         if method == "POST" and rest == ["oauth2", "v2.0", "token"]:
@@ -135,13 +159,13 @@ class LoginService:
                               "or client credentials.", headers)
         return Response(404, {"error": "not_found", "error_description": f"No login endpoint at {path}."})
 
-    def _instance_discovery(self, q: dict[str, str]) -> Response:
-        host = urlparse(self.sim.base_url).netloc
+    def _instance_discovery(self, q: dict[str, str], origin: str) -> Response:
+        host = urlparse(origin).netloc
         auth = q.get("authorization_endpoint", "")
         segs = [p for p in urlparse(auth).path.split("/") if p]
         tenant = segs[0] if segs else self.sim.tenant_id
         return Response(200, {
-            "tenant_discovery_endpoint": f"{self.sim.base_url}/{tenant}/v2.0/.well-known/openid-configuration",
+            "tenant_discovery_endpoint": f"{origin}/{tenant}/v2.0/.well-known/openid-configuration",
             "api-version": q.get("api-version", "1.1"),
             "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
         })
@@ -230,7 +254,7 @@ class LoginService:
             if form.get("client_assertion_type") != JWT_BEARER:
                 return self.error(400, "invalid_request", 50027,
                                   "Invalid client_assertion_type; expected " + JWT_BEARER + ".", headers)
-            problem = self._check_assertion(app, form["client_assertion"])
+            problem = self._check_assertion(app, form["client_assertion"], self.sim.origin_for(headers))
             if problem is not None:
                 return self.error(401, "invalid_client", problem.code or 700027, problem.reason, headers)
             acr = "2"
@@ -289,9 +313,10 @@ class LoginService:
                           f"in the tenant. You might have sent your authentication request to the wrong tenant.",
                           headers)
 
-    def _check_assertion(self, app: dict[str, Any], assertion: str) -> TokenError | None:
+    def _check_assertion(self, app: dict[str, Any], assertion: str, origin: str) -> TokenError | None:
         """Validate a client assertion JWT: registered certificate (x5t#S256 or x5t header),
-        signature, iss/sub, audience (the token endpoint) and time window."""
+        signature, iss/sub, audience (the token endpoint, under the name the client used or
+        base_url) and time window."""
         try:
             header, claims, signing_input, sig = split_jwt(assertion)
         except TokenError as e:
@@ -317,10 +342,10 @@ class LoginService:
         cid = app["appId"]
         if claims.get("iss") != cid or claims.get("sub") != cid:
             return TokenError("Client assertion audience and issuer claims must be the client id.", 50027)
-        base = self.sim.base_url
-        allowed = {f"{base}/{t}/oauth2/v2.0/token" for t in (self.sim.tenant_id, self.sim.tenant_domain)}
-        allowed |= {f"{base}/{t}/oauth2/token" for t in (self.sim.tenant_id, self.sim.tenant_domain)}
-        allowed.add(f"{base}/{self.sim.tenant_id}/v2.0")
+        base = origin
+        tenants = (self.sim.tenant_id, self.sim.tenant_domain)
+        allowed = {f"{b}/{t}/oauth2/{v}token" for b in {origin, self.sim.base_url} for t in tenants for v in ("v2.0/", "")}
+        allowed |= {f"{b}/{self.sim.tenant_id}/v2.0" for b in {origin, self.sim.base_url}}
         aud = claims.get("aud")
         auds = aud if isinstance(aud, list) else [aud]
         if not any(isinstance(a, str) and a.rstrip("/") in {x.rstrip("/") for x in allowed} for a in auds):
@@ -354,7 +379,7 @@ class LoginService:
             return self._invalid_resource(next((s for s in scopes if "/" in s), "?"), headers)
         dc = self.sim.grants.new_device_code(client_id, scopes, self.sim.device_code_expires_in,
                                              self.sim.device_code_interval)
-        uri = f"{self.sim.base_url}/devicelogin"
+        uri = f"{self.sim.origin_for(headers)}/devicelogin"
         return Response(200, {
             "user_code": dc.user_code,
             "device_code": dc.device_code,
@@ -409,8 +434,11 @@ class LoginService:
             return self._invalid_resource(next((s for s in scopes if "/" in s), "?"), headers)
         user = state.users[user_id]
         granted = list(state.user_scopes.get(user_id, []))
+        name, app = self._public_client(client_id)
+        missing = missing_consent(scopes, granted)
+        if missing:
+            return self._consent_required(client_id, name or (app or {}).get("displayName") or client_id, headers)
         wids = sorted(set(state.directory_roles.get(user_id, set())) | {DEFAULT_USER_ROLE})
-        name, _ = self._public_client(client_id)
         now = int(time.time())
         claims: dict[str, Any] = {
             "aud": aud, "iss": f"https://sts.windows.net/{self.sim.tenant_id}/",
@@ -424,7 +452,7 @@ class LoginService:
         }
         access = self.sim.signer.sign(claims)
         id_token = self.sim.signer.sign({
-            "aud": client_id, "iss": f"{self.sim.base_url}/{self.sim.tenant_id}/v2.0",
+            "aud": client_id, "iss": f"{self.sim.origin_for(headers)}/{self.sim.tenant_id}/v2.0",
             "iat": now, "nbf": now, "exp": now + 3600, "name": user["displayName"], "oid": user_id,
             "preferred_username": user["userPrincipalName"], "rh": new_uti(), "sub": new_uti(),
             "tid": self.sim.tenant_id, "uti": new_uti(), "ver": "2.0",
@@ -441,6 +469,15 @@ class LoginService:
             "refresh_token": refresh, "id_token": id_token,
             "client_info": client_info(user_id, self.sim.tenant_id),
         }, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+
+    def _consent_required(self, client_id: str, name: str, headers: dict[str, str]) -> Response:
+        # Entra's answer when a delegated grant asks for permissions nobody consented to
+        # (the body azure-docs #39189 and oauth2-microsoft #31 quote: invalid_grant,
+        # AADSTS65001, suberror consent_required).
+        return self.error(400, "invalid_grant", 65001,
+                          f"The user or administrator has not consented to use the application with ID "
+                          f"'{client_id}' named '{name}'. Send an interactive authorization request for this "
+                          f"user and resource.", headers, suberror="consent_required")
 
     # ---- a page to approve a device code by hand ----------------------------------------
     def _device_login_page(self, method: str, body: bytes) -> Response:

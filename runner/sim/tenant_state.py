@@ -356,11 +356,11 @@ class TenantState:
                            if a["resourceId"] == resource_id and a["appRoleId"] in by_id})
 
     # ---- replication lag ----------------------------------------------------------------
-    def set_lag(self, object_id: str, *, requests: int = 0, seconds: float = 0.0) -> None:
+    def set_lag(self, object_id: str, *, requests: int = 0, seconds: float = 0.0, local_tenant: bool = False) -> None:
         import time as _time
         with self.lock:
             self._lag[object_id] = LagState(until=_time.time() + seconds if seconds > 0 else 0.0,
-                                            remaining=max(0, requests))
+                                            remaining=max(0, requests), local_tenant=local_tenant)
 
     def visible(self, object_id: str) -> bool:
         """Whether a read replica sees the object yet. Each call on a lagging object counts
@@ -374,10 +374,10 @@ class TenantState:
                 return True
             return False
 
-    def lagging(self, object_id: str) -> bool:
-        """Peek without consuming a lookup."""
+    def lagging(self, object_id: str) -> LagState | None:
+        """Peek without consuming a lookup: the object's lag, or None when it is visible."""
         with self.lock:
-            return object_id in self._lag
+            return self._lag.get(object_id)
 
     # ---- applications -------------------------------------------------------------------
     def create_application(self, body: dict[str, Any], *, owner: str | None = None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from spnego.exceptions import SpnegoError
 
 from . import wsman_soap as soap
+from .listen import LISTEN_BACKLOG
 from .psrp_shell import Aborted
 from .wsman_auth import AuthFailed, NegotiateState, check_basic
 
@@ -51,7 +52,7 @@ class Listener:
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        sock = socket.create_server((self.bind_host, self.port), backlog=64)
+        sock = socket.create_server((self.bind_host, self.port), backlog=LISTEN_BACKLOG)
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._thread = threading.Thread(target=self._accept_loop, args=(sock,), daemon=True,

@@ -497,19 +497,23 @@ def test_device_code_without_a_terminal_or_cache_says_what_to_do(sim, tmp_path):
     assert sim.requests.total == 0      # known before asking the sign-in service anything
 
 
-@pytest.mark.parametrize("scopes,wids,missing", [
-    (["Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"], [],
-     ["directory role Privileged Role Administrator or Global Administrator (wids)"]),
-    (["Application.ReadWrite.All"], ["62e90394-69f5-4237-9190-012177145e10"],
-     ["delegated permission AppRoleAssignment.ReadWrite.All (scp)"]),
-])
-def test_device_user_missing_a_right_is_named_before_any_write(sim, tmp_path, capsys, scopes, wids, missing):
-    sim.set_device_user(scopes=scopes, wids=wids)
+def test_device_user_missing_a_right_is_named_before_any_write(sim, tmp_path, capsys):
+    sim.set_device_user(scopes=["Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"], wids=[])
     conn = connect(sim, tmp_path, interactive=True, **device_settings(sim, tmp_path))
     with pytest.raises(AuthError) as ei:
         onboard(conn, tmp_path)
-    assert ei.value.missing == missing
+    assert ei.value.missing == ["directory role Privileged Role Administrator or Global Administrator (wids)"]
     assert sim.requests.writes == 0
+
+
+def test_device_user_without_consent_to_a_requested_permission_is_refused_at_sign_in(sim, tmp_path, capsys):
+    # Entra answers AADSTS65001 (consent_required) rather than a token without the scope.
+    sim.set_device_user(scopes=["Application.ReadWrite.All"], wids=["62e90394-69f5-4237-9190-012177145e10"])
+    conn = connect(sim, tmp_path, interactive=True, **device_settings(sim, tmp_path))
+    with pytest.raises(AuthError) as ei:
+        onboard(conn, tmp_path)
+    assert ei.value.fields["aadsts"] == ["AADSTS65001"] and "consent" in ei.value.hint
+    assert sim.requests.graph == 0
 
 
 def test_device_user_with_privileged_role_administrator_onboards(sim, tmp_path, capsys):
