@@ -139,15 +139,10 @@ def _environment():
         """Loads templates through importlib.resources (works from a wheel or a zip)."""
 
         def get_source(self, environment, template):
-            node = _root()
-            for part in template.split("/"):
-                if part in ("", ".", ".."):
-                    raise jinja2.TemplateNotFound(template)
-                node = node.joinpath(part)
-            if not node.is_file():
+            node = _source_node(template)
+            if node is None:
                 raise jinja2.TemplateNotFound(template)
-            source = node.read_text(encoding="utf-8")
-            return source, f"{PACKAGE}/{template}", lambda: True
+            return node.read_text(encoding="utf-8"), f"{PACKAGE}/{template}", lambda: True
 
         def list_templates(self):
             return sorted(_walk(_root(), ""))
@@ -177,9 +172,9 @@ def _walk(node, prefix: str) -> Iterable[str]:
 
 
 def list_templates() -> list[str]:
-    """The ids of the PowerShell templates, e.g. "sharepoint/spo_module"."""
-    names = _environment().loader.list_templates()
-    return [n[: -len(PS_SUFFIX)] for n in names if n.endswith(PS_SUFFIX)]
+    """The ids of the PowerShell templates, e.g. "sharepoint/spo_module". Read from the
+    package without Jinja2, so loading or showing a runbook does not import it."""
+    return [n[: -len(PS_SUFFIX)] for n in sorted(_walk(_root(), "")) if n.endswith(PS_SUFFIX)]
 
 
 def _file_of(template_id: str) -> str:
@@ -189,16 +184,23 @@ def _file_of(template_id: str) -> str:
     return template_id + PS_SUFFIX
 
 
+def _source_node(name: str) -> Any:
+    """The resource holding template file `name` ("sharepoint/spo_module.ps1.j2"), or None."""
+    node = _root()
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            return None
+        node = node.joinpath(part)
+    return node if node.is_file() else None
+
+
 def template_source(template_id: str) -> str:
-    """The raw Jinja2 source of a PowerShell template."""
-    jinja2 = _import_jinja()
-    env = _environment()
-    try:
-        source, _, _ = env.loader.get_source(env, _file_of(template_id))
-    except jinja2.TemplateNotFound:
+    """The raw Jinja2 source of a PowerShell template (read without Jinja2)."""
+    node = _source_node(_file_of(template_id))
+    if node is None:
         raise TemplateError(f"no template {template_id!r}", input="template", template=template_id,
-                            hint="pick one of: " + ", ".join(list_templates())) from None
-    return source
+                            hint="pick one of: " + ", ".join(list_templates()))
+    return node.read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- rendering
