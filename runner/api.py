@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from . import runbook as _runbook
-from .engine import Engine, EventSink, Options, default_opener
+from .engine import Engine, EventSink, Options
 from .errors import InputError
 from .params import Prompt, check_targets, resolve
+from .registry import open_target
 from .results import RunResult
 from .rundir import RunDir, default_state_dir, list_runs
 from .runbook import Runbook
@@ -47,7 +48,7 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
     sd = Path(state_dir) if state_dir else default_state_dir()
     rd = run_dir or RunDir.create(sd, rb.name)
     opts = Options(mode=mode, state_dir=sd, interactive=interactive, on_event=on_event,
-                   opener=opener or default_opener, extra_metrics=extra_metrics)
+                   opener=opener or open_target, extra_metrics=extra_metrics)
     return Engine(rb, params, rd, opts, secret_sources=secret_sources, previous=previous).execute()
 
 

@@ -25,7 +25,7 @@ from .conditions import evaluate_condition
 from .runbook import Runbook, Stage
 from .rundir import RunDir, TargetLock
 from .secrets import Secret, redact
-from .stages.base import KINDS, resolve_kind
+from .registry import KINDS, Connector, TargetEnv, open_target, stage_kind, target_lock_key
 from .values import Unknown
 
 log = logging.getLogger("psrunner.engine")
@@ -35,27 +35,7 @@ INTERRUPT_GRACE = 10.0       # seconds a stage gets to wind down after interrupt
 DONE = (Status.OK, Status.CHANGED)
 
 EventSink = Callable[[dict[str, Any]], None]
-ConnectorOpener = Callable[[str, dict[str, Any], "TargetContext"], Any]
-
-
-def default_opener(target_type: str, settings: dict[str, Any], tctx: "TargetContext") -> Any:
-    if target_type == "graph":
-        from .graph.connector import open_target
-    elif target_type == "psrp":
-        from .powershell.connector import open_target
-    else:  # pragma: no cover - runbook validation rejects other types
-        raise InputError(f"unknown target type {target_type!r}", input="targets")
-    return open_target(settings, tctx)
-
-
-@dataclass
-class TargetContext:
-    """What a connector may use from the run."""
-    name: str
-    state_dir: Path
-    log: logging.Logger
-    interactive: bool
-    event: Callable[..., None]
+ConnectorOpener = Callable[[str, dict[str, Any], TargetEnv], Connector]
 
 
 @dataclass
@@ -64,13 +44,13 @@ class Options:
     state_dir: Path | None = None
     interactive: bool = False
     on_event: EventSink | None = None
-    opener: ConnectorOpener = default_opener
+    opener: ConnectorOpener = open_target
     default_timeout: float = DEFAULT_TIMEOUT
     extra_metrics: Callable[[], dict[str, Any]] | None = None
 
 
-class _Ctx:
-    """StageContext implementation handed to stage kinds."""
+class RunningStage:
+    """One stage of this run as its kind sees it (implements stages.base.StageContext)."""
 
     def __init__(self, engine: "Engine", stage: Stage, deadline: float | None) -> None:
         self._engine = engine
@@ -128,7 +108,7 @@ class Engine:
         self.previous = previous
         self.lock = threading.Lock()
         self.counters: dict[str, int] = {}
-        self.connectors: dict[str, Any] = {}
+        self.connectors: dict[str, Connector] = {}
         self.locks: list[TargetLock] = []
         self._current_interrupted: StageResult | None = None
         self.result = RunResult(run_id=run_dir.run_id, runbook=runbook.name, mode=opts.mode,
@@ -144,17 +124,9 @@ class Engine:
             except Exception:  # a display problem must never break a run
                 log.debug("event sink failed", exc_info=True)
 
-    def target_settings(self, name: str) -> dict[str, Any]:
-        t = self.runbook.targets[name]
-        settings = resolve_value(t.settings, {"params": self.params}, where=f"targets.{name}")
-        return {k: v for k, v in settings.items() if v is not None and v != ""}
-
     def target_key(self, name: str) -> str:
         t = self.runbook.targets[name]
-        s = self.target_settings(name)
-        if t.type == "graph":
-            return f"graph:{str(s.get('tenant', '')).lower()}"
-        return f"psrp:{str(s.get('host', '')).lower()}:{s.get('port', '')}"
+        return target_lock_key(t.type, t.resolved(self.params))
 
     def connector(self, name: str) -> Any:
         with self.lock:
@@ -164,11 +136,11 @@ class Engine:
                 raise InputError(f"stage asks for target {name!r}, which the runbook does not declare",
                                  input="target")
             t = self.runbook.targets[name]
-            tctx = TargetContext(name=name, state_dir=self.run_dir.state_dir,
-                                 log=logging.getLogger(f"psrunner.target.{name}"),
-                                 interactive=self.opts.interactive,
-                                 event=lambda type, **d: self.event(type, None, target=name, **d))
-            conn = self.opts.opener(t.type, self.target_settings(name), tctx)
+            env = TargetEnv(name=name, state_dir=self.run_dir.state_dir,
+                            log=logging.getLogger(f"psrunner.target.{name}"),
+                            interactive=self.opts.interactive,
+                            event=lambda type, **d: self.event(type, None, target=name, **d))
+            conn = self.opts.opener(t.type, t.resolved(self.params), env)
             self.connectors[name] = conn
             self.event("target.open", None, target=name, target_type=t.type)
             return conn
@@ -347,7 +319,7 @@ class Engine:
 
         timeout = stage.timeout or self.opts.default_timeout
         deadline = time.monotonic() + timeout
-        ctx = _Ctx(self, stage, deadline)
+        ctx = RunningStage(self, stage, deadline)
         started, t0 = utcnow(), time.monotonic()
         self.event("stage.start", stage.id, title=stage.title, kind=stage.kind, timeout=timeout,
                    mode=self.opts.mode)
@@ -355,7 +327,7 @@ class Engine:
 
         def work() -> None:
             try:
-                fn = resolve_kind(stage.kind)
+                fn = stage_kind(stage.kind)
                 box["outcome"] = fn(ctx, inputs)
             except BaseException as e:  # handed to the main thread
                 box["error"] = e

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ParamError
+from .errors import InputError, ParamError
 from .conditions import evaluate_condition
 from .refs import REF_RE, resolve_value
+from .registry import check_target
 from .runbook import Param, Runbook
 from .secrets import Secret
 from .values import coerce, spec_hint
@@ -130,7 +131,6 @@ def check_targets(runbook: Runbook, values: dict[str, Any]) -> None:
 
     A target is checked when a stage that may run uses it (a stage whose `when` the
     parameters alone make false will not open it)."""
-    from .errors import InputError
 
     def may_run(stage: Any) -> bool:
         if not stage.when:
@@ -144,25 +144,16 @@ def check_targets(runbook: Runbook, values: dict[str, Any]) -> None:
     for name, target in runbook.targets.items():
         if name not in used:
             continue
-        settings = resolve_value(target.settings, {"params": values}, where=f"targets.{name}")
-        settings = {k: v for k, v in settings.items() if v is not None and v != ""}
         try:
-            if target.type == "graph":
-                from .graph.connector import check_settings
-                check_settings(settings)
-            elif target.type == "psrp":
-                from .powershell.connector import settings_from_target
-                settings_from_target(settings, name)
+            check_target(target.type, target.resolved(values), name)
         except InputError as e:
             raise _as_param_error(runbook, name, e) from None
 
 
-def _as_param_error(runbook: Runbook, target: str, e: Exception) -> Exception:
+def _as_param_error(runbook: Runbook, target: str, e: InputError) -> InputError:
     """The target's InputError restated for the runbook parameter that feeds the setting it
     names (`targets.host.ca_bundle` -> `host_ca_bundle`); unchanged when no single
     parameter feeds it."""
-    from .errors import InputError
-    assert isinstance(e, InputError)
     setting = str(e.input or "")
     prefix = f"targets.{target}."
     setting = setting[len(prefix):] if setting.startswith(prefix) else setting

@@ -45,8 +45,8 @@ from typing import Any
 
 from .conditions import check_condition
 from .errors import ParamError, RunbookError
-from .refs import REF_RE, iter_refs
-from .stages.base import KINDS
+from .refs import REF_RE, iter_refs, resolve_value
+from .registry import KINDS, TARGETS
 from .values import coerce
 
 if sys.version_info >= (3, 11):
@@ -58,7 +58,6 @@ AUDIENCES = ("admin", "helpdesk", "scheduled")
 # "file": a path on this machine that must name an existing file when given (checked before
 # anything runs, so a typo costs exit 2, not a half-run).
 PARAM_TYPES = ("str", "int", "bool", "choice", "secret", "list", "file")
-TARGET_TYPES = ("graph", "psrp")
 ON_FAILURE = ("stop", "continue")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 STAGE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -111,7 +110,12 @@ class Param:
 class Target:
     name: str
     type: str
-    settings: dict[str, Any]
+    settings: dict[str, Any]         # as written: may hold ${params.NAME} references
+
+    def resolved(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The settings with parameters filled in; an empty value means "not set"."""
+        settings = resolve_value(self.settings, {"params": params}, where=f"targets.{self.name}")
+        return {k: v for k, v in settings.items() if v is not None and v != ""}
 
 
 @dataclass(frozen=True)
@@ -334,9 +338,9 @@ class _Validator:
         if not isinstance(spec, dict):
             self.fail(f"targets.{name}", "must be a table", None)
         ttype = spec.get("type")
-        if ttype not in TARGET_TYPES:
+        if ttype not in TARGETS:
             self.fail(f"targets.{name}.type", f"{ttype!r} is not a target type",
-                      "one of: " + ", ".join(TARGET_TYPES))
+                      "one of: " + ", ".join(TARGETS))
         return Target(name, ttype, {k: v for k, v in spec.items() if k != "type"})
 
     def stage(self, i: int, spec: Any, params: dict[str, Param], targets: dict[str, Target],

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..registry import TargetEnv
 from ..values import as_bool, as_number, as_secret
 from .apps import Facts
 from .auth import (
@@ -125,7 +126,7 @@ def _policy(settings: dict[str, Any]) -> RetryPolicy:
     )
 
 
-def check_settings(settings: dict[str, Any]) -> None:
+def check_settings(settings: dict[str, Any], name: str = "tenant") -> None:
     """Every check that opening the target makes, plus reading the sign-in certificate, with no
     network traffic: so that bad settings are refused (InputError naming the setting) before
     a run starts, not when its first Graph stage signs in."""
@@ -143,19 +144,19 @@ def check_settings(settings: dict[str, Any]) -> None:
 class GraphConnector:
     """One signed-in Graph session for one tenant, for the whole run."""
 
-    def __init__(self, settings: dict[str, Any], tctx: Any) -> None:
+    def __init__(self, settings: dict[str, Any], env: TargetEnv) -> None:
         _check_known(settings)
-        self.log: logging.Logger = getattr(tctx, "log", None) or logging.getLogger("psrunner.graph")
-        self._event = getattr(tctx, "event", None)
+        self.log: logging.Logger = env.log
+        self._event = env.event
         self.tenant = str(settings.get("tenant") or "").strip()
         self.cloud = cloud_named(settings.get("cloud"))
         self.offline = as_bool(settings.get("offline", False), "offline")
-        state_dir = Path(getattr(tctx, "state_dir", ".") or ".")
+        state_dir = Path(env.state_dir)
         cache = settings.get("token_cache")
         token_cache = Path(cache).expanduser() if cache else \
             state_dir / "private" / "graph" / _safe_name(self.tenant or "tenant") / "msal-cache.json"
         self.signin = _sign_in_settings(settings, token_cache=token_cache,
-                                        interactive=bool(getattr(tctx, "interactive", False)),
+                                        interactive=env.interactive,
                                         prompt=self._prompt)
         self.endpoint = str(settings.get("graph_endpoint") or self.cloud.graph_endpoint).rstrip("/")
         self.endpoint = self.endpoint.removesuffix("/v1.0")
@@ -224,6 +225,12 @@ class GraphConnector:
             self.graph_http.close()
             self.token_http.close()
 
+    def __enter__(self) -> GraphConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ---- internals ----------------------------------------------------------------
 
     def _before_write(self, method: str, path: str) -> None:
@@ -237,19 +244,23 @@ class GraphConnector:
                 self._checked_write = True
 
     def _on_event(self, type: str, **data: Any) -> None:
-        if self._event is not None:
-            self._event(type, **data)
+        self._event(type, **data)
 
     def _prompt(self, message: str) -> None:
         import sys
 
         print(message, file=sys.stderr, flush=True)
-        if self._event is not None:
-            self._event("graph.device_code", tenant=self.tenant, message="device-code sign-in prompt shown")
+        self._event("graph.device_code", tenant=self.tenant, message="device-code sign-in prompt shown")
 
 
-def open_target(settings: dict[str, Any], tctx: Any) -> GraphConnector:
-    return GraphConnector(dict(settings), tctx)
+def open_target(settings: dict[str, Any], env: TargetEnv | None = None) -> GraphConnector:
+    """The connector for a graph target (no network traffic until the first call)."""
+    return GraphConnector(dict(settings), env or TargetEnv(name="tenant"))
 
 
-__all__ = ["CLOUDS", "GraphConnector", "check_settings", "open_target"]
+def lock_key(settings: dict[str, Any]) -> str:
+    """Two runs must not change the same tenant at once."""
+    return f"graph:{str(settings.get('tenant', '')).lower()}"
+
+
+__all__ = ["CLOUDS", "GraphConnector", "check_settings", "lock_key", "open_target"]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import logging
+
 from ..errors import InputError
+from ..registry import TargetEnv
 from ..values import as_bool, as_int, as_secret, as_text
 from .session import DEFAULT_CONFIGURATION, HostSession, HostSettings, Invocation
 
@@ -103,13 +106,14 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
 
 
 class HostConnector:
-    """What stages use to run PowerShell on one host (the engine's Connector protocol)."""
+    """What stages use to run PowerShell on one host (stages.base.HostTarget; the engine's
+    Connector). A context manager: leaving it closes the session's runspace pool."""
 
-    def __init__(self, settings: HostSettings, tctx: Any = None) -> None:
+    def __init__(self, settings: HostSettings, env: TargetEnv | None = None) -> None:
         self.settings = settings
-        self.session = HostSession(settings, log=getattr(tctx, "log", None))
-        self._tctx = tctx
-        self.name = getattr(tctx, "name", None) or settings.host
+        self.env = env or TargetEnv(name=settings.host, log=logging.getLogger("psrunner.psrp"))
+        self.session = HostSession(settings, log=self.env.log)
+        self.name = self.env.name
 
     @property
     def host(self) -> str:
@@ -119,10 +123,9 @@ class HostConnector:
                secure: set[str] | frozenset[str] = frozenset(), deadline: float | None = None,
                label: str | None = None) -> Invocation:
         inv = self.session.invoke(script, parameters, secure=secure, deadline=deadline, label=label)
-        event = getattr(self._tctx, "event", None)
-        if callable(event):
-            event("psrp.invoke", label=label, state=inv.state, failed=inv.failed, duration=round(inv.duration, 3),
-                  wsman_requests=inv.wsman_requests, pool_opened=inv.pool_opened)
+        self.env.event("psrp.invoke", label=label, state=inv.state, failed=inv.failed,
+                       duration=round(inv.duration, 3), wsman_requests=inv.wsman_requests,
+                       pool_opened=inv.pool_opened)
         return inv
 
     def metrics(self) -> dict[str, int]:
@@ -134,11 +137,26 @@ class HostConnector:
     def close(self) -> None:
         self.session.close()
 
+    def __enter__(self) -> HostConnector:
+        return self
 
-def open_target(settings: dict[str, Any], tctx: Any = None) -> HostConnector:
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_target(settings: dict[str, Any], env: TargetEnv | None = None) -> HostConnector:
     """Open (lazily) the psrp target described by `settings`. No network traffic here."""
-    name = getattr(tctx, "name", None) or "host"
-    return HostConnector(settings_from_target(settings, name), tctx)
+    return HostConnector(settings_from_target(settings, env.name if env else "host"), env)
 
 
-__all__ = ["HostConnector", "open_target", "settings_from_target"]
+def check_settings(settings: dict[str, Any], name: str = "host") -> None:
+    """Every check opening the target makes (InputError naming targets.NAME.SETTING)."""
+    settings_from_target(settings, name)
+
+
+def lock_key(settings: dict[str, Any]) -> str:
+    """Two runs must not change the same host (and port) at once."""
+    return f"psrp:{str(settings.get('host', '')).lower()}:{settings.get('port', '')}"
+
+
+__all__ = ["HostConnector", "check_settings", "lock_key", "open_target", "settings_from_target"]

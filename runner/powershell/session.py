@@ -315,6 +315,12 @@ class HostSession:
             self.log.warning("the session to %s is still busy; leaving its pool to the host's idle timeout",
                              self.settings.host)
 
+    def __enter__(self) -> HostSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def interrupt(self) -> None:
         """Stop the running pipeline (Ctrl-C). Safe from another thread: the invoking thread
         notices within one poll (POLL_SECONDS) and sends the stop signal itself, so the

@@ -1,55 +1,60 @@
-"""The contract between the engine and the stage kinds, and between the engine and targets.
+"""The contract between the engine and the stage kinds, and between stage kinds and targets.
 
 A *stage kind* is a function `(ctx, inputs) -> Outcome` registered under a name
-(`graph.application`, `powershell.template`, ...). It reads the world first, computes what
-differs, and changes the world only when `ctx.apply` is true (pyinfra's lesson: plan is the
-same code path, minus the writes). It returns an `Outcome`: `changed` means "changed" when
-applying and "would change" when planning.
+(`graph.application`, `powershell.template`, ...) in runner.registry. It reads the world
+first, computes what differs, and changes the world only when `ctx.apply` is true (pyinfra's
+lesson: plan is the same code path, minus the writes). It returns an `Outcome`: `changed`
+means "changed" when applying and "would change" when planning.
 
 In plan mode, an input that depends on an earlier stage that has not run yet arrives as an
 `Unknown` (runner.values; like "known after apply"); a kind must treat it as "the object does
 not exist yet" and report what it would do.
 
 A *target* is a connection the engine opens lazily on first use and closes at the end of the
-run: `ctx.target("tenant")` returns the connector for the runbook's `[targets.tenant]`
-(a GraphConnector for type "graph", a HostConnector for type "psrp"). One connector per
-target per run (so one PSRP runspace pool per host per run)."""
+run: `ctx.target("tenant")` returns the connector for the runbook's `[targets.tenant]`, a
+`GraphTarget` for type "graph" and a `HostTarget` for type "psrp". One connector per target
+per run (so one PSRP runspace pool per host per run)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
-from dataclasses import dataclass
+import threading
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from ..results import Outcome
+from ..results import Outcome, StageResult
+
+if TYPE_CHECKING:                    # types only: kinds receive these, they never build them
+    from ..graph.apps import Facts
+    from ..graph.auth import SignInSettings
+    from ..graph.client import GraphClient
+    from ..powershell.session import Invocation
+    from ..runbook import Stage
 
 StageFn = Callable[["StageContext", dict[str, Any]], Outcome]
 
 
-class Connector(Protocol):
-    """What every target connector offers the engine."""
-
-    def close(self) -> None: ...
-
-    def metrics(self) -> dict[str, int]: ...
-
-    def interrupt(self) -> None:
-        """Stop remote work now (Ctrl-C). May be called from another thread."""
-
-
 class StageContext(Protocol):
+    """What a stage kind may use from the run (the engine's RunningStage implements it)."""
     run_id: str
     stage_id: str
+    stage: Stage                     # the stage as the runbook declares it (target, raw inputs)
     apply: bool                      # False while planning
     params: dict[str, Any]           # validated runbook params (secrets as runner.secrets.Secret)
     log: logging.Logger
     deadline: float | None           # time.monotonic() value the stage must finish by
     run_dir: Path | None
+    state_dir: Path
+    interactive: bool                # a person at a terminal may be asked (device-code sign-in)
+    cancelled: threading.Event       # set on a deadline or Ctrl-C
+    notices: list[dict[str, Any]]    # the runbook's platform notices that apply to this run
 
-    def target(self, name: str) -> Any:
-        """The connector of the runbook target `name`, opened on first use."""
+    def results(self) -> list[StageResult]:
+        """The results of the stages before this one (read-only use)."""
+
+    def target(self, name: str | None = None) -> Any:
+        """The connector of the runbook target `name` (default: the stage's own target),
+        opened on first use: a GraphTarget or a HostTarget."""
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (None: no deadline)."""
@@ -71,49 +76,31 @@ class StageContext(Protocol):
         """Add to a run metric (e.g. graph_writes)."""
 
 
-@dataclass(frozen=True)
-class KindSpec:
+class GraphTarget(Protocol):
+    """A `graph` target as the Entra kinds use it (runner.graph.connector.GraphConnector)."""
+    tenant: str
+    offline: bool                    # plan without signing in
+    signin: SignInSettings
+    client: GraphClient
+    facts: Facts                     # what this run has read or written in the tenant
+
+    def begin_stage(self, deadline: float | None) -> None:
+        """A fresh cancel flag and the stage's deadline for every call that follows."""
+
+    def claims(self) -> dict[str, Any]:
+        """Who signed in and what the token grants (signs in when needed)."""
+
+    def require(self, *, manage_apps: bool = True, grant_roles: bool = False,
+                grant_graph_roles: bool = False) -> None:
+        """AuthError naming what is missing unless the token grants the rights for the work."""
+
+
+class HostTarget(Protocol):
+    """A `psrp` target as the PowerShell kinds use it (runner.powershell.connector.HostConnector)."""
     name: str
-    module: str                      # where the function lives (imported lazily)
-    function: str
-    target_type: str | None          # "graph" | "psrp" | None (local)
-    uses_template: bool = False
-    summary: str = ""
+    host: str
 
-
-# Names -> where they live. Listed here (not discovered by import) so that loading and
-# validating a runbook never imports msal, pypsrp or cryptography.
-KINDS: dict[str, KindSpec] = {k.name: k for k in [
-    KindSpec("local.file", "runner.stages.local", "ensure_file", None,
-             summary="ensure a local file has the given content"),
-    KindSpec("local.script_file", "runner.stages.local", "ensure_script_file", None, True,
-             summary="render a PowerShell template to a local file for review or manual use"),
-    KindSpec("local.notice", "runner.stages.local", "notices", None,
-             summary="report platform notices (dates, what to do instead)"),
-    KindSpec("report.handoff", "runner.stages.report", "handoff", None,
-             summary="assemble the hand-off report from earlier stages"),
-    KindSpec("graph.preflight", "runner.stages.graph_app", "preflight", "graph",
-             summary="sign in and check the operator's rights before any write"),
-    KindSpec("graph.application", "runner.stages.graph_app", "application", "graph",
-             summary="ensure the Entra application and its requested permissions"),
-    KindSpec("graph.service_principal", "runner.stages.graph_app", "service_principal", "graph",
-             summary="ensure the application's service principal"),
-    KindSpec("graph.consent", "runner.stages.graph_app", "consent", "graph",
-             summary="ensure admin consent: one app role assignment per application permission"),
-    KindSpec("graph.secret", "runner.stages.graph_app", "client_secret", "graph",
-             summary="ensure a client secret valid beyond N days (written to a 0600 file)"),
-    KindSpec("graph.certificate", "runner.stages.graph_app", "certificate", "graph",
-             summary="ensure a certificate credential (self-signed or given)"),
-    KindSpec("graph.remove_application", "runner.stages.graph_app", "remove_application", "graph",
-             summary="remove the application and its service principal"),
-    KindSpec("powershell.template", "runner.stages.sharepoint", "template", "psrp", True,
-             summary="run a PowerShell template on a host over PSRP"),
-    KindSpec("sharepoint.appinv_grant", "runner.stages.sharepoint", "appinv_grant", "psrp", True,
-             summary="grant tenant-scope app-only rights (appinv.aspx / SharePoint Server)"),
-]}
-
-
-def resolve_kind(name: str) -> StageFn:
-    spec = KINDS[name]
-    mod = importlib.import_module(spec.module)
-    return getattr(mod, spec.function)
+    def invoke(self, script: str, parameters: dict[str, Any] | None = None, *,
+               secure: set[str] | frozenset[str] = frozenset(), deadline: float | None = None,
+               label: str | None = None) -> Invocation:
+        """Run a script with parameters bound by its param() block; secrets as SecureStrings."""

@@ -63,19 +63,16 @@ from typing import Any
 from ..errors import InputError
 from ..results import Outcome
 from ..values import as_bool, as_int, as_secret, as_text, known_or_none
-from .base import StageContext
+from .base import GraphTarget, StageContext
 
 DEFAULT_PROFILE = "m365-backup"
 
 
 # --------------------------------------------------------------------------- helpers
 
-def _connector(ctx: StageContext, inputs: dict[str, Any]) -> Any:
-    name = inputs.get("target") or getattr(getattr(ctx, "stage", None), "target", None) or "tenant"
-    conn = ctx.target(name)
-    begin = getattr(conn, "begin_stage", None)
-    if begin is not None:
-        begin(getattr(ctx, "deadline", None))
+def _connector(ctx: StageContext, inputs: dict[str, Any]) -> GraphTarget:
+    conn: GraphTarget = ctx.target(inputs.get("target") or ctx.stage.target or "tenant")
+    conn.begin_stage(ctx.deadline)
     return conn
 
 
@@ -108,12 +105,12 @@ def _file_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:120] or "x"
 
 
-def _private_dir(conn: Any, unique: str) -> str:
+def _private_dir(conn: GraphTarget, unique: str) -> str:
     return f"graph/{_file_part(conn.tenant.lower())}/{_file_part(unique)}"
 
 
-def _offline(conn: Any, ctx: StageContext) -> bool:
-    if getattr(conn, "offline", False):
+def _offline(conn: GraphTarget, ctx: StageContext) -> bool:
+    if conn.offline:
         if ctx.apply:
             raise InputError("offline: a graph target marked offline can only be planned", input="offline",
                              hint="remove offline = true from the target to run")
@@ -248,8 +245,8 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         return f"{folder}/client-secret-{_file_part(name)}-{_file_part(key_id)}.txt"
 
     def find(key_id: str) -> Path | None:
-        p = ctx.private_path(rel(key_id)) if hasattr(ctx, "private_path") else None
-        return p if p is not None and p.is_file() else None
+        p = ctx.private_path(rel(key_id))
+        return p if p.is_file() else None
 
     def save(key_id: str, text: str) -> Path:
         return ctx.write_private_file(rel(key_id), text)
@@ -279,8 +276,6 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     folder = _private_dir(conn, unique)
 
     def find(thumb: str) -> Path | None:
-        if not hasattr(ctx, "private_path"):
-            return None
         p = ctx.private_path(f"{folder}/{_file_part(name)}-{thumb}.pfx")
         return p if p.is_file() else None
 

@@ -56,7 +56,7 @@ def ensure_script_file(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 def notices(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """Report the runbook's platform notices that apply to this run, as warnings, so they
     stand in the stage table and not only at the end."""
-    items = list(getattr(ctx, "notices", []) or [])
+    items = list(ctx.notices)
     return Outcome(changed=False, outputs={"notices": [n["id"] for n in items]},
                    messages=[f"{len(items)} platform notice(s) apply to this run"] if items else
                    ["no platform notices apply"],

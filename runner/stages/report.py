@@ -35,7 +35,7 @@ def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     form = {key: inputs.get(key) for key, _ in FORM_FIELDS if _known(inputs.get(key))}
     pending = {key: str(inputs[key]) for key, _ in FORM_FIELDS if isinstance(inputs.get(key), Unknown)}
     perms = inputs.get("permissions") if isinstance(inputs.get("permissions"), list) else []
-    results = ctx.results() if hasattr(ctx, "results") else []
+    results = ctx.results()
     actions = [{"stage": r.id, "title": r.title, **(r.action or {})}
                for r in results if r.status == Status.ACTION_REQUIRED and r.action]
     failed = [{"stage": r.id, "title": r.title, "message": (r.error or {}).get("message", "")}
@@ -51,7 +51,7 @@ def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         "actions": actions,
         "failed": failed,
         "warnings": warnings,
-        "notices": list(getattr(ctx, "notices", []) or []),
+        "notices": list(ctx.notices),
     }
     if ctx.run_dir is not None:
         from ..rundir import atomic_write, dumps

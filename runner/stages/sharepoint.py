@@ -20,14 +20,16 @@ thumbprint + tenant_id, with pnp_client_id (an Entra app of your own for PnP Pow
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, TransportError
 from ..results import Outcome, Status
 from ..secrets import Secret
 from ..values import as_bool, as_secret, as_text, is_unknown
-from .base import StageContext
+from .base import HostTarget, StageContext
+
+if TYPE_CHECKING:
+    from ..powershell.session import Invocation
 
 ACS_RETIRED = "2026-04-02"
 ONLINE_SCOPES = ("http://sharepoint/content/tenant", "http://sharepoint/content/sitecollection",
@@ -46,18 +48,9 @@ RETIREMENT_NOTICE = (
 
 # --------------------------------------------------------------------------- helpers
 
-def _connector(ctx: StageContext) -> Any:
-    stage = getattr(ctx, "stage", None)
-    name = getattr(stage, "target", None)
-    return ctx.target(name) if name else ctx.target()  # type: ignore[call-arg]
-
-
-def _deadline(ctx: StageContext) -> float | None:
-    deadline = getattr(ctx, "deadline", None)
-    if deadline is None and callable(getattr(ctx, "remaining", None)):
-        left = ctx.remaining()
-        deadline = None if left is None else time.monotonic() + left
-    return deadline
+def _connector(ctx: StageContext) -> HostTarget:
+    conn: HostTarget = ctx.target(ctx.stage.target)
+    return conn
 
 
 def _unknowns(values: dict[str, Any]) -> list[str]:
@@ -158,7 +151,7 @@ def template(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
             f"({', '.join(str(inputs[k]) for k in unknown)})"])
     params, secure = template_parameters(template_id, inputs)
     params["Apply"] = bool(ctx.apply)
-    inv = _connector(ctx).invoke(rendered.text, params, secure=secure, deadline=_deadline(ctx), label=template_id)
+    inv = _connector(ctx).invoke(rendered.text, params, secure=secure, deadline=ctx.deadline, label=template_id)
     _count(ctx, inv)
     out = _outcome_from(inv, label=template_id)
     _name_params_of_refused(ctx, out)
@@ -169,7 +162,7 @@ def _name_params_of_refused(ctx: StageContext, out: Outcome) -> None:
     """A refused setting's action ends with "stop asking for the refused value"; say which
     runbook parameter that is and what to set it to, so nobody has to read the runbook."""
     refused = out.outputs.get("refused") if isinstance(out.outputs, dict) else None
-    raw = getattr(getattr(ctx, "stage", None), "inputs", None)
+    raw = ctx.stage.inputs
     if out.action is None or not isinstance(refused, dict) or not isinstance(raw, dict):
         return
     from ..refs import REF_RE
@@ -184,10 +177,8 @@ def _name_params_of_refused(ctx: StageContext, out: Outcome) -> None:
                 f"-p {m.group(1)[len('params.'):]}={shown}")
 
 
-def _count(ctx: StageContext, inv: Any) -> None:
-    count = getattr(ctx, "count", None)
-    if callable(count):
-        count("psrp_stage_wsman_requests", inv.wsman_requests)
+def _count(ctx: StageContext, inv: Invocation) -> None:
+    ctx.count("psrp_stage_wsman_requests", inv.wsman_requests)
 
 
 # --------------------------------------------------------------------------- sharepoint.appinv_grant
@@ -273,7 +264,7 @@ def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
               "AppOnly": app_only, "Apply": bool(ctx.apply)}
     if display_name:
         params["DisplayName"] = display_name
-    inv = _connector(ctx).invoke(rendered.text, params, deadline=_deadline(ctx), label="sharepoint/appinv_server_grant")
+    inv = _connector(ctx).invoke(rendered.text, params, deadline=ctx.deadline, label="sharepoint/appinv_server_grant")
     _count(ctx, inv)
     return _outcome_from(inv, label="sharepoint/appinv_server_grant")
 
@@ -338,7 +329,7 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
         messages.append("not verified: no SharePoint sign-in given (user_name + password, or certificate)")
         return None
     conn = _connector(ctx)
-    deadline = _deadline(ctx)
+    deadline = ctx.deadline
     try:
         facts = conn.invoke(render_template("windows/host_facts").text, {"Apply": False}, deadline=deadline,
                             label="windows/host_facts")

@@ -20,11 +20,13 @@ import pytest
 from runner.errors import AuthError, GraphError, InputError, Interrupted
 from runner.graph.connector import open_target
 from runner.results import Outcome, Status
-from runner.secrets import Secret, write_private
+from runner.secrets import Secret
 from runner.sim.tenant import TenantSimulator
 from runner.sim.tls import make_tls
 from runner.stages import graph_app as g
 from runner.values import Unknown
+
+from ..stage_context import FakeStageContext
 
 UNIQUE = "m365-backup"
 FAST = {"backoff_base": 0.01, "retry_after_cap": 2, "lag_budget": 5, "lag_base": 0.05, "max_attempts": 6,
@@ -57,43 +59,15 @@ class TargetCtx:
         self.events.append((type, data))
 
 
-class StageCtx:
-    """A StageContext (runner.stages.base) for driving kinds one by one."""
+class StageCtx(FakeStageContext):
+    """A StageContext for the graph kinds: their target is the runbook's "tenant"."""
 
     def __init__(self, conn: Any, state_dir: Path, apply: bool, deadline: float | None = None) -> None:
-        self.run_id = "test-run"
-        self.stage_id = "stage"
-        self.apply = apply
-        self.params: dict[str, Any] = {}
-        self.log = logging.getLogger("test.graph.stage")
-        self.deadline = deadline
-        self.run_dir = state_dir / "runs" / "test-run"
-        self._conn = conn
-        self._state_dir = state_dir
-        self.events: list[tuple[str, dict]] = []
-        self.counts: dict[str, int] = {}
+        super().__init__(conn, apply, deadline, state_dir=state_dir, target="tenant", kind="graph.test")
 
-    def target(self, name: str) -> Any:
+    def target(self, name: str | None = None) -> Any:
         assert name == "tenant"
-        return self._conn
-
-    def remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.monotonic()
-
-    def private_path(self, relpath: str) -> Path:
-        return self._state_dir / "private" / relpath
-
-    def write_private_file(self, relpath: str, data: str | bytes) -> Path:
-        return write_private(self.private_path(relpath), data)
-
-    def record_script(self, text: str, suffix: str = "") -> None:  # pragma: no cover - unused by graph kinds
-        pass
-
-    def event(self, type: str, **data: Any) -> None:
-        self.events.append((type, data))
-
-    def count(self, metric: str, n: int = 1) -> None:
-        self.counts[metric] = self.counts.get(metric, 0) + n
+        return self.connector
 
 
 def settings(sim: TenantSimulator, **over: Any) -> dict[str, Any]:

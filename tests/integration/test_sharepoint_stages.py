@@ -29,6 +29,8 @@ from runner.sim.world import ACSPrincipal, SimWorld
 from runner.stages import sharepoint as stages
 from runner.values import Unknown
 
+from ..stage_context import FakeStageContext
+
 SPO = "Microsoft.Online.SharePoint.PowerShell"
 ADMIN = "https://contoso-admin.sharepoint.com"
 APP = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -61,37 +63,11 @@ def conn(sim):
     c.close()
 
 
-class Ctx:
+class Ctx(FakeStageContext):
     """A StageContext for one stage: the real connector, in-memory records."""
 
     def __init__(self, connector, apply: bool, deadline: float | None = None) -> None:
-        self.run_id, self.stage_id, self.apply = "run-1", "stage-1", apply
-        self.params: dict = {}
-        self.log = logging.getLogger("test.stage")
-        self.deadline = deadline
-        self.run_dir = None
-        self.connector = connector
-        self.scripts: list[tuple[str, str]] = []
-        self.events: list[tuple[str, dict]] = []
-        self.counts: dict[str, int] = {}
-
-    def target(self, name=None):
-        return self.connector
-
-    def remaining(self):
-        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-
-    def write_private_file(self, relpath, data):  # pragma: no cover - not used by these kinds
-        raise AssertionError("not expected")
-
-    def record_script(self, text: str, suffix: str = "") -> None:
-        self.scripts.append((suffix, text))
-
-    def event(self, type: str, **data) -> None:
-        self.events.append((type, data))
-
-    def count(self, metric: str, n: int = 1) -> None:
-        self.counts[metric] = self.counts.get(metric, 0) + n
+        super().__init__(connector, apply, deadline, kind="powershell.template")
 
 
 def run_stage(fn, connector, inputs, *, apply: bool, deadline: float | None = None):

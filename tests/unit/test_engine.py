@@ -16,7 +16,7 @@ from runner.results import RunStatus, Status
 from runner.runbook import parse
 from runner.rundir import TargetLock
 from runner.secrets import Secret
-from runner.stages.base import KINDS, KindSpec
+from runner.registry import KINDS, KindSpec
 
 from . import kinds_for_tests as k
 

@@ -162,13 +162,13 @@ def test_certificate_settings_validate_the_file(tmp_path: Path):
 
 def test_connector_maps_cloud_and_overrides_without_network(tmp_path):
     from runner.graph.connector import open_target
+    from runner.registry import TargetEnv
 
-    class T:
-        state_dir = tmp_path
-        interactive = False
+    def no_event(type, **data):
+        raise AssertionError("no event expected while opening")
 
-        def event(self, type, **data):
-            raise AssertionError("no event expected while opening")
+    def T():
+        return TargetEnv(name="tenant", state_dir=tmp_path, event=no_event)
 
     gov = open_target({"tenant": "contoso.onmicrosoft.us", "cloud": "usgovdod"}, T())
     assert gov.endpoint == "https://dod-graph.microsoft.us"

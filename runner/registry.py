@@ -1,0 +1,139 @@
+"""What a runbook may name, and where each lives: the stage kinds (`kind = "graph.consent"`)
+and the target types (`[targets.NAME] type = "psrp"`).
+
+Both tables are written out here, as module and function names, rather than discovered by
+importing: loading, validating and showing a runbook then never imports msal, pypsrp,
+cryptography or jinja2, and a module is imported only when a stage or a target of its kind
+is used (`stage_kind`, `open_target`, `check_target`, `target_lock_key`).
+
+A target type's module offers three functions:
+
+    open_target(settings, env) -> a connector      (no network yet: it connects on first use)
+    check_settings(settings, name) -> None          (offline checks: InputError naming the setting)
+    lock_key(settings) -> str                       (what two runs must not change at once)
+
+A connector offers the engine `close()`, `metrics()` and `interrupt()` (the `Connector`
+protocol), and is a context manager that closes itself."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from .results import Outcome
+
+
+# ---------------------------------------------------------------------------- stage kinds
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    module: str                      # where the function lives (imported lazily)
+    function: str
+    target_type: str | None          # "graph" | "psrp" | None (local)
+    uses_template: bool = False
+    summary: str = ""
+
+
+KINDS: dict[str, KindSpec] = {k.name: k for k in [
+    KindSpec("local.file", "runner.stages.local", "ensure_file", None,
+             summary="ensure a local file has the given content"),
+    KindSpec("local.script_file", "runner.stages.local", "ensure_script_file", None, True,
+             summary="render a PowerShell template to a local file for review or manual use"),
+    KindSpec("local.notice", "runner.stages.local", "notices", None,
+             summary="report platform notices (dates, what to do instead)"),
+    KindSpec("report.handoff", "runner.stages.report", "handoff", None,
+             summary="assemble the hand-off report from earlier stages"),
+    KindSpec("graph.preflight", "runner.stages.graph_app", "preflight", "graph",
+             summary="sign in and check the operator's rights before any write"),
+    KindSpec("graph.application", "runner.stages.graph_app", "application", "graph",
+             summary="ensure the Entra application and its requested permissions"),
+    KindSpec("graph.service_principal", "runner.stages.graph_app", "service_principal", "graph",
+             summary="ensure the application's service principal"),
+    KindSpec("graph.consent", "runner.stages.graph_app", "consent", "graph",
+             summary="ensure admin consent: one app role assignment per application permission"),
+    KindSpec("graph.secret", "runner.stages.graph_app", "client_secret", "graph",
+             summary="ensure a client secret valid beyond N days (written to a 0600 file)"),
+    KindSpec("graph.certificate", "runner.stages.graph_app", "certificate", "graph",
+             summary="ensure a certificate credential (self-signed or given)"),
+    KindSpec("graph.remove_application", "runner.stages.graph_app", "remove_application", "graph",
+             summary="remove the application and its service principal"),
+    KindSpec("powershell.template", "runner.stages.sharepoint", "template", "psrp", True,
+             summary="run a PowerShell template on a host over PSRP"),
+    KindSpec("sharepoint.appinv_grant", "runner.stages.sharepoint", "appinv_grant", "psrp", True,
+             summary="grant tenant-scope app-only rights (appinv.aspx / SharePoint Server)"),
+]}
+
+
+def stage_kind(name: str) -> Callable[[Any, dict[str, Any]], Outcome]:
+    """The function of stage kind `name` (its module imported now): (StageContext, inputs)
+    -> Outcome, see runner.stages.base."""
+    spec = KINDS[name]
+    return getattr(importlib.import_module(spec.module), spec.function)
+
+
+# ---------------------------------------------------------------------------- target types
+
+@dataclass(frozen=True)
+class TargetSpec:
+    type: str
+    module: str                      # defines open_target, check_settings, lock_key
+    summary: str = ""
+
+
+TARGETS: dict[str, TargetSpec] = {t.type: t for t in [
+    TargetSpec("graph", "runner.graph.connector", "Microsoft Graph in one tenant (msal + requests)"),
+    TargetSpec("psrp", "runner.powershell.connector", "PowerShell on one Windows host over WinRM (pypsrp)"),
+]}
+
+
+def _null_event(type: str, **data: Any) -> None:
+    """Where a connector's events go when nobody records them."""
+
+
+@dataclass
+class TargetEnv:
+    """What a connector may use from the run that opened it. The engine makes one per
+    target; a library caller or a test may make its own (every field has a default)."""
+    name: str = "target"
+    state_dir: Path = field(default_factory=lambda: Path("."))
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("psrunner.target"))
+    interactive: bool = False
+    event: Callable[..., None] = _null_event
+
+
+class Connector(Protocol):
+    """What every target connector offers the engine."""
+
+    def close(self) -> None: ...
+
+    def metrics(self) -> dict[str, int]: ...
+
+    def interrupt(self) -> None:
+        """Stop remote work now (Ctrl-C). May be called from another thread."""
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def _target_module(target_type: str) -> Any:
+    return importlib.import_module(TARGETS[target_type].module)
+
+
+def open_target(target_type: str, settings: dict[str, Any], env: TargetEnv) -> Connector:
+    """A connector for a target of `target_type` (no network traffic yet)."""
+    return _target_module(target_type).open_target(settings, env)
+
+
+def check_target(target_type: str, settings: dict[str, Any], name: str) -> None:
+    """The target type's offline checks of `settings`: InputError naming the setting."""
+    _target_module(target_type).check_settings(settings, name)
+
+
+def target_lock_key(target_type: str, settings: dict[str, Any]) -> str:
+    """The lock two runs share when they would change the same tenant or host."""
+    return _target_module(target_type).lock_key(settings)
