@@ -290,9 +290,7 @@ class TenantSimulator:
                 if st.app_by_app_id(client_id) is not None:
                     raise ValueError(f"an application with appId {client_id} already exists")
             name = display_name or f"psrunner operator {len(st.applications) + 1}"
-            app = st.create_application({"displayName": name})
-            if client_id is not None:
-                app["appId"] = client_id.lower()
+            app = st.create_application({"displayName": name}, app_id=client_id.lower() if client_id else None)
             thumb = None
             pem_text = None
             if certificate_pem is not None:
@@ -314,6 +312,10 @@ class TenantSimulator:
         return OperatorApp(client_id=app["appId"], client_secret=text, object_id=app["id"],
                            service_principal_id=sp["id"], display_name=name, roles=roles, wids=wids,
                            certificate_pem=pem_text, thumbprint=thumb)
+
+    def seed_service_principals(self, count: int, *, prefix: str = "Enterprise app") -> list[str]:
+        """Grow the tenant by `count` service principals (see TenantState.seed_service_principals)."""
+        return self.state.seed_service_principals(count, prefix=prefix)
 
     def set_device_user(self, upn: str | None = None, scopes: Iterable[str] | None = None,
                         wids: Iterable[str] | None = None, display_name: str | None = None) -> DeviceUser:

@@ -581,7 +581,7 @@ class GraphService:
         if assignment_id is None:
             if ctx.method == "GET":
                 self.require(ctx, READ_ASSIGNMENTS)
-                items = [a for a in list(st.app_role_assignments.values()) if a[side] == sp["id"]]
+                items = st.assignments_of(sp["id"]) if side == "principalId" else st.assignments_to(sp["id"])
                 return self.list_objects(ctx, f"servicePrincipals('{sp['id']}')/{nav}", items,
                                          ASSIGNMENT_FILTER_FIELDS, "appRoleAssignment",
                                          "microsoft.graph.appRoleAssignment", check_visible=False)
@@ -599,8 +599,7 @@ class GraphService:
             return self.ok(200, out, ctx.headers)
         if ctx.method == "DELETE":
             self.require(ctx, {ASSIGN})
-            with st.lock:
-                st.app_role_assignments.pop(a["id"], None)
+            st.delete_assignment(a)
             return self.ok(204, None, ctx.headers)
         raise self._method_not_allowed()
 
@@ -735,7 +734,9 @@ class GraphService:
             pred = parse_filter(flt, filter_fields, STRING_COLLECTIONS, resource)
             items = [o for o in items if pred(o)]
         if check_visible:
-            items = [o for o in items if self.state.visible(o["id"])]
+            lagging = self.state.lag_ids()
+            if lagging:
+                items = [o for o in items if o["id"] not in lagging or self.state.visible(o["id"])]
         top_s = self._opt(ctx, "$top")
         if top_s is not None:
             try:
