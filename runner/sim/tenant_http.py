@@ -118,23 +118,25 @@ class TenantHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _serve(self) -> None:
-        started = time.monotonic()
-        sim = self.server.sim
         split = urlsplit(self.path)
         path = unquote(split.path)
-        try:
-            self._answer(path, split.query)
-        finally:
+        sim = self.server.sim
+        started = time.monotonic()
+
+        def finished() -> None:
+            # A request's lifetime ends just before its answer leaves (or its connection
+            # drops), so a client reading the counters right after the answer sees it.
             if not sim.is_control(path):
                 sim.requests.record_lifetime(started, time.monotonic())
 
-    def _answer(self, path: str, query: str) -> None:
         body = self._read_body()
         if body is None:
+            finished()
             self.send_error(413)
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
-        resp = self.server.sim.dispatch(self.command, path, query, headers, body)
+        resp = sim.dispatch(self.command, path, split.query, headers, body)
+        finished()
         if resp.drop:
             self.close_connection = True
             try:
