@@ -28,7 +28,7 @@ if TYPE_CHECKING:                    # types only: kinds receive these, they nev
     from ..graph.apps import Facts
     from ..graph.auth import SignInSettings
     from ..graph.client import GraphClient
-    from ..powershell.session import Invocation
+    from ..powershell.result import Invocation
     from ..runbook import Stage
 
 StageFn = Callable[["StageContext", dict[str, Any]], Outcome]

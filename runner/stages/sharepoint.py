@@ -23,13 +23,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, TransportError
+from ..powershell.result import outcome_from
 from ..results import Outcome, Status
 from ..secrets import Secret
 from ..values import as_bool, as_secret, as_text, is_unknown
 from .base import HostTarget, StageContext
 
 if TYPE_CHECKING:
-    from ..powershell.session import Invocation
+    from ..powershell.result import Invocation
 
 ACS_RETIRED = "2026-04-02"
 ONLINE_SCOPES = ("http://sharepoint/content/tenant", "http://sharepoint/content/sitecollection",
@@ -55,41 +56,6 @@ def _connector(ctx: StageContext) -> HostTarget:
 
 def _unknowns(values: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in values.items() if is_unknown(v))
-
-
-def _outcome_from(inv: Any, *, label: str) -> Outcome:
-    """Map an Invocation (one result hashtable + streams) to an Outcome."""
-    result = inv.result or {}
-    data = result.get("data")
-    outputs = data if isinstance(data, dict) else ({} if data is None else {"data": data})
-    out = Outcome(
-        changed=bool(result.get("changed", False)),
-        outputs=outputs,
-        before=result.get("before"),
-        after=result.get("after"),
-        messages=list(result.get("messages") or []),
-        warnings=list(inv.streams.get("warning", [])),
-        streams=dict(inv.streams),
-    )
-    if inv.failed:
-        out.status = Status.FAILED
-        out.error = {"type": "PowerShellError", "message": f"{label}: {inv.failure}", "state": inv.state,
-                     "records": [e.to_dict() for e in inv.errors]}
-        if result.get("reason"):
-            out.error["reason"] = result["reason"]
-    elif result.get("status") == "action-required":
-        out.status = Status.ACTION_REQUIRED
-        action = result.get("action")
-        out.action = dict(action) if isinstance(action, dict) else {}
-        if result.get("reason"):
-            out.action.setdefault("reason", result["reason"])
-    elif result.get("status") == "ok":
-        out.status = Status.OK
-    if not out.messages and not out.changed and out.status in (None, Status.OK):
-        out.messages.append("nothing to change")
-    elif result.get("status") == "changed":
-        out.status = Status.CHANGED
-    return out
 
 
 def template_parameters(template_id: str, inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
@@ -153,7 +119,7 @@ def template(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     params["Apply"] = bool(ctx.apply)
     inv = _connector(ctx).invoke(rendered.text, params, secure=secure, deadline=ctx.deadline, label=template_id)
     _count(ctx, inv)
-    out = _outcome_from(inv, label=template_id)
+    out = outcome_from(inv, label=template_id)
     _name_params_of_refused(ctx, out)
     return out
 
@@ -266,7 +232,7 @@ def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
         params["DisplayName"] = display_name
     inv = _connector(ctx).invoke(rendered.text, params, deadline=ctx.deadline, label="sharepoint/appinv_server_grant")
     _count(ctx, inv)
-    return _outcome_from(inv, label="sharepoint/appinv_server_grant")
+    return outcome_from(inv, label="sharepoint/appinv_server_grant")
 
 
 def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from runner.sim.tls import make_tls
 from runner.sim import twins as _twins  # noqa: F401 - registers the template twins
 from runner.sim.twin_types import TWINS, HostState, SimSecureString, TwinOutput
 from runner.sim.world import ACSPrincipal, SimWorld
+from runner.powershell.result import outcome_from
 from runner.stages import sharepoint as stages
 from runner.values import Unknown
 
@@ -284,7 +285,7 @@ def test_streams_are_collected_and_reach_the_outcome(sim, conn, monkeypatch):
     assert not inv.failed
     assert inv.streams["warning"] == ["careful"] and inv.streams["verbose"] == ["step 1", "step 2"]
     assert inv.streams["information"] == ["fyi"] and "error" not in inv.streams
-    out = stages._outcome_from(inv, label="tests/streams")
+    out = outcome_from(inv, label="tests/streams")
     assert out.changed and out.outputs == {"k": "v"} and out.messages == ["did it"]
     assert out.warnings == ["careful"] and out.streams["verbose"] == ["step 1", "step 2"]
 

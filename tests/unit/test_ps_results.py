@@ -11,7 +11,9 @@ from pypsrp.exceptions import AuthenticationError, InvalidPSRPOperation, WinRMTr
 from pypsrp.serializer import TaggedValue
 
 from runner.errors import InputError
-from runner.powershell.session import _Complex, _serialize_parameters, check_result, classify_exception
+from runner.powershell.failures import classify_exception
+from runner.powershell.result import check_result
+from runner.powershell.serialize import ComplexObject, to_psrp_parameters
 from runner.secrets import Secret
 from runner.stages.sharepoint import template_parameters
 
@@ -28,7 +30,7 @@ def test_one_hashtable_of_primitives_passes():
     ([dict(GOOD), dict(GOOD)], "2 objects"),
     ([dict(GOOD), "stray"], "Out-Null"),
     (["text"], "instead of a result hashtable"),
-    ([{**GOOD, "data": {"obj": _Complex("System.IO.FileInfo")}}], "System.IO.FileInfo object at result.data.obj"),
+    ([{**GOOD, "data": {"obj": ComplexObject("System.IO.FileInfo")}}], "System.IO.FileInfo object at result.data.obj"),
     ([{"before": 1}], "boolean 'changed'"),
     ([{"changed": "yes"}], "boolean 'changed'"),
     ([{**GOOD, "extra": 1}], "unknown keys: extra"),
@@ -74,7 +76,7 @@ def test_classification(exc, started, kind):
 
 
 def test_serialized_parameters_use_securestrings_and_right_widths():
-    values, needs_keys = _serialize_parameters(
+    values, needs_keys = to_psrp_parameters(
         {"Password": Secret("Sekret-Pa55"), "Pin": "1234", "Big": 2**40, "Ratio": 0.5, "Flag": True,
          "Skip": None, "List": ["a", 1]}, {"Pin"})
     assert needs_keys
@@ -83,11 +85,11 @@ def test_serialized_parameters_use_securestrings_and_right_widths():
     assert values["Pin"].tag == "SS"
     assert values["Big"].tag == "I64" and values["Ratio"].tag == "Db"
     assert values["Flag"] is True and "Skip" not in values and values["List"] == ["a", 1]
-    assert _serialize_parameters({"A": "x"}, set()) == ({"A": "x"}, False)
+    assert to_psrp_parameters({"A": "x"}, set()) == ({"A": "x"}, False)
     with pytest.raises(InputError):
-        _serialize_parameters({"L": [Secret("Sekret-Pa55")]}, set())
+        to_psrp_parameters({"L": [Secret("Sekret-Pa55")]}, set())
     with pytest.raises(InputError):
-        _serialize_parameters({"O": object()}, set())
+        to_psrp_parameters({"O": object()}, set())
 
 
 # --------------------------------------------------------------------------- stage input checks

@@ -9,8 +9,9 @@ import socket
 import pytest
 
 from runner.errors import InputError
-from runner.powershell.connector import open_target, settings_from_target
-from runner.powershell.session import HostSession, HostSettings
+from runner.powershell.connector import open_target
+from runner.powershell.session import HostSession
+from runner.powershell.settings import HostSettings, settings_from_target
 from runner.secrets import Secret
 
 
