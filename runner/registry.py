@@ -61,7 +61,7 @@ KINDS: dict[str, KindSpec] = {k.name: k for k in [
              summary="ensure a certificate credential (self-signed or given)"),
     KindSpec("graph.remove_application", "runner.stages.graph_app", "remove_application", "graph",
              summary="remove the application and its service principal"),
-    KindSpec("powershell.template", "runner.stages.sharepoint", "template", "psrp", True,
+    KindSpec("powershell.template", "runner.stages.powershell", "template", "psrp", True,
              summary="run a PowerShell template on a host over PSRP"),
     KindSpec("sharepoint.appinv_grant", "runner.stages.sharepoint", "appinv_grant", "psrp", True,
              summary="grant tenant-scope app-only rights (appinv.aspx / SharePoint Server)"),

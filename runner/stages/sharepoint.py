@@ -1,10 +1,5 @@
-"""Stage kinds that run PowerShell templates on a host: `powershell.template` and
-`sharepoint.appinv_grant`.
-
-`powershell.template` renders the stage's template (Jinja2 `vars` choose structure only),
-records the script, and runs it with the stage inputs as PowerShell parameters bound by the
-template's param() block (`Apply` = run mode; secrets as SecureStrings). The template's one
-result hashtable becomes the Outcome: changed, before/after, outputs = data, messages, streams.
+"""The SharePoint stage kind `sharepoint.appinv_grant` (the generic `powershell.template`
+kind is in powershell.py).
 
 `sharepoint.appinv_grant` makes the appinv.aspx grant of the vendor procedure (steps 15-16):
 - backend "server" (SharePoint Server, on-premises/hybrid): done for real with
@@ -20,17 +15,14 @@ thumbprint + tenant_id, with pnp_client_id (an Entra app of your own for PnP Pow
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InputError, TransportError
-from ..powershell.result import outcome_from
 from ..results import Outcome, Status
-from ..secrets import Secret
 from ..values import as_bool, as_secret, as_text, is_unknown
-from .base import HostTarget, StageContext
-
-if TYPE_CHECKING:
-    from ..powershell.result import Invocation
+from ..powershell.result import outcome_from
+from .base import StageContext
+from .powershell import invoke
 
 ACS_RETIRED = "2026-04-02"
 ONLINE_SCOPES = ("http://sharepoint/content/tenant", "http://sharepoint/content/sitecollection",
@@ -45,106 +37,6 @@ RETIREMENT_NOTICE = (
     "application permission Sites.FullControl.All (with admin consent) and have it sign in with a "
     "certificate; SharePoint rejects app-only tokens obtained with a client secret."
 )
-
-
-# --------------------------------------------------------------------------- helpers
-
-def _connector(ctx: StageContext) -> HostTarget:
-    conn: HostTarget = ctx.target(ctx.stage.target)
-    return conn
-
-
-def _unknowns(values: dict[str, Any]) -> list[str]:
-    return sorted(k for k, v in values.items() if is_unknown(v))
-
-
-def template_parameters(template_id: str, inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """Stage inputs -> PowerShell parameters, checked against the template's param() block:
-    unknown names, a missing Mandatory, a secret aimed at a non-SecureString parameter all
-    raise InputError before anything is sent."""
-    from ..powershell.templates import template_params
-
-    decls = {d.name.lower(): d for d in template_params(template_id)}
-    params: dict[str, Any] = {}
-    secure: set[str] = set()
-    for key, value in inputs.items():
-        decl = decls.get(key.lower())
-        if decl is None or decl.name == "Apply":
-            allowed = ", ".join(d.name for d in decls.values() if d.name != "Apply")
-            why = "is set by the run mode (plan/run)" if decl is not None else "is not a parameter of the template"
-            raise InputError(f"input {key!r} {why} {template_id}", input=key,
-                             hint=f"inputs of {template_id}: {allowed or '(none)'}")
-        if value is None or (isinstance(value, Secret) and not value):
-            continue
-        if isinstance(value, Secret) and not decl.secure:
-            raise InputError(f"input {key!r} is a secret but {template_id} declares [{decl.type}]${decl.name}",
-                             input=key, hint="secrets go only to [SecureString] parameters")
-        if decl.secure:
-            if not isinstance(value, (Secret, str)):
-                raise InputError(f"input {key!r} must be a secret string", input=key)
-            if value == "":
-                continue
-            secure.add(decl.name)
-        params[decl.name] = value
-    for decl in decls.values():
-        if decl.mandatory and decl.name not in params:
-            raise InputError(f"{template_id} needs input {decl.name!r}", input=decl.name,
-                             hint=f"add {decl.name} = ... to the stage's inputs")
-    return params, secure
-
-
-# --------------------------------------------------------------------------- powershell.template
-
-def template(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
-    """Run a PowerShell template on the stage's host."""
-    from ..powershell.templates import render_template
-
-    inputs = dict(inputs)
-    template_id = inputs.pop("template", None)
-    tvars = inputs.pop("vars", None) or {}
-    if not isinstance(template_id, str) or not template_id:
-        raise InputError("powershell.template needs a template id", input="template",
-                         hint="e.g. template = \"sharepoint/spo_module\"")
-    rendered = render_template(template_id, tvars)
-    ctx.record_script(rendered.text)
-
-    unknown = _unknowns(inputs)
-    if unknown:
-        if ctx.apply:
-            raise InputError(f"inputs {', '.join(unknown)} are still unknown while applying", input=unknown[0])
-        return Outcome(changed=True, messages=[
-            f"{template_id} would run; {', '.join(unknown)} known after an earlier stage applies "
-            f"({', '.join(str(inputs[k]) for k in unknown)})"])
-    params, secure = template_parameters(template_id, inputs)
-    params["Apply"] = bool(ctx.apply)
-    inv = _connector(ctx).invoke(rendered.text, params, secure=secure, deadline=ctx.deadline, label=template_id)
-    _count(ctx, inv)
-    out = outcome_from(inv, label=template_id)
-    _name_params_of_refused(ctx, out)
-    return out
-
-
-def _name_params_of_refused(ctx: StageContext, out: Outcome) -> None:
-    """A refused setting's action ends with "stop asking for the refused value"; say which
-    runbook parameter that is and what to set it to, so nobody has to read the runbook."""
-    refused = out.outputs.get("refused") if isinstance(out.outputs, dict) else None
-    raw = ctx.stage.inputs
-    if out.action is None or not isinstance(refused, dict) or not isinstance(raw, dict):
-        return
-    from ..refs import REF_RE
-    reported = {**(out.before or {}), **(out.after or {})} if isinstance(out.after, dict) else {}
-    for name in sorted(refused):
-        m = REF_RE.fullmatch(str(raw.get(name, "")).strip())
-        if m and m.group(1).startswith("params.") and name in reported:
-            value = reported[name]
-            shown = str(value).lower() if isinstance(value, bool) else value
-            out.action.setdefault("steps", []).append(
-                f"With psrunner: accept the tenant's value for {name} by running with "
-                f"-p {m.group(1)[len('params.'):]}={shown}")
-
-
-def _count(ctx: StageContext, inv: Invocation) -> None:
-    ctx.count("psrp_stage_wsman_requests", inv.wsman_requests)
 
 
 # --------------------------------------------------------------------------- sharepoint.appinv_grant
@@ -230,8 +122,7 @@ def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
               "AppOnly": app_only, "Apply": bool(ctx.apply)}
     if display_name:
         params["DisplayName"] = display_name
-    inv = _connector(ctx).invoke(rendered.text, params, deadline=ctx.deadline, label="sharepoint/appinv_server_grant")
-    _count(ctx, inv)
+    inv = invoke(ctx, rendered.text, params, label="sharepoint/appinv_server_grant")
     return outcome_from(inv, label="sharepoint/appinv_server_grant")
 
 
@@ -294,12 +185,9 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
     if not _has_sign_in(params):
         messages.append("not verified: no SharePoint sign-in given (user_name + password, or certificate)")
         return None
-    conn = _connector(ctx)
-    deadline = ctx.deadline
     try:
-        facts = conn.invoke(render_template("windows/host_facts").text, {"Apply": False}, deadline=deadline,
-                            label="windows/host_facts")
-        _count(ctx, facts)
+        facts = invoke(ctx, render_template("windows/host_facts").text, {"Apply": False},
+                       label="windows/host_facts")
         modules = ((facts.result or {}).get("data") or {}).get("modules") or {}
         if facts.failed or not modules.get("PnP.PowerShell"):
             messages.append("not verified: PnP.PowerShell is not installed on the host "
@@ -307,10 +195,8 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
             return None
         rendered = render_template("sharepoint/appinv_verify")
         ctx.record_script(rendered.text, "-verify")
-        inv = conn.invoke(rendered.text, {"Apply": False, "AdminUrl": admin_url, "AppId": app_id, "Scope": scope,
-                                          "Right": right, **params}, secure=secure, deadline=deadline,
-                          label="sharepoint/appinv_verify")
-        _count(ctx, inv)
+        inv = invoke(ctx, rendered.text, {"Apply": False, "AdminUrl": admin_url, "AppId": app_id, "Scope": scope,
+                                          "Right": right, **params}, secure=secure, label="sharepoint/appinv_verify")
     except TransportError as e:
         warnings.append(f"could not verify the grant on {e.host}: {e.message}")
         return None
@@ -320,4 +206,4 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
     return (inv.result or {}).get("data") or {}
 
 
-__all__ = ["appinv_grant", "template", "template_parameters", "RETIREMENT_NOTICE"]
+__all__ = ["appinv_grant", "RETIREMENT_NOTICE"]

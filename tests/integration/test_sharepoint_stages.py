@@ -27,6 +27,7 @@ from runner.sim import twins as _twins  # noqa: F401 - registers the template tw
 from runner.sim.twin_types import TWINS, HostState, SimSecureString, TwinOutput
 from runner.sim.world import ACSPrincipal, SimWorld
 from runner.powershell.result import outcome_from
+from runner.stages import powershell as ps_stages
 from runner.stages import sharepoint as stages
 from runner.values import Unknown
 
@@ -114,20 +115,20 @@ def test_plan_changes_nothing_apply_changes_second_apply_is_ok(sim, conn, templa
     inputs = {"template": template_id, **inputs}
     before = world_snapshot(sim)
 
-    plan, ctx = run_stage(stages.template, conn, inputs, apply=False)
+    plan, ctx = run_stage(ps_stages.template, conn, inputs, apply=False)
     assert plan.status is None and plan.error is None, plan.error
     assert world_snapshot(sim) == before, "plan changed the host"
     assert plan.changed is (template_id not in READ_ONLY)
     assert ctx.scripts == [("", render_template(template_id).text)]
 
-    applied, _ = run_stage(stages.template, conn, inputs, apply=True)
+    applied, _ = run_stage(ps_stages.template, conn, inputs, apply=True)
     assert applied.status is None and applied.error is None, applied.error
     assert applied.changed is (template_id not in READ_ONLY)
     if template_id not in READ_ONLY:
         assert world_snapshot(sim) != before
         assert applied.before != applied.after
 
-    again, _ = run_stage(stages.template, conn, inputs, apply=True)
+    again, _ = run_stage(ps_stages.template, conn, inputs, apply=True)
     assert again.status is None and again.changed is False
     assert sim.counter.pool_opens == 1
     assert [p["Apply"] for _, p in sim.state.invocations] == [False, True, True]
@@ -135,7 +136,7 @@ def test_plan_changes_nothing_apply_changes_second_apply_is_ok(sim, conn, templa
 
 def test_tenant_settings_refusal_is_reported_per_setting(sim, conn):
     sim.state.modules[SPO] = "16.0.26712.12000"
-    out, _ = run_stage(stages.template, conn, spo_inputs(LegacyAuthProtocolsEnabled=True,
+    out, _ = run_stage(ps_stages.template, conn, spo_inputs(LegacyAuthProtocolsEnabled=True,
                                                          DisableCustomAppAuthentication=False), apply=True)
     # not a crash (no error), not a success: a person decides what to do instead
     assert out.status is Status.ACTION_REQUIRED and out.changed is True and out.error is None
@@ -149,7 +150,7 @@ def test_tenant_settings_refusal_is_reported_per_setting(sim, conn):
 
 
 def test_unknown_inputs_in_plan_mean_not_created_yet(sim, conn):
-    out, ctx = run_stage(stages.template, conn, {"template": "sharepoint/appinv_server_grant", "SiteUrl": "https://sp",
+    out, ctx = run_stage(ps_stages.template, conn, {"template": "sharepoint/appinv_server_grant", "SiteUrl": "https://sp",
                                                  "AppId": Unknown("stages.application.outputs.app_id")}, apply=False)
     assert out.changed is True and "known after" in out.messages[0]
     assert sim.counter.requests == 0 and ctx.scripts
@@ -157,7 +158,7 @@ def test_unknown_inputs_in_plan_mean_not_created_yet(sim, conn):
 
 def test_bad_inputs_fail_before_any_request(sim, conn):
     with pytest.raises(InputError) as e:
-        run_stage(stages.template, conn, {"template": "sharepoint/spo_module", "MinVersion": "1.0"}, apply=False)
+        run_stage(ps_stages.template, conn, {"template": "sharepoint/spo_module", "MinVersion": "1.0"}, apply=False)
     assert e.value.input == "MinVersion" and "MinimumVersion" in e.value.hint
     assert sim.counter.requests == 0
 
@@ -186,7 +187,7 @@ def test_secrets_arrive_as_securestrings_and_appear_nowhere_else(sim, conn, spy,
     seen = spy("sharepoint/spo_tenant_settings")
     sim.state.modules[SPO] = "16.0.26712.12000"
     caplog.set_level(logging.DEBUG)
-    out, ctx = run_stage(stages.template, conn, spo_inputs(DisableCustomAppAuthentication=False), apply=True)
+    out, ctx = run_stage(ps_stages.template, conn, spo_inputs(DisableCustomAppAuthentication=False), apply=True)
     assert out.error is None
     (params,) = seen
     assert isinstance(params["Password"], SimSecureString) and params["Password"].value == SPO_PASSWORD
@@ -201,7 +202,7 @@ def test_secrets_arrive_as_securestrings_and_appear_nowhere_else(sim, conn, spy,
 def test_wrong_spo_password_fails_with_the_cmdlet_error_and_no_secret(sim, conn):
     sim.state.modules[SPO] = "16.0.26712.12000"
     inputs = spo_inputs(Password=Secret("Not-The-Password-42"))
-    out, _ = run_stage(stages.template, conn, inputs, apply=True)
+    out, _ = run_stage(ps_stages.template, conn, inputs, apply=True)
     assert out.status is Status.FAILED
     (record,) = out.error["records"]
     assert record["message"] == "The sign-in name or password does not match one in the Microsoft account system."

@@ -15,7 +15,7 @@ from runner.powershell.failures import classify_exception
 from runner.powershell.result import check_result
 from runner.powershell.serialize import ComplexObject, to_psrp_parameters
 from runner.secrets import Secret
-from runner.stages.sharepoint import template_parameters
+from runner.stages.powershell import template_parameters
 
 GOOD = {"changed": True, "before": {"a": 1}, "after": {"a": 2}, "data": {"x": [1, "y", None]}, "messages": ["m"]}
 
