@@ -6,9 +6,10 @@ from the rendered script's first line (`# psrunner-template: sharepoint/spo_modu
 the PSRP parameters it received, and calls the twin registered under that id.
 
 A twin honours the parameters it receives, returns the one result object the real template
-emits (a dict of primitives: changed, before, after, data, messages), and fails the way the
-real cmdlet fails: raise `TwinError` for a terminating error, or return `errors` for
-non-terminating ones."""
+emits, built with `runner.powershell.result.template_result` (the contract's one home, which
+the session checks on the client side), and fails the way the real cmdlet fails: raise
+`TwinError` for a terminating error, or return `errors` for non-terminating ones. Test twins
+may return anything, to prove the client refuses what breaks the contract."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..powershell.result import template_result
 from .twin_types import HostState, SimSecureString, TwinError, TwinOutput, twin
 from .world import ACSPrincipal, SimWorld
 
@@ -234,8 +235,7 @@ def host_facts(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
         "sharepoint_server_snapin": bool(state.sharepoint_server) and state.ps_edition == "Desktop",
         "nuget_provider": "2.8.5.208" if state.nuget_provider else None,
     }
-    return TwinOutput({"changed": False, "before": None, "after": None, "data": facts,
-                       "messages": messages})
+    return TwinOutput(template_result(changed=False, data=facts, messages=messages))
 
 
 # --------------------------------------------------------------------------- sharepoint/spo_module
@@ -284,10 +284,11 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
     imported = apply and current is not None
     after_version = state.modules.get(SPO_MODULE) if current is not None else (_vtext(wanted) if changed else None)
     return TwinOutput(
-        {"changed": changed, "before": before, "after": {"version": after_version},
-         "data": {"module": SPO_MODULE, "version": after_version, "minimum_version": _vtext(wanted),
-                  "source": source, "scope": scope, "ps_edition": state.ps_edition, "imported": imported},
-         "messages": messages},
+        template_result(changed=changed, before=before, after={"version": after_version},
+                        data={"module": SPO_MODULE, "version": after_version, "minimum_version": _vtext(wanted),
+                              "source": source, "scope": scope, "ps_edition": state.ps_edition,
+                              "imported": imported},
+                        messages=messages),
         verbose=verbose)
 
 
@@ -299,12 +300,12 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
     admin_url = _param(params, "AdminUrl", "")
     desired = {n: bool(_param(params, n)) for n in TENANT_SETTINGS if _param(params, n) is not None}
     if not apply and SPO_MODULE not in state.modules:
-        return TwinOutput({
-            "changed": bool(desired), "before": None, "after": desired,
-            "data": {"admin_url": admin_url, "desired": desired, "converged": [], "refused": {},
-                     "pending": [n for n in TENANT_SETTINGS if n in desired], "module_installed": False},
-            "messages": [f"{SPO_MODULE} is not installed yet: the settings are read and set when applying, "
-                         f"after the module is installed."]})
+        return TwinOutput(template_result(
+            changed=bool(desired), after=desired,
+            data={"admin_url": admin_url, "desired": desired, "converged": [], "refused": {},
+                  "pending": [n for n in TENANT_SETTINGS if n in desired], "module_installed": False},
+            messages=[f"{SPO_MODULE} is not installed yet: the settings are read and set when applying, "
+                      f"after the module is installed."]))
     _module_loadable(state, "Connect-SPOService")
     _check_admin_url(world, admin_url)
     _sign_in(state, world, params, client_id_param="ClientId", thumbprint_first=False, connect_spo=True)
@@ -342,24 +343,22 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
                 refused[name] = (f"Set-SPOTenant -{name} ${str(want).lower()} returned without error but the "
                                  f"tenant still reports {now}; the platform ignores this setting.")
         after = {n: (desired[n] if n in pending else bool(getattr(sp, TENANT_ATTR[n]))) for n in TENANT_SETTINGS}
-    result: dict[str, Any] = {
-        "changed": changed, "before": before, "after": after,
-        "data": {"admin_url": admin_url, "desired": desired, "converged": converged,
-                 "pending": pending, "refused": refused, "module_installed": True},
-        "messages": messages,
-    }
-    if refused:
-        steps = [f"{k}: {refused[k]}" for k in sorted(refused)]
-        if "LegacyAuthProtocolsEnabled" in refused:
-            steps.append("IDCRL legacy sign-in is blocked for good since 2026-05-01: have the application that "
-                         "needed it sign in with modern authentication (an Entra app with a certificate and the "
-                         "SharePoint Sites.FullControl.All application permission).")
-        steps.append("Then stop asking for the refused value: set the desired value to what the tenant reports "
-                     "and run again.")
-        result["status"] = "action-required"
-        result["reason"] = " ".join(f"{k}: {refused[k]}" for k in sorted(refused))
-        result["action"] = {"refused": refused, "converged": converged, "steps": steps}
-    return TwinOutput(result, warnings=warnings)
+    data = {"admin_url": admin_url, "desired": desired, "converged": converged,
+            "pending": pending, "refused": refused, "module_installed": True}
+    if not refused:
+        return TwinOutput(template_result(changed=changed, before=before, after=after, data=data, messages=messages),
+                          warnings=warnings)
+    steps = [f"{k}: {refused[k]}" for k in sorted(refused)]
+    if "LegacyAuthProtocolsEnabled" in refused:
+        steps.append("IDCRL legacy sign-in is blocked for good since 2026-05-01: have the application that "
+                     "needed it sign in with modern authentication (an Entra app with a certificate and the "
+                     "SharePoint Sites.FullControl.All application permission).")
+    steps.append("Then stop asking for the refused value: set the desired value to what the tenant reports "
+                 "and run again.")
+    return TwinOutput(template_result(
+        changed=changed, before=before, after=after, data=data, messages=messages, status="action-required",
+        reason=" ".join(f"{k}: {refused[k]}" for k in sorted(refused)),
+        action={"refused": refused, "converged": converged, "steps": steps}), warnings=warnings)
 
 
 # --------------------------------------------------------------------------- sharepoint/appinv_verify
@@ -393,12 +392,11 @@ def appinv_verify(state: HostState, world: SimWorld, params: dict[str, Any]) -> 
         msg = f"ACS principal {app_id} exists but holds no right at {wanted_scope}."
     else:
         msg = f"No ACS principal for {app_id}: the appinv.aspx grant has not been made."
-    return TwinOutput({
-        "changed": False, "before": None, "after": None,
-        "data": {"app_id": app_id, "scope": scope, "right": right, "principal_found": principal is not None,
-                 "granted_right": granted_right, "allow_app_only": allow_app_only, "granted": granted},
-        "messages": [msg],
-    })
+    return TwinOutput(template_result(
+        changed=False,
+        data={"app_id": app_id, "scope": scope, "right": right, "principal_found": principal is not None,
+              "granted_right": granted_right, "allow_app_only": allow_app_only, "granted": granted},
+        messages=[msg]))
 
 
 # --------------------------------------------------------------------------- sharepoint/appinv_server_grant
@@ -453,9 +451,8 @@ def appinv_server_grant(state: HostState, world: SimWorld, params: dict[str, Any
         after = {"registered": True, "right": p["rights"].get(scope, "None")}
     else:
         after = {"registered": True, "right": right}
-    return TwinOutput({
-        "changed": changed, "before": before, "after": after,
-        "data": {"name_identifier": name_id, "app_id": app_id, "scope": scope, "right": right,
-                 "app_only": bool(app_only)},
-        "messages": messages,
-    })
+    return TwinOutput(template_result(
+        changed=changed, before=before, after=after,
+        data={"name_identifier": name_id, "app_id": app_id, "scope": scope, "right": right,
+              "app_only": bool(app_only)},
+        messages=messages))
