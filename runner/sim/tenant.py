@@ -51,6 +51,7 @@ from .tenant_faults import AFTER_KINDS, LAG_KINDS, TERMINAL_KINDS, FaultPlan, Re
 from .tenant_graph import SEG, GraphService, split_segments
 from .tenant_http import TenantHTTPServer
 from .tenant_login import LoginService
+from .tenant_policies import AppManagementPolicies
 from .tenant_response import Response
 from .tenant_state import (
     DEFAULT_USER_ROLE,
@@ -167,6 +168,7 @@ class TenantSimulator:
         self.device_pending_polls = 1
         self.device_auto_approve = True
         self.state = TenantState(self.world.tenant_id, self.world.tenant_domain, self.world.lock)
+        self.state.policies = AppManagementPolicies(self.world.lock)
         self.faults = FaultPlan()
         self.requests = RequestCounter()
         self.signer = Signer()

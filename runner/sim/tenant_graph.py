@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from .tenant_batch import ItemFault, run_batch
+from .tenant_policies import serve_app_policies, serve_policies
 from .tenant_odata import (
     QueryError,
     decode_skiptoken,
@@ -36,6 +37,7 @@ from .tenant_state import (
     CLOUD_APPLICATION_ADMINISTRATOR,
     GLOBAL_ADMINISTRATOR,
     GRAPH_APP_ID,
+    DEFAULT_SECRET_LIFETIME,
     PRIVILEGED_ROLE_ADMINISTRATOR,
     StateError,
     is_guid,
@@ -287,16 +289,18 @@ class GraphService:
             return self.applications(ctx, key, tail)
         if entity == "servicePrincipals":
             return self.service_principals(ctx, key, tail)
+        if entity == "policies" and not key:
+            return serve_policies(self, ctx, tail)
         if entity == "organization" and not key and not tail:
             return self.organization(ctx)
         if entity == "me" and not key and not tail:
             return self.me(ctx)
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
 
-    def _method_not_allowed(self) -> GraphError:
+    def method_not_allowed(self) -> GraphError:
         return GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
 
-    def _not_found(self, ident: str) -> GraphError:
+    def not_found(self, ident: str) -> GraphError:
         return GraphError(404, "Request_ResourceNotFound", f"Resource '{ident}' does not exist or one of its "
                           "queried reference-property objects are not present.")
 
@@ -318,7 +322,7 @@ class GraphService:
             assert ident is not None
             obj, label = collection.get(self._check_id(ident)), ident
         if obj is None or (observe and not self.state.visible(obj["id"])):
-            raise self._not_found(label)
+            raise self.not_found(label)
         return obj
 
     def _find_app(self, key: tuple[str, str] | None, ident: str | None, *, observe: bool = True) -> dict[str, Any]:
@@ -337,7 +341,7 @@ class GraphService:
             if ctx.method == "POST":
                 self.require_app_write(ctx, None)
                 return self.create_app(ctx, ctx.json())
-            raise self._method_not_allowed()
+            raise self.method_not_allowed()
         ident = None
         if key is None:
             ident, tail = tail[0], tail[1:]
@@ -353,10 +357,12 @@ class GraphService:
                 self.require_app_write(ctx, app)
                 self.state.delete_application(app)
                 return self.ok(204, None, ctx.headers)
-            raise self._method_not_allowed()
+            raise self.method_not_allowed()
+        if tail[0] == "appManagementPolicies":
+            return serve_app_policies(self, ctx, self._find_app(key, ident), tail[1:])
         if len(tail) == 1 and tail[0] in ("addPassword", "removePassword"):
             if ctx.method != "POST":
-                raise self._method_not_allowed()
+                raise self.method_not_allowed()
             app = self._find_app(key, ident)
             self.require_app_write(ctx, app)
             return self.add_password(ctx, app) if tail[0] == "addPassword" else self.remove_password(ctx, app)
@@ -447,6 +453,10 @@ class GraphService:
         if end is not None and (end <= now or (start is not None and end <= start)):
             raise GraphError(400, "Request_BadRequest", "Invalid value specified for property 'endDateTime' of "
                              "resource 'PasswordCredential'.")
+        start = start or now
+        end = end or start + DEFAULT_SECRET_LIFETIME
+        assert self.state.policies is not None
+        self.state.policies.check_password(app, start, end)
         cred, text = self.state.add_password(app, pc.get("displayName"), end, start)
         out = dict(cred)
         out["secretText"] = text
@@ -477,7 +487,7 @@ class GraphService:
             if ctx.method == "POST":
                 body = ctx.json()
                 return self.create_sp(ctx, str(body.get("appId") or ""), body)
-            raise self._method_not_allowed()
+            raise self.method_not_allowed()
         ident = None
         if key is None:
             ident, tail = tail[0], tail[1:]
@@ -497,7 +507,7 @@ class GraphService:
                     self.require_app_write(ctx, app)
                 self.state.delete_service_principal(sp)
                 return self.ok(204, None, ctx.headers)
-            raise self._method_not_allowed()
+            raise self.method_not_allowed()
         if tail[0] in ("appRoleAssignments", "appRoleAssignedTo") and len(tail) <= 2:
             return self.assignments(ctx, key, ident, tail[0], tail[1] if len(tail) == 2 else None)
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{tail[0]}'.")
@@ -587,10 +597,10 @@ class GraphService:
                                          "microsoft.graph.appRoleAssignment", check_visible=False)
             if ctx.method == "POST":
                 return self.grant(ctx, sp, nav)
-            raise self._method_not_allowed()
+            raise self.method_not_allowed()
         a = st.app_role_assignments.get(assignment_id)
         if a is None or a[side] != sp["id"]:
-            raise self._not_found(assignment_id)
+            raise self.not_found(assignment_id)
         if ctx.method == "GET":
             self.require(ctx, READ_ASSIGNMENTS)
             out = self.serialize(a, self._select(ctx, a, "microsoft.graph.appRoleAssignment"), single=True)
@@ -601,7 +611,7 @@ class GraphService:
             self.require(ctx, {ASSIGN})
             st.delete_assignment(a)
             return self.ok(204, None, ctx.headers)
-        raise self._method_not_allowed()
+        raise self.method_not_allowed()
 
     def grant(self, ctx: Ctx, sp: dict[str, Any], nav: str) -> Response:
         """POST appRoleAssignedTo (on the resource) or appRoleAssignments (on the principal)."""
@@ -657,7 +667,7 @@ class GraphService:
     # ---- organization and me ------------------------------------------------------------
     def organization(self, ctx: Ctx) -> Response:
         if ctx.method != "GET":
-            raise self._method_not_allowed()
+            raise self.method_not_allowed()
         c = ctx.caller
         assert c is not None
         self.require(ctx, ORG_APP if c.kind == "app" else ORG_DELEGATED)
@@ -666,7 +676,7 @@ class GraphService:
 
     def me(self, ctx: Ctx) -> Response:
         if ctx.method != "GET":
-            raise self._method_not_allowed()
+            raise self.method_not_allowed()
         c = ctx.caller
         assert c is not None
         if c.kind != "user":
@@ -674,7 +684,7 @@ class GraphService:
         self.require(ctx, ME_DELEGATED)
         user = self.state.users.get(c.object_id)
         if user is None:
-            raise self._not_found(c.object_id)
+            raise self.not_found(c.object_id)
         return self.single(ctx, user, "users", "microsoft.graph.user")
 
     # ---- reads: select, list, paging ----------------------------------------------------

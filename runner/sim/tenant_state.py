@@ -25,9 +25,12 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .tenant_faults import LagState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .tenant_policies import AppManagementPolicies
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SHAREPOINT_APP_ID = "00000003-0000-0ff1-ce00-000000000000"
@@ -40,6 +43,7 @@ GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 PRIVILEGED_ROLE_ADMINISTRATOR = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 APPLICATION_ADMINISTRATOR = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
 CLOUD_APPLICATION_ADMINISTRATOR = "158c047a-c907-4556-b7ef-446551a6b5f7"
+GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 DEFAULT_USER_ROLE = "b79fbf4d-3ef9-4689-8143-76b194e85509"  # in every member's wids
 
 # First-party public clients that may run the device-code flow in any tenant.
@@ -58,6 +62,8 @@ EXTRA_GRAPH_APP_ROLES = {
     "Application.Read.All": "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
     "Application.ReadWrite.OwnedBy": "18a4783c-866b-4cc7-a460-3d5e5662c884",
     "Directory.Read.All": "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
+    "Policy.Read.All": "246dd0d5-5bd0-4def-940b-0421030a5b68",
+    "Policy.ReadWrite.ApplicationConfiguration": "be74164b-cff1-491c-8741-e671cb536e13",
 }
 # Delegated permission scopes on Microsoft Graph (same source).
 GRAPH_DELEGATED_SCOPES = {
@@ -67,7 +73,13 @@ GRAPH_DELEGATED_SCOPES = {
     "Directory.Read.All": "06da0dbc-49e2-44d2-8312-53f166ab848a",
     "Directory.ReadWrite.All": "c5366453-9fb0-48a5-a156-24f0c49a4b84",
     "User.Read": "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
+    "Policy.Read.All": "572fea84-0151-49b2-9301-11cb16974376",
+    "Policy.ReadWrite.ApplicationConfiguration": "b27add92-efb2-4f16-84f5-8108ba77985c",
 }
+
+# addPassword's endDateTime when none is given: two years ("passwordCredential resource
+# type": "The default value is two years from the startDateTime"); there is no maximum.
+DEFAULT_SECRET_LIFETIME = _dt.timedelta(days=730)
 
 RESOURCES = {
     GRAPH_APP_ID: ("Microsoft Graph", ["https://graph.microsoft.com", "https://graph.microsoft.com/",
@@ -183,6 +195,8 @@ class TenantState:
         self._secret_hashes: dict[str, dict[str, str]] = {}   # appId -> keyId -> sha256
         self._keys: dict[str, dict[str, KeyMaterial]] = {}    # appId -> keyId -> material
         self._lag: dict[str, LagState] = {}
+        # App management policies; the simulator sets them (they build on this module).
+        self.policies: AppManagementPolicies | None = None
         # indexes: lower-cased key -> object id (or assignment ids)
         self._app_by_app_id: dict[str, str] = {}
         self._app_by_unique_name: dict[str, str] = {}
@@ -482,7 +496,7 @@ class TenantState:
         with self.lock:
             text = text or _make_secret_text()
             start = start or _dt.datetime.now(_dt.timezone.utc)
-            end = end or start + _dt.timedelta(days=730)
+            end = end or start + DEFAULT_SECRET_LIFETIME
             cred = {
                 "customKeyIdentifier": None,
                 "displayName": display_name,
@@ -552,6 +566,8 @@ class TenantState:
             not_after = cert.not_valid_after_utc
             if not_after <= _dt.datetime.now(_dt.timezone.utc):
                 raise StateError("Request_BadRequest", "Key credential end date is invalid.")
+            if self.policies is not None:
+                self.policies.check_key(app, cert.not_valid_before_utc, not_after)
             sha1 = cert.fingerprint(hashes.SHA1())
             kid = kid or new_id()
             stored.append({
