@@ -26,3 +26,8 @@ def _restore_psrunner_logger():
     saved = (list(logger.handlers), logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved
+
+
+# Directory fixtures (a real Samba AD DC, the in-memory directory) and the summary line that
+# says when the real-directory tests were skipped.
+pytest_plugins = ("tests.directory.fixtures",)
