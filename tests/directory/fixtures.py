@@ -40,6 +40,10 @@ TEST_POLICY = PasswordPolicy(min_password_age=timedelta(0), password_history_cou
 REAL_DIRECTORY_MARKERS = ("directory", "kerberos")
 
 TIMINGS: dict[str, list[float]] = {"provision": [], "restore": []}
+# Where a Samba left to its defaults would write; the DC must leave them as they were.
+SYSTEM_SAMBA_PATHS = ("/etc/samba", "/var/lib/samba", "/run/samba", "/var/cache/samba", "/var/log/samba",
+                      "/etc/krb5.conf")
+SYSTEM_STATE_BEFORE: dict[str, tuple[int, int]] = {}
 _names = itertools.count(1)
 
 
@@ -67,12 +71,26 @@ class Backend:
         return f"{prefix[:12]}{next(_names)}"
 
 
+def tree_state(paths: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file and directory under `paths`."""
+    state: dict[str, tuple[int, int]] = {}
+    for top in paths:
+        for path in [Path(top), *(Path(top).rglob("*") if Path(top).is_dir() else [])]:
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            state[str(path)] = (info.st_mtime_ns, info.st_size)
+    return state
+
+
 @pytest.fixture(scope="session")
 def samba_dc(tmp_path_factory: pytest.TempPathFactory):
     reason = samba_unavailable_reason()
     if reason:
         pytest.skip(f"real directory not available: {reason}")
     root = tmp_path_factory.mktemp("samba")
+    SYSTEM_STATE_BEFORE.update(tree_state(SYSTEM_SAMBA_PATHS))
     started = time.monotonic()
     dc = SambaDC.provision(root / "dc")
     TIMINGS["provision"].append(time.monotonic() - started)
