@@ -74,17 +74,7 @@ def load_run(run_id: str, state_dir: Path | None = None) -> tuple[RunDir, dict[s
     """(run dir, run.json, result so far) of an earlier run."""
     sd = Path(state_dir) if state_dir else default_state_dir()
     rd = RunDir.open(sd, run_id)
-    info = rd.read_json("run.json")
-    if (rd.path / "report.json").is_file():
-        result = RunResult.from_dict(rd.read_json("report.json"))
-    else:  # the process died mid-run: rebuild from the stage files
-        from .results import RunStatus, StageResult
-        result = RunResult(run_id=run_id, runbook=info["runbook"], mode=info["mode"],
-                           status=RunStatus.INTERRUPTED, started=info.get("started") or "")
-        for f in sorted((rd.path / "stages").glob("*.json")):
-            import json
-            result.stages.append(StageResult.from_dict(json.loads(f.read_text(encoding="utf-8"))))
-    return rd, info, result
+    return rd, rd.read_info(), rd.load_result()
 
 
 def resume(run_id: str, *, state_dir: Path | None = None, on_event: EventSink | None = None,

@@ -250,14 +250,8 @@ class Engine:
         return out
 
     def _write_run_json(self) -> None:
-        res = self.result
-        self.run_dir.write_json("run.json", {
-            "run_id": res.run_id, "runbook": self.runbook.name, "source": self.runbook.source,
-            "mode": res.mode, "status": res.status.value, "started": res.started,
-            "finished": res.finished, "resumed_from": res.resumed_from,
-            "params": {k: v for k, v in self.params.items()},
-            "secret_sources": self.secret_sources,
-        })
+        self.run_dir.write_info(self.result, source=self.runbook.source, params=self.params,
+                                secret_sources=self.secret_sources)
 
     def _record(self, sr: StageResult) -> None:
         self.result.stages.append(sr)

@@ -7,9 +7,13 @@ replayed or resumed (ansible-runner's lesson).
         stages/<id>.json    one StageResult a stage
         scripts/<id>.ps1    rendered scripts, as sent (secrets never in them)
         report.json         the final RunResult
+        handoff.json        what a report stage hands to a person (the main runbook)
     <state>/private/        0600 files holding secrets (client secret, PFX), stable across runs
     <state>/locks/          one lock file per target (tenant, host)
-"""
+
+`RunDir` is the one place that names these files, writes them and reads them back: the
+engine records a run through it, `psrunner runs` lists runs and `resume` / `runs show` load
+one."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, LockedError
-from .results import RunResult, StageResult, utcnow
+from .results import RunResult, RunStatus, StageResult, utcnow
 from .secrets import redact, redact_obj, write_private
 
 
@@ -86,6 +90,13 @@ def new_run_id(runbook: str) -> str:
 
 
 class RunDir:
+    INFO = "run.json"
+    EVENTS = "events.jsonl"
+    STAGES = "stages"
+    SCRIPTS = "scripts"
+    REPORT = "report.json"
+    HANDOFF = "handoff.json"
+
     def __init__(self, state_dir: Path, run_id: str) -> None:
         self.state_dir = Path(state_dir)
         self.run_id = run_id
@@ -96,17 +107,22 @@ class RunDir:
     @classmethod
     def create(cls, state_dir: Path, runbook: str) -> "RunDir":
         rd = cls(state_dir, new_run_id(runbook))
-        (rd.path / "stages").mkdir(parents=True, exist_ok=False)
-        (rd.path / "scripts").mkdir(exist_ok=True)
+        (rd.path / cls.STAGES).mkdir(parents=True, exist_ok=False)
+        (rd.path / cls.SCRIPTS).mkdir(exist_ok=True)
         return rd
+
+    @classmethod
+    def at(cls, path: Path) -> "RunDir":
+        """The run directory at `path` (<state>/runs/<run-id>)."""
+        return cls(Path(path).parent.parent, Path(path).name)
 
     @classmethod
     def open(cls, state_dir: Path, run_id: str) -> "RunDir":
         rd = cls(state_dir, run_id)
-        if not (rd.path / "run.json").is_file():
+        if not (rd.path / cls.INFO).is_file():
             raise InputError(f"no run {run_id!r} in {rd.state_dir / 'runs'}", input="RUN_ID",
                              hint="list runs with `psrunner runs`; pass the same --state-dir as the run")
-        events = rd.path / "events.jsonl"
+        events = rd.path / cls.EVENTS
         if events.exists():
             with open(events, encoding="utf-8") as f:
                 rd._seq = sum(1 for _ in f)
@@ -121,16 +137,42 @@ class RunDir:
     def read_json(self, rel: str) -> Any:
         return json.loads((self.path / rel).read_text(encoding="utf-8"))
 
+    def write_info(self, result: RunResult, *, source: str, params: dict[str, Any],
+                   secret_sources: dict[str, str]) -> None:
+        """run.json: what ran with which inputs (secrets masked; where each came from, so
+        `resume` can ask the same place again) and how it stands."""
+        self.write_json(self.INFO, {
+            "run_id": result.run_id, "runbook": result.runbook, "source": source,
+            "mode": result.mode, "status": result.status.value, "started": result.started,
+            "finished": result.finished, "resumed_from": result.resumed_from,
+            "params": dict(params), "secret_sources": secret_sources,
+        })
+
+    def read_info(self) -> dict[str, Any]:
+        return self.read_json(self.INFO)
+
     def write_stage(self, result: StageResult) -> None:
-        self.write_json(f"stages/{result.id}.json", result.to_dict())
+        self.write_json(f"{self.STAGES}/{result.id}.json", result.to_dict())
 
     def write_script(self, stage_id: str, text: str, suffix: str = "") -> Path:
-        p = self.path / "scripts" / f"{stage_id}{suffix}.ps1"
+        p = self.path / self.SCRIPTS / f"{stage_id}{suffix}.ps1"
         atomic_write(p, redact(text))
         return p
 
     def write_report(self, result: RunResult) -> None:
-        self.write_json("report.json", result.to_dict())
+        self.write_json(self.REPORT, result.to_dict())
+
+    def load_result(self) -> RunResult:
+        """The run's result: its report, or, when the process died mid-run, one rebuilt from
+        the stage files written so far (status interrupted)."""
+        if (self.path / self.REPORT).is_file():
+            return RunResult.from_dict(self.read_json(self.REPORT))
+        info = self.read_info()
+        result = RunResult(run_id=self.run_id, runbook=info["runbook"], mode=info["mode"],
+                           status=RunStatus.INTERRUPTED, started=info.get("started") or "")
+        for f in sorted((self.path / self.STAGES).glob("*.json")):
+            result.stages.append(StageResult.from_dict(json.loads(f.read_text(encoding="utf-8"))))
+        return result
 
     def event(self, type: str, stage: str | None = None, **data: Any) -> dict[str, Any]:
         with self._lock:
@@ -138,12 +180,12 @@ class RunDir:
             ev = {"seq": self._seq, "uuid": str(uuid.uuid4()), "time": utcnow(),
                   "run_id": self.run_id, "stage": stage, "type": type, "data": data}
             line = dumps(ev)
-            with open(self.path / "events.jsonl", "a", encoding="utf-8", newline="\n") as f:
+            with open(self.path / self.EVENTS, "a", encoding="utf-8", newline="\n") as f:
                 f.write(line + "\n")
         return ev
 
     def events(self) -> list[dict[str, Any]]:
-        p = self.path / "events.jsonl"
+        p = self.path / self.EVENTS
         if not p.exists():
             return []
         return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -169,10 +211,10 @@ def list_runs(state_dir: Path) -> list[dict[str, Any]]:
         return []
     out = []
     for d in sorted(runs_dir.iterdir(), reverse=True):
-        f = d / "run.json"
-        if f.is_file():
+        rd = RunDir(state_dir, d.name)
+        if (rd.path / RunDir.INFO).is_file():
             try:
-                info = json.loads(f.read_text(encoding="utf-8"))
+                info = rd.read_info()
             except (OSError, ValueError):
                 continue
             out.append({"run_id": d.name, "runbook": info.get("runbook"), "mode": info.get("mode"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..results import Outcome, Status
+from ..rundir import RunDir
 from ..values import Unknown
 from .base import StageContext
 
@@ -54,8 +55,7 @@ def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         "notices": list(ctx.notices),
     }
     if ctx.run_dir is not None:
-        from ..rundir import atomic_write, dumps
-        atomic_write(ctx.run_dir / "handoff.json", dumps(report, indent=2) + "\n")
+        RunDir.at(ctx.run_dir).write_json(RunDir.HANDOFF, report)
     msgs = []
     if form.get("app_id"):
         msgs.append(f"application (client) id {form['app_id']} in tenant {form.get('tenant_id', '?')}")
