@@ -23,7 +23,7 @@ from runner.results import Outcome, Status
 from runner.secrets import Secret
 from runner.sim.tenant import TenantSimulator
 from runner.sim.tls import make_tls
-from runner.stages import graph_app as g
+from runner.stages import entra as g
 from runner.values import Unknown
 
 from ..stage_context import FakeStageContext
