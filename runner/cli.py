@@ -274,13 +274,27 @@ def sim() -> None:
 
 
 @sim.command("serve")
-@click.option("--tenant-port", default=8443, show_default=True)
-@click.option("--host-port", default=5986, show_default=True)
+@click.option("--tenant-port", default=8443, show_default=True, help="0 picks a free port")
+@click.option("--host-port", default=5986, show_default=True, help="0 picks a free port")
+@click.option("--fault", "faults", multiple=True, metavar="KIND[=VALUE]:METHOD:PATH[:COUNT]",
+              help="arm a tenant fault from the start (repeatable). KIND: 429, 503, 504 (VALUE: "
+                   "Retry-After seconds), reset-before, drop-after, read-timeout (VALUE: hang seconds), "
+                   "latency, item-latency (VALUE: seconds, required), lag, lag-403 (VALUE: lookups, or "
+                   "seconds as 1.5s). METHOD: GET, POST, PATCH, DELETE, PUT or *. PATH: a regular expression "
+                   "searched in the request path. COUNT: times it fires (default 1), * for always. "
+                   "E.g. --fault '429=2:GET:/v1\\.0/applications:3' --fault 'latency=0.05:*:.*:*'. "
+                   "While running, POST more to /_sim/faults and read counters at /_sim/requests.")
+@click.option("--public-name", "public_names", multiple=True, metavar="NAME",
+              help="also serve the tenant under NAME (repeatable), e.g. graph.microsoft.com and "
+                   "login.microsoftonline.com: its certificate names them; map them to 127.0.0.1 in the "
+                   "hosts file and trust the printed CA")
 @_state_option
-def sim_serve(tenant_port, host_port, state_dir) -> None:
-    """Serve both simulators on loopback until Ctrl-C, printing how to point psrunner at them."""
+def sim_serve(tenant_port, host_port, faults, public_names, state_dir) -> None:
+    """Serve both simulators on loopback until Ctrl-C, printing how to point psrunner at them
+    and how to inject faults while they run (to rehearse an outage)."""
     from .sim.demo import serve_sims
-    serve_sims(tenant_port=tenant_port, host_port=host_port, state_dir=state_dir)
+    serve_sims(tenant_port=tenant_port, host_port=host_port, state_dir=state_dir, faults=faults,
+               public_names=public_names)
 
 
 # ---------------------------------------------------------------------------- output

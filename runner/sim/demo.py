@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import click
 
@@ -211,28 +211,54 @@ def write_sim_params(base: Path, tenant: Any, host: Any, world: Any) -> tuple[Pa
     return pf, files
 
 
-def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None) -> None:
+def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None, faults: Sequence[str] = (),
+               public_names: Sequence[str] = ()) -> None:
     """Serve both simulators until Ctrl-C; write a params file and 0600 secret files that
-    point psrunner at them, and print the commands to try."""
+    point psrunner at them, and print the commands to try. `faults` are armed on the tenant
+    before anyone connects (one KIND[=VALUE]:METHOD:PATH[:COUNT] each, as `--fault` takes
+    them); a malformed one stops everything before a port is opened (exit 2)."""
+    from ..errors import InputError
     from ..rundir import default_state_dir
     from .host import HostSimulator
     from .tenant import TenantSimulator
+    from .tenant_faults import SPEC_FORM, SPEC_KINDS, parse_fault_spec
     from .world import SimWorld
 
+    armed = []
+    for spec in faults:
+        try:
+            armed.append(parse_fault_spec(spec))
+        except ValueError as e:
+            raise InputError(f"--fault {spec!r}: {e}", input="--fault",
+                             hint=f"write it as {SPEC_FORM}, e.g. 429=2:GET:/v1\\.0/applications:3; "
+                                  f"KIND is one of {', '.join(SPEC_KINDS)}") from None
     base = (Path(state_dir) if state_dir else default_state_dir()) / "sim"
     world = SimWorld()
-    tenant = TenantSimulator(world=world, port=tenant_port).start()
+    tenant = TenantSimulator(world=world, port=tenant_port, public_names=public_names).start()
     host = HostSimulator(world=world, port=host_port).start()
     host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
+    tenant.control.sources["wsman"] = host.counter.snapshot
     try:
+        for args in armed:
+            tenant.faults.add(**args)
         pf, files = write_sim_params(base, tenant, host, world)
         click.echo(f"tenant simulator: {tenant.base_url} (tenant {world.tenant_domain})")
+        for name in tenant.public_names:
+            click.echo(f"  also as:        {tenant.public_url(name)} (once {name} resolves to 127.0.0.1)")
         click.echo(f"host simulator:   {host.scheme}://{host.host}:{host.port}/wsman")
+        click.echo(f"CA bundle:        {tenant.ca_bundle}")
+        for f in tenant.faults.rules:
+            times = "every time" if f.count is None else f"{f.count} time(s)"
+            click.echo(f"fault armed:      {f.kind} {f.method or '*'} {f.path.pattern} ({times})")
+        control = f"curl --cacert {tenant.ca_bundle} {tenant.base_url}/_sim"
         click.echo("try:")
         args = " ".join(f"--secret-file {k}={v}" for k, v in files.items())
         click.echo(f"  psrunner plan {RUNBOOK} --params-file {pf} {args}")
         click.echo(f"  psrunner run {RUNBOOK} --params-file {pf} {args}")
+        click.echo(f"  {control}/faults --data '503=5:*:/v1\\.0/.*:*'    (an outage; DELETE to end it)")
+        click.echo(f"  {control}/requests                               (what the simulators received)")
         click.echo("Ctrl-C stops the simulators.")
+        sys.stdout.flush()
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
