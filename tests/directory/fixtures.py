@@ -7,7 +7,8 @@ Loaded for the whole suite from tests/conftest.py, so any test may ask for:
   skipped when Samba cannot run here. Snapshot "provisioned" holds the fresh domain.
 - `samba_directory`: an `LdapDirectory` on it as Administrator, domain policy set to
   `TEST_POLICY` at the start of each test.
-- `memory_directory`: a fresh `InMemoryDirectory` with `TEST_POLICY` and a clock the test moves.
+- `memory_directory`: a fresh `InMemoryDirectory` with `TEST_POLICY` and the clock
+  `fake_clock`, which the test moves (`fake_clock.advance(seconds)`).
 - `directory_backend`: a `Backend` (directory, advance(seconds), unique(name)), once for
   each of "memory" and "samba" (the latter marked `directory`).
 - `kerberos_realm` (session): a krb5.conf for the DC's realm, marked `kerberos` users need.
@@ -123,15 +124,20 @@ def samba_directory(_samba_session_directory):
 
 
 @pytest.fixture
-def memory_directory() -> InMemoryDirectory:
-    return InMemoryDirectory(policy=TEST_POLICY, clock=FakeClock())
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def memory_directory(fake_clock: FakeClock) -> InMemoryDirectory:
+    return InMemoryDirectory(policy=TEST_POLICY, clock=fake_clock)
 
 
 @pytest.fixture(params=["memory", pytest.param("samba", marks=pytest.mark.directory)])
 def directory_backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
-        directory = request.getfixturevalue("memory_directory")
-        return Backend("memory", directory, directory._clock.advance)
+        return Backend("memory", request.getfixturevalue("memory_directory"),
+                       request.getfixturevalue("fake_clock").advance)
     request.getfixturevalue("samba_clean_module")
     return Backend("samba", request.getfixturevalue("samba_directory"), time.sleep,
                    {"dc": request.getfixturevalue("samba_dc")})
@@ -145,10 +151,17 @@ def kerberos_realm(samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory) 
     return write_krb5_conf(samba_dc, tmp_path_factory.mktemp("krb5") / "krb5.conf")
 
 
+_REAL_DIRECTORY_TESTS: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _REAL_DIRECTORY_TESTS.update(item.nodeid for item in items
+                                 if any(item.get_closest_marker(m) for m in REAL_DIRECTORY_MARKERS))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say loudly when the real-directory tests did not run, and how long Samba took when they did."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", [])
-               if any(m in r.keywords for m in REAL_DIRECTORY_MARKERS)]
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if r.nodeid in _REAL_DIRECTORY_TESTS]
     if skipped:
         reason = samba_unavailable_reason() or "see the skip reasons (-rs)"
         terminalreporter.write_sep(
