@@ -36,7 +36,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # Shrinks to nothing as the large modules are split; never grows.
 OVER_SIZE = {"runner/runbook.py", "runner/powershell/templates.py", "runner/graph/auth.py",
-             "runner/graph/client.py", "runner/graph/apps.py"}
+             "runner/graph/apps.py"}
 
 
 def module_name(path: Path) -> str:

@@ -29,13 +29,9 @@ from urllib.parse import quote
 from ..errors import GraphError, InputError
 from ..results import Outcome, Status
 from ..secrets import register
-from .client import (
-    BatchRequest,
-    GraphClient,
-    GraphResponse,
-    graph_error,
-    is_already_assigned,
-)
+from .batch import BatchRequest
+from .client import GraphClient
+from .responses import GraphResponse, graph_error, is_already_assigned
 from .permissions import GRAPH_APP_ID, Resolution, Wanted, resolve, resource_app_ids
 
 APP_SELECT = "id,appId,displayName,uniqueName,requiredResourceAccess,passwordCredentials,keyCredentials"

@@ -37,7 +37,8 @@ import requests
 
 from ..errors import AuthError, InputError, Interrupted, RunnerError
 from ..secrets import Secret, is_private, redact, register, write_private
-from .client import HttpSession, RetryPolicy
+from .http import HttpSession
+from .retry import THROTTLE, Again, RetryLoop, RetryPolicy
 
 log = logging.getLogger("psrunner.graph.auth")
 
@@ -365,64 +366,48 @@ class TokenSource:
         return {"private_key": material.key_pem(), "public_certificate": material.cert_pem()}
 
     def _acquire(self) -> dict[str, Any]:
-        attempt = 0
-        while True:
-            attempt += 1
-            self.http.last_status = None
-            try:
-                result = self._acquire_once()
-            except (requests.ConnectionError, requests.Timeout) as e:
-                if attempt >= self.policy.max_attempts:
-                    raise AuthError(f"cannot reach the sign-in service {urlsplit(self.settings.authority).netloc}: "
-                                    f"{type(e).__name__}",
-                                    hint="check the network path (proxy, firewall, ca_bundle) and re-run") from None
-                self._wait(self.policy.backoff(attempt - 1), "sign-in service unreachable")
-                continue
-            except requests.HTTPError as e:       # 5xx on OpenID discovery
-                if attempt >= self.policy.max_attempts:
-                    raise AuthError(f"the sign-in service kept failing: {e}", hint="wait a few minutes and re-run") from None
-                self._wait(self.policy.backoff(attempt - 1), "sign-in service error")
-                continue
-            except RunnerError:          # ours (AuthError, InputError, Interrupted): already clear
-                raise
-            except ValueError as e:
-                text = redact(str(e))
-                status = self.http.last_status
-                if status is not None and (status == 429 or status >= 500):
-                    if attempt < self.policy.max_attempts:
-                        self._wait(self.policy.throttle_delay(attempt - 1, self.http.last_retry_after),
-                                   f"sign-in service {status}")
-                        continue
-                    raise AuthError(f"the sign-in service kept answering {status}",
-                                    hint="wait a few minutes and re-run") from None
-                if "OIDC Discovery failed" in text or "tenant" in text.lower():
-                    raise AuthError(f"the tenant {self.settings.tenant!r} was not found at "
-                                    f"{urlsplit(self.settings.authority).netloc}",
-                                    hint="check the tenant domain or id, and the cloud") from None
-                raise AuthError(f"sign-in failed: {text}") from None
-            except Exception as e:                # msal's MsalServiceError on 5xx, and the like
-                status = self.http.last_status
-                if status is not None and (status >= 500 or status == 429) and attempt < self.policy.max_attempts:
-                    self._wait(self.policy.throttle_delay(attempt - 1, self.http.last_retry_after),
-                               f"sign-in service {status}")
-                    continue
-                raise AuthError(f"sign-in failed: {type(e).__name__}: {redact(str(e))}",
-                                hint="wait a few minutes and re-run") from None
-            if "access_token" in result:
-                self._save_cache()
-                return result
-            status = self.http.last_status
-            if (status == 429 or (status is not None and status >= 500)
-                    or result.get("error") == "temporarily_unavailable") and attempt < self.policy.max_attempts:
-                self._wait(self.policy.throttle_delay(attempt - 1, self.http.last_retry_after),
-                           f"sign-in service {status}")
-                continue
-            raise auth_error_from_result(result, self.settings)
+        """A token result from msal, retried by the one loop (retry.py): an unreachable or
+        failing sign-in service, throttling and temporarily_unavailable are tried again."""
+        loop = RetryLoop(self.policy, wait=self.cancel.wait, cancel=self.cancel, log=self.log, name="sign-in")
+        return loop.run(self._attempt)
 
-    def _wait(self, seconds: float, why: str) -> None:
-        self.log.info("sign-in: waiting %.1f s (%s)", seconds, why)
-        if self.cancel.wait(max(0.0, seconds)):
-            raise Interrupted("interrupted during sign-in")
+    def _busy(self, error: AuthError) -> Again:
+        status = self.http.last_status
+        return Again(error, f"sign-in service {status}", kind=THROTTLE, retry_after=[self.http.last_retry_after])
+
+    def _attempt(self) -> dict[str, Any]:
+        self.http.last_status = None
+        busy = "wait a few minutes and re-run"
+        try:
+            result = self._acquire_once()
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise Again(AuthError(f"cannot reach the sign-in service {urlsplit(self.settings.authority).netloc}: "
+                                  f"{type(e).__name__}",
+                                  hint="check the network path (proxy, firewall, ca_bundle) and re-run"),
+                        "sign-in service unreachable") from None
+        except requests.HTTPError as e:       # 5xx on OpenID discovery
+            raise Again(AuthError(f"the sign-in service kept failing: {e}", hint=busy), "sign-in service error") from None
+        except RunnerError:          # ours (AuthError, InputError, Interrupted): already clear
+            raise
+        except Exception as e:                # msal's ValueError / MsalServiceError on 5xx, and the like
+            status = self.http.last_status
+            if status is not None and (status == 429 or status >= 500):
+                raise self._busy(AuthError(f"the sign-in service kept answering {status}", hint=busy)) from None
+            text = redact(str(e))
+            if isinstance(e, ValueError) and ("OIDC Discovery failed" in text or "tenant" in text.lower()):
+                raise AuthError(f"the tenant {self.settings.tenant!r} was not found at "
+                                f"{urlsplit(self.settings.authority).netloc}",
+                                hint="check the tenant domain or id, and the cloud") from None
+            if isinstance(e, ValueError):
+                raise AuthError(f"sign-in failed: {text}") from None
+            raise AuthError(f"sign-in failed: {type(e).__name__}: {text}", hint=busy) from None
+        if "access_token" in result:
+            self._save_cache()
+            return result
+        status = self.http.last_status
+        if status == 429 or (status is not None and status >= 500) or result.get("error") == "temporarily_unavailable":
+            raise self._busy(auth_error_from_result(result, self.settings))
+        raise auth_error_from_result(result, self.settings)
 
     def _acquire_once(self) -> dict[str, Any]:
         s = self.settings

@@ -42,7 +42,9 @@ from .auth import (
     describe,
     require_rights,
 )
-from .client import GraphClient, HttpSession, RetryPolicy, route_of
+from .client import GraphClient
+from .http import GraphCounters, HttpSession, route_of
+from .retry import RetryPolicy
 
 KNOWN_SETTINGS = {
     "tenant", "cloud", "auth", "client_id", "certificate", "certificate_password", "client_secret",
@@ -163,7 +165,6 @@ class GraphConnector:
         ca = _ca_bundle(settings)
         timeout = _timeout(settings.get("timeout"))
         self.policy = _policy(settings)
-        from .client import GraphCounters
         self.counters = GraphCounters()
         self.token_http = HttpSession(ca_bundle=ca, timeout=timeout, own_retry_after=True,
                                       on_request=lambda m, u: self.counters.add_token_request(login_route(m, u)))

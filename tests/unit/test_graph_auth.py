@@ -23,7 +23,7 @@ from runner.graph.auth import (
     missing_rights,
     require_rights,
 )
-from runner.graph.client import HttpSession
+from runner.graph.http import HttpSession
 from runner.secrets import Secret
 
 

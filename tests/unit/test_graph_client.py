@@ -15,18 +15,11 @@ import requests
 from requests.adapters import BaseAdapter
 
 from runner.errors import GraphError, Interrupted
-from runner.graph.client import (
-    BatchRequest,
-    GraphClient,
-    GraphCounters,
-    HttpSession,
-    RetryPolicy,
-    is_already_assigned,
-    is_replication_lag,
-    parse_retry_after,
-    route_of,
-    split_batches,
-)
+from runner.graph.batch import BatchRequest, split_batches
+from runner.graph.client import GraphClient
+from runner.graph.http import GraphCounters, HttpSession, route_of
+from runner.graph.responses import GraphResponse, is_already_assigned, is_replication_lag
+from runner.graph.retry import RetryPolicy, parse_retry_after
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJ0aWQiOiJ4In0.c2lnbmF0dXJlLXZhbHVl"
 
@@ -168,7 +161,6 @@ def test_dropped_post_asks_reconcile_then_replays_when_it_did_not_happen():
 
 
 def test_dropped_post_returns_reconciled_answer_when_it_did_happen():
-    from runner.graph.client import GraphResponse
     done = GraphResponse(201, {"id": "found"})
     c, sess, _ = client([requests.ConnectionError("Connection aborted.")])
     assert c.post("/x", json={}, reconcile=lambda: done) is done
