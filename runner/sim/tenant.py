@@ -29,6 +29,10 @@ and that trusts `ca_bundle` reaches it under the real names. Absolute URLs in an
 verification URI) are built from the name the client used (its Host header), as the real
 services do; a Host the certificate does not cover gets `base_url`.
 
+Web sign-in: `add_web_app`, `add_user` and `assign_app_role` seed what the OpenID Connect
+authorization code flow (tenant_authorize) needs; msal's initiate_auth_code_flow and
+acquire_token_by_auth_code_flow work against `authority`.
+
 Counting: `requests` (a RequestCounter) counts requests, writes, $batch items and
 sequential round trips; `/_sim/...` is the control endpoint (see tenant_control) and is
 never counted, faulted or logged as a client request."""
@@ -59,6 +63,7 @@ from .tenant_state import (
     GRAPH_CLI_CLIENT_ID,
     TenantState,
     is_guid,
+    new_id,
 )
 from .tenant_tokens import GrantStore, Signer, new_uti
 from .tls import TLSMaterial, make_tls
@@ -73,6 +78,23 @@ DEFAULT_DEVICE_SCOPES = ("Application.ReadWrite.All", "AppRoleAssignment.ReadWri
 
 class _DropConnection(Exception):
     """A 'drop' fault matched a $batch sub-request: the whole connection is dropped."""
+
+
+@dataclass
+class WebApp:
+    """A web app registered for sign-in (authorization code flow): its redirect URIs, its
+    app roles by value, and, unless it is public, a client secret."""
+    client_id: str
+    client_secret: str | None
+    object_id: str
+    service_principal_id: str
+    display_name: str
+    redirect_uris: tuple[str, ...]
+    roles: dict[str, str]            # app role value -> id
+
+    def __repr__(self) -> str:  # never print the secret
+        return (f"WebApp(client_id={self.client_id!r}, display_name={self.display_name!r}, "
+                f"roles={sorted(self.roles)!r}, secret={'set' if self.client_secret else 'none'})")
 
 
 @dataclass
@@ -167,6 +189,7 @@ class TenantSimulator:
         self.device_code_expires_in = 900
         self.device_pending_polls = 1
         self.device_auto_approve = True
+        self.allow_plain_pkce = False  # Entra allows code_challenge_method=plain; see tenant_authorize
         self.state = TenantState(self.world.tenant_id, self.world.tenant_domain, self.world.lock)
         self.state.policies = AppManagementPolicies(self.world.lock)
         self.faults = FaultPlan()
@@ -314,6 +337,47 @@ class TenantSimulator:
         return OperatorApp(client_id=app["appId"], client_secret=text, object_id=app["id"],
                            service_principal_id=sp["id"], display_name=name, roles=roles, wids=wids,
                            certificate_pem=pem_text, thumbprint=thumb)
+
+    def add_user(self, upn: str, display_name: str | None = None, *, password: str | None = None,
+                 scopes: Iterable[str] = ()) -> dict[str, Any]:
+        """A member of the tenant who can sign in on the simulated sign-in page (with
+        `password`, when given) and holds consent for the delegated Graph `scopes`."""
+        with self.state.lock:
+            user = self.state.create_user(upn, display_name)
+            self.state.set_user_password(user, password)
+            self.state.user_scopes[user["id"]] = list(scopes)
+        return user
+
+    def add_web_app(self, display_name: str, redirect_uris: Iterable[str], *, app_roles: Iterable[str] = (),
+                    public: bool = False, assignment_required: bool = False) -> WebApp:
+        """Register a web app for sign-in: `redirect_uris` as web (confidential, a secret is
+        made) or, with `public`, as SPA redirect URIs (no secret, PKCE only); `app_roles`
+        are role values users can be assigned (assign_app_role); `assignment_required`
+        refuses users without one (AADSTS50105)."""
+        uris = tuple(redirect_uris)
+        roles = {value: new_id() for value in app_roles}
+        st = self.state
+        with st.lock:
+            app = st.create_application({
+                "displayName": display_name,
+                "spa" if public else "web": {"redirectUris": list(uris)},
+                "appRoles": [{"allowedMemberTypes": ["User"], "description": f"{value} of {display_name}",
+                              "displayName": value, "id": rid, "isEnabled": True, "origin": "Application",
+                              "value": value} for value, rid in roles.items()]})
+            secret = None if public else st.add_password(app, "web sign-in")[1]
+            sp = st.create_service_principal(app, {"appRoleAssignmentRequired": assignment_required})
+        return WebApp(client_id=app["appId"], client_secret=secret, object_id=app["id"],
+                      service_principal_id=sp["id"], display_name=display_name, redirect_uris=uris, roles=roles)
+
+    def assign_app_role(self, user: dict[str, Any], app: WebApp, role: str) -> dict[str, Any]:
+        """Give `user` the app role `role` (a value of app.roles) on the web app; its ID
+        tokens for that app then carry it in `roles`."""
+        if role not in app.roles:
+            raise ValueError(f"{app.display_name} has no app role {role!r}; it has {sorted(app.roles)}")
+        st = self.state
+        with st.lock:
+            return st.create_assignment(user, st.service_principals[app.service_principal_id], app.roles[role],
+                                        principal_type="User")
 
     def seed_service_principals(self, count: int, *, prefix: str = "Enterprise app") -> list[str]:
         """Grow the tenant by `count` service principals (see TenantState.seed_service_principals)."""

@@ -8,6 +8,11 @@
                                         device_code, refresh_token
 - POST /{tenant}/oauth2/v2.0/devicecode
 - GET/POST /devicelogin                 a page where a person approves a device code
+- GET/POST /{tenant}/oauth2/v2.0/authorize, grant_type=authorization_code, GET .../logout:
+                                        web app sign-in (tenant_authorize)
+
+Delegated grants need consent: a requested Graph permission the user never consented to is
+refused with AADSTS65001 (consent_required), as Entra refuses it.
 
 Errors have Entra's shape: {"error", "error_description": "AADSTSnnnn: ...", "error_codes",
 "timestamp", "trace_id", "correlation_id", "error_uri"} with the status Entra uses (400, or
@@ -23,6 +28,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote_plus, urlparse
 
+from .tenant_authorize import WebSignIn
 from .tenant_response import Response
 from .tenant_state import (
     DEFAULT_USER_ROLE,
@@ -33,11 +39,14 @@ from .tenant_state import (
 )
 from .tenant_tokens import (
     CLOCK_SKEW,
+    RESERVED_SCOPES,
     RefreshGrant,
     TokenError,
     b64url_decode,
     client_info,
+    missing_consent,
     new_uti,
+    pairwise_subject,
     split_jwt,
     verify_assertion_signature,
 )
@@ -47,30 +56,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-RESERVED_SCOPES = {"openid", "profile", "offline_access", "email"}
-
-
-def missing_consent(requested: list[str], consented: list[str]) -> list[str]:
-    """Requested delegated permissions the user holds no consent for. OpenID Connect scopes
-    need none; "<resource>/.default" asks for whatever was consented and is missing only
-    when nothing was. Consent is modelled per user, for Microsoft Graph's scopes."""
-    have = {c.lower() for c in consented}
-    missing = []
-    for scope in requested:
-        if scope.lower() in RESERVED_SCOPES:
-            continue
-        short = scope.rpartition("/")[2] if "/" in scope else scope
-        if short == ".default":
-            if not have:
-                missing.append(scope)
-        elif short.lower() not in have:
-            missing.append(scope)
-    return missing
 
 
 class LoginService:
     def __init__(self, sim: TenantSimulator) -> None:
         self.sim = sim
+        self.web = WebSignIn(self)
 
     # ---- helpers ------------------------------------------------------------------------
     def _tenant_ok(self, segment: str) -> bool:
@@ -153,10 +144,10 @@ class LoginService:
             return self._token(headers, body)
         if method == "POST" and rest == ["oauth2", "v2.0", "devicecode"]:
             return self._devicecode(headers, body)
-        if rest[:2] == ["oauth2", "v2.0"] and rest[2:] in (["authorize"], ["logout"]):
-            return self.error(400, "invalid_request", 90014,
-                              "Interactive sign-in is not simulated; use the device code flow "
-                              "or client credentials.", headers)
+        if rest == ["oauth2", "v2.0", "authorize"] and method in ("GET", "POST"):
+            return self.web.authorize(method, query, body, headers)
+        if rest == ["oauth2", "v2.0", "logout"] and method == "GET":
+            return self.web.logout(q)
         return Response(404, {"error": "not_found", "error_description": f"No login endpoint at {path}."})
 
     def _instance_discovery(self, q: dict[str, str], origin: str) -> Response:
@@ -210,12 +201,14 @@ class LoginService:
             return app["displayName"], app
         return None, app
 
+    def unknown_client_message(self, client_id: str) -> str:
+        return (f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{self.sim.tenant_domain.split('.')[0].capitalize()}'. This can happen if the application "
+                f"has not been installed by the administrator of the tenant or consented to by any user "
+                f"in the tenant. You may have sent your authentication request to the wrong tenant.")
+
     def _unknown_client(self, client_id: str, headers: dict[str, str]) -> Response:
-        return self.error(400, "unauthorized_client", 700016,
-                          f"Application with identifier '{client_id}' was not found in the directory "
-                          f"'{self.sim.tenant_domain.split('.')[0].capitalize()}'. This can happen if the application "
-                          f"has not been installed by the administrator of the tenant or consented to by any user "
-                          f"in the tenant. You may have sent your authentication request to the wrong tenant.", headers)
+        return self.error(400, "unauthorized_client", 700016, self.unknown_client_message(client_id), headers)
 
     # ---- token endpoint -----------------------------------------------------------------
     def _token(self, headers: dict[str, str], body: bytes) -> Response:
@@ -239,17 +232,20 @@ class LoginService:
             return self._device_code_grant(form, headers)
         if grant == "refresh_token":
             return self._refresh_grant(form, headers)
+        if grant == "authorization_code":
+            return self.web.redeem(form, headers)
         if not grant:
             return self.error(400, "invalid_request", 900144,
                               "The request body must contain the following parameter: 'grant_type'.", headers)
         return self.error(400, "unsupported_grant_type", 70003,
                           f"The app requested an unsupported grant type '{grant}'.", headers)
 
-    def _client_credentials(self, form: dict[str, str], headers: dict[str, str]) -> Response:
-        state, client_id = self.sim.state, form["client_id"]
-        app = state.app_by_app_id(client_id) if is_guid(client_id) else None
-        if app is None or not state.visible(app["id"]):  # a just-created app may not have reached the STS
-            return self._unknown_client(client_id, headers)
+    def authenticate_client(self, app: dict[str, Any], form: dict[str, str],
+                            headers: dict[str, str]) -> Response | str:
+        """The client's proof of identity: "2" (certificate assertion) or "1" (secret) as
+        appidacr, or the error Entra answers (worded for client credentials or, for the
+        other grants, as a missing parameter)."""
+        client_id = form["client_id"]
         if form.get("client_assertion"):
             if form.get("client_assertion_type") != JWT_BEARER:
                 return self.error(400, "invalid_request", 50027,
@@ -257,18 +253,28 @@ class LoginService:
             problem = self._check_assertion(app, form["client_assertion"], self.sim.origin_for(headers))
             if problem is not None:
                 return self.error(401, "invalid_client", problem.code or 700027, problem.reason, headers)
-            acr = "2"
-        elif form.get("client_secret"):
-            if not state.check_secret(app, form["client_secret"]):
+            return "2"
+        if form.get("client_secret"):
+            if not self.sim.state.check_secret(app, form["client_secret"]):
                 return self.error(401, "invalid_client", 7000215,
                                   "Invalid client secret provided. Ensure the secret being sent in the request is "
                                   f"the client secret value, not the client secret ID, for a secret added to app "
                                   f"'{client_id}'.", headers)
-            acr = "1"
-        else:
-            return self.error(401, "invalid_client", 7000216,
-                              "'client_assertion', 'client_secret' or 'request' is required for the "
-                              "'client_credentials' grant type.", headers)
+            return "1"
+        if form.get("grant_type") == "client_credentials":
+            return self.error(401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' "
+                              "is required for the 'client_credentials' grant type.", headers)
+        return self.error(401, "invalid_client", 7000218, "The request body must contain the following parameter: "
+                          "'client_assertion' or 'client_secret'.", headers)
+
+    def _client_credentials(self, form: dict[str, str], headers: dict[str, str]) -> Response:
+        state, client_id = self.sim.state, form["client_id"]
+        app = state.app_by_app_id(client_id) if is_guid(client_id) else None
+        if app is None or not state.visible(app["id"]):  # a just-created app may not have reached the STS
+            return self._unknown_client(client_id, headers)
+        acr = self.authenticate_client(app, form, headers)
+        if isinstance(acr, Response):
+            return acr
         sp = state.sp_by_app_id(client_id)
         if sp is None:
             return self.error(400, "invalid_client", 7000229,
@@ -416,7 +422,7 @@ class LoginService:
             return self.error(400, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, "
                               "please retry with a new valid code or use an existing refresh token.", headers)
         assert user_id is not None
-        return self._delegated_tokens(dc.client_id, user_id, dc.scope, headers)
+        return self.delegated_tokens(dc.client_id, user_id, dc.scope, headers)
 
     def _refresh_grant(self, form: dict[str, str], headers: dict[str, str]) -> Response:
         grant = self.sim.grants.redeem_refresh_token(form.get("refresh_token", ""))
@@ -425,9 +431,13 @@ class LoginService:
         if grant.user_id not in self.sim.state.users:
             return self.error(400, "invalid_grant", 50034, "The user account does not exist in the directory.", headers)
         scopes = form.get("scope", "").split() or grant.scope
-        return self._delegated_tokens(grant.client_id, grant.user_id, scopes, headers)
+        return self.delegated_tokens(grant.client_id, grant.user_id, scopes, headers)
 
-    def _delegated_tokens(self, client_id: str, user_id: str, scopes: list[str], headers: dict[str, str]) -> Response:
+    def delegated_tokens(self, client_id: str, user_id: str, scopes: list[str], headers: dict[str, str],
+                         nonce: str | None = None) -> Response:
+        """Access, refresh and ID token for a user signed in to `client_id`; the ID token
+        carries `nonce` when the sign-in request had one, and `roles`: the app roles the
+        user is assigned on the client's service principal."""
         state = self.sim.state
         resource, aud, _ = self.resource_for(scopes)
         if resource is None:
@@ -435,15 +445,15 @@ class LoginService:
         user = state.users[user_id]
         granted = list(state.user_scopes.get(user_id, []))
         name, app = self._public_client(client_id)
-        missing = missing_consent(scopes, granted)
-        if missing:
-            return self._consent_required(client_id, name or (app or {}).get("displayName") or client_id, headers)
+        name = name or (app or {}).get("displayName") or client_id
+        if missing_consent(scopes, granted):
+            return self._consent_required(client_id, name, headers)
         wids = sorted(set(state.directory_roles.get(user_id, set())) | {DEFAULT_USER_ROLE})
         now = int(time.time())
         claims: dict[str, Any] = {
             "aud": aud, "iss": f"https://sts.windows.net/{self.sim.tenant_id}/",
             "iat": now, "nbf": now, "exp": now + self.sim.token_lifetime,
-            "acr": "1", "aio": new_uti(), "amr": ["pwd", "mfa"], "app_displayname": name or client_id,
+            "acr": "1", "aio": new_uti(), "amr": ["pwd", "mfa"], "app_displayname": name,
             "appid": client_id, "appidacr": "0", "idtyp": "user", "ipaddr": "127.0.0.1",
             "name": user["displayName"], "oid": user_id, "platf": "14", "rh": new_uti(),
             "scp": " ".join(granted), "sub": new_uti(), "tenant_region_scope": "NA",
@@ -451,12 +461,19 @@ class LoginService:
             "upn": user["userPrincipalName"], "uti": new_uti(), "ver": "1.0", "wids": wids,
         }
         access = self.sim.signer.sign(claims)
-        id_token = self.sim.signer.sign({
+        id_claims: dict[str, Any] = {
             "aud": client_id, "iss": f"{self.sim.origin_for(headers)}/{self.sim.tenant_id}/v2.0",
             "iat": now, "nbf": now, "exp": now + 3600, "name": user["displayName"], "oid": user_id,
-            "preferred_username": user["userPrincipalName"], "rh": new_uti(), "sub": new_uti(),
+            "preferred_username": user["userPrincipalName"], "rh": new_uti(), "sub": pairwise_subject(user_id, client_id),
             "tid": self.sim.tenant_id, "uti": new_uti(), "ver": "2.0",
-        })
+        }
+        if nonce is not None:
+            id_claims["nonce"] = nonce
+        client_sp = state.sp_by_app_id(client_id)
+        roles = state.role_values(user_id, client_sp["id"]) if client_sp is not None else []
+        if roles:
+            id_claims["roles"] = roles
+        id_token = self.sim.signer.sign(id_claims)
         refresh = self.sim.grants.new_refresh_token(RefreshGrant(client_id, user_id, scopes))
         prefix = aud.rstrip("/") + "/" if aud.startswith("http") else ""
         # Entra echoes a requested "<resource>/.default" next to the scopes it expands to,
@@ -470,14 +487,17 @@ class LoginService:
             "client_info": client_info(user_id, self.sim.tenant_id),
         }, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
 
+    @staticmethod
+    def consent_message(client_id: str, name: str) -> str:
+        return (f"The user or administrator has not consented to use the application with ID '{client_id}' named "
+                f"'{name}'. Send an interactive authorization request for this user and resource.")
+
     def _consent_required(self, client_id: str, name: str, headers: dict[str, str]) -> Response:
         # Entra's answer when a delegated grant asks for permissions nobody consented to
         # (the body azure-docs #39189 and oauth2-microsoft #31 quote: invalid_grant,
         # AADSTS65001, suberror consent_required).
-        return self.error(400, "invalid_grant", 65001,
-                          f"The user or administrator has not consented to use the application with ID "
-                          f"'{client_id}' named '{name}'. Send an interactive authorization request for this "
-                          f"user and resource.", headers, suberror="consent_required")
+        return self.error(400, "invalid_grant", 65001, self.consent_message(client_id, name), headers,
+                          suberror="consent_required")
 
     # ---- a page to approve a device code by hand ----------------------------------------
     def _device_login_page(self, method: str, body: bytes) -> Response:

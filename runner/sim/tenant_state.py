@@ -194,6 +194,7 @@ class TenantState:
         self.organization: dict[str, Any] = {}
         self._secret_hashes: dict[str, dict[str, str]] = {}   # appId -> keyId -> sha256
         self._keys: dict[str, dict[str, KeyMaterial]] = {}    # appId -> keyId -> material
+        self._user_passwords: dict[str, str] = {}             # user id -> sha256
         self._lag: dict[str, LagState] = {}
         # App management policies; the simulator sets them (they build on this module).
         self.policies: AppManagementPolicies | None = None
@@ -665,8 +666,27 @@ class TenantState:
                     self.create_assignment(principal, resource, by_value[v])
 
     # ---- users --------------------------------------------------------------------------
+    def user_by_upn(self, upn: str) -> dict[str, Any] | None:
+        with self.lock:
+            return next((u for u in self.users.values() if u["userPrincipalName"].lower() == upn.strip().lower()), None)
+
+    def set_user_password(self, user: dict[str, Any], password: str | None) -> None:
+        """Only a hash is kept; None: the user signs in on the simulated page without one."""
+        with self.lock:
+            if password is None:
+                self._user_passwords.pop(user["id"], None)
+            else:
+                self._user_passwords[user["id"]] = _hash_secret(password)
+
+    def check_user_password(self, user: dict[str, Any], password: str) -> bool:
+        with self.lock:
+            stored = self._user_passwords.get(user["id"])
+            return stored is None or hmac.compare_digest(stored, _hash_secret(password))
+
     def create_user(self, upn: str, display_name: str | None = None) -> dict[str, Any]:
         with self.lock:
+            if self.user_by_upn(upn) is not None:
+                raise ValueError(f"a user {upn!r} already exists")
             user = {
                 "id": new_id(),
                 "businessPhones": [],

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CLOCK_SKEW = 300  # seconds Entra tolerates on assertion times
+RESERVED_SCOPES = {"openid", "profile", "offline_access", "email"}  # OpenID Connect's, need no consent
 
 
 def b64url(data: bytes) -> str:
@@ -131,6 +132,21 @@ class DeviceCode:
 
 
 @dataclass
+class AuthCode:
+    """An authorization code issued by /authorize, redeemable once at the token endpoint."""
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    scope: list[str]
+    nonce: str | None
+    code_challenge: str | None
+    challenge_method: str
+    public: bool              # issued through a SPA or mobile/desktop redirect URI: no client secret
+    expires_at: float
+    redeemed: bool = False
+
+
+@dataclass
 class RefreshGrant:
     client_id: str
     user_id: str
@@ -139,12 +155,24 @@ class RefreshGrant:
 
 
 class GrantStore:
-    """Outstanding device codes and refresh tokens, thread-safe."""
+    """Outstanding device codes, authorization codes and refresh tokens, thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.device_codes: dict[str, DeviceCode] = {}
+        self.auth_codes: dict[str, AuthCode] = {}
         self.refresh_tokens: dict[str, RefreshGrant] = {}
+
+    def new_auth_code(self, grant: AuthCode) -> str:
+        code = "1.SIMAC" + b64url(_secrets.token_bytes(48))
+        with self._lock:
+            self.auth_codes[code] = grant
+        return code
+
+    def auth_code(self, code: str) -> AuthCode | None:
+        """The code's grant; it is kept after redemption so a second use can be told apart."""
+        with self._lock:
+            return self.auth_codes.get(code)
 
     def new_device_code(self, client_id: str, scope: list[str], expires_in: int, interval: int) -> DeviceCode:
         letters = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -182,5 +210,29 @@ def client_info(user_id: str, tenant_id: str) -> str:
     return b64url(json.dumps({"uid": user_id, "utid": tenant_id}).encode())
 
 
+def pairwise_subject(user_id: str, client_id: str) -> str:
+    """The ID token's `sub`: stable for one user and one app, different across apps, as
+    Entra's pairwise identifiers are."""
+    return b64url(hashlib.sha256(f"{user_id}:{client_id.lower()}".encode()).digest())
+
+
 def new_uti() -> str:
     return b64url(uuid.uuid4().bytes)[:22]
+
+
+def missing_consent(requested: list[str], consented: list[str]) -> list[str]:
+    """Requested delegated permissions the user holds no consent for. OpenID Connect scopes
+    need none; "<resource>/.default" asks for whatever was consented and is missing only
+    when nothing was. Consent is modelled per user, for Microsoft Graph's scopes."""
+    have = {c.lower() for c in consented}
+    missing = []
+    for scope in requested:
+        if scope.lower() in RESERVED_SCOPES:
+            continue
+        short = scope.rpartition("/")[2] if "/" in scope else scope
+        if short == ".default":
+            if not have:
+                missing.append(scope)
+        elif short.lower() not in have:
+            missing.append(scope)
+    return missing
