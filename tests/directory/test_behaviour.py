@@ -144,6 +144,9 @@ def test_unlock_of_an_account_that_is_not_locked_is_harmless(directory_backend: 
 def test_a_good_sign_in_resets_the_bad_password_count(directory_backend: Backend) -> None:
     d = directory_backend.directory
     sam = new_user(directory_backend, "reset")
+    assert d.authenticate(sam, "").reason == "bad-password"      # no password: no sign-in, not counted
+    assert d.authenticate("no-such-user", START).reason == "bad-password"
+    assert d.get_user(sam, ["BadLogonCount"])["BadLogonCount"] == 0
     d.authenticate(sam, "Wrong-1-pass")
     d.authenticate(sam, "Wrong-2-pass")
     assert d.authenticate(sam, START).ok

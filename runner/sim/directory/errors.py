@@ -69,7 +69,7 @@ TOO_SHORT = "too-short"
 NOT_COMPLEX = "not-complex"            # categories, or a part of the account or display name
 IN_HISTORY = "in-history"
 TOO_YOUNG = "too-young"                # minimum password age not reached
-PASSWORD_REASONS = (TOO_SHORT, NOT_COMPLEX, IN_HISTORY, TOO_YOUNG)
+UNSPECIFIED = "unspecified"            # a DC that does not say why (Windows)
 
 
 class PasswordPolicyError(DirectoryError):

@@ -35,6 +35,7 @@ from .errors import (
     NOT_COMPLEX,
     TOO_SHORT,
     TOO_YOUNG,
+    UNSPECIFIED,
     AccessDenied,
     DirectoryError,
     DirectoryUnavailable,
@@ -63,7 +64,6 @@ GROUP_FILTER = "(&(objectClass=group){})"
 # Samba's diagnostic after "0000052D: Constraint violation - check_password_restrictions: "
 SAMBA_REFUSALS = (("too short", TOO_SHORT), ("complexity", NOT_COMPLEX),
                   ("already used", IN_HISTORY), ("too young", TOO_YOUNG))
-UNSPECIFIED = "unspecified"       # a DC that does not say why (Windows)
 POLICY_ATTRIBUTES = ("pwdProperties", "minPwdLength", "pwdHistoryLength", "minPwdAge", "maxPwdAge",
                      "lockoutThreshold", "lockoutDuration", "lockOutObservationWindow")
 _BIND_DATA = re.compile(r"data ([0-9a-f]+)", re.I)
@@ -124,7 +124,6 @@ class LdapDirectory(Directory):
         self._timeout = timeout
         self._lock = threading.RLock()
         self._conn: Any = None
-        self._domain_sid: str | None = None
 
     # ------------------------------------------------------------ connections
     def _server(self) -> Any:

@@ -32,6 +32,7 @@ from .accounts import (
     ACCOUNTDISABLE,
     DONT_EXPIRE_PASSWORD,
     NORMAL_ACCOUNT,
+    UF_PASSWORD_EXPIRED,
     computed_user_account_control,
     lockout_in_force,
     password_expiry_time,
@@ -249,6 +250,8 @@ class InMemoryDirectory(Directory):
             return [shape_group(g.attrs) for g in sorted(seen.values(), key=lambda g: g.dn.lower())]
 
     def authenticate(self, identity: str, password: str) -> BindResult:
+        if not password:       # an empty simple bind is anonymous, never a sign-in
+            return BindResult(False, "52e")
         with self._lock:
             try:
                 entry = self._find(identity)
@@ -262,11 +265,10 @@ class InMemoryDirectory(Directory):
                 return BindResult(False, "52e")
             if a["userAccountControl"] & ACCOUNTDISABLE:
                 return BindResult(False, "533")
-            raw = {k: v for k, v in a.items() if v is not None}
             if not a["userAccountControl"] & DONT_EXPIRE_PASSWORD:
                 if not a.get("pwdLastSet"):
                     return BindResult(False, "773")
-                if computed_user_account_control(raw, policy, now) & 0x800000:
+                if computed_user_account_control(a, policy, now) & UF_PASSWORD_EXPIRED:
                     return BindResult(False, "532")
             a["badPwdCount"] = 0
             if a.get("lockoutTime"):
