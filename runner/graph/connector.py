@@ -34,17 +34,11 @@ from ..errors import InputError
 from ..registry import TargetEnv
 from ..values import as_bool, as_number, as_secret
 from .apps import Facts
-from .auth import (
-    CLOUDS,
-    SignInSettings,
-    TokenSource,
-    cloud_named,
-    describe,
-    require_rights,
-)
+from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named
 from .client import GraphClient
 from .http import GraphCounters, HttpSession, route_of
 from .retry import RetryPolicy
+from .rights import describe, require_rights
 
 KNOWN_SETTINGS = {
     "tenant", "cloud", "auth", "client_id", "certificate", "certificate_password", "client_secret",

@@ -12,12 +12,14 @@ from runner.errors import AuthError, InputError
 from runner.graph.auth import (
     CLOUDS,
     DEFAULT_PUBLIC_CLIENT_ID,
-    GLOBAL_ADMINISTRATOR,
-    PRIVILEGED_ROLE_ADMINISTRATOR,
     SignInSettings,
     TokenSource,
     auth_error_from_result,
     cloud_named,
+)
+from runner.graph.rights import (
+    GLOBAL_ADMINISTRATOR,
+    PRIVILEGED_ROLE_ADMINISTRATOR,
     decode_claims,
     describe,
     missing_rights,
