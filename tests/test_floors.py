@@ -35,8 +35,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               ("foundation", "values", "language", "records", "runbook", "transports", "stages", "engine")),
 }
 # Shrinks to nothing as the large modules are split; never grows.
-OVER_SIZE = {"runner/runbook.py", "runner/powershell/templates.py",
-             "runner/graph/apps.py"}
+OVER_SIZE = {"runner/runbook.py", "runner/powershell/templates.py"}
 
 
 def module_name(path: Path) -> str:

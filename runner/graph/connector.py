@@ -33,7 +33,7 @@ from typing import Any
 from ..errors import InputError
 from ..registry import TargetEnv
 from ..values import as_bool, as_number, as_secret
-from .apps import Facts
+from .facts import Facts
 from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named
 from .client import GraphClient
 from .http import GraphCounters, HttpSession, route_of

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from ..results import Outcome, StageResult
 
 if TYPE_CHECKING:                    # types only: kinds receive these, they never build them
-    from ..graph.apps import Facts
+    from ..graph.facts import Facts
     from ..graph.auth import SignInSettings
     from ..graph.client import GraphClient
     from ..powershell.result import Invocation

@@ -24,6 +24,7 @@ from runner.secrets import Secret
 from runner.sim.tenant import TenantSimulator
 from runner.sim.tls import make_tls
 from runner.stages import entra as g
+from runner.stages import entra_credentials as creds
 from runner.values import Unknown
 
 from ..stage_context import FakeStageContext
@@ -109,10 +110,10 @@ def onboard(conn, state_dir: Path, apply: bool = True, *, stages=("preflight", "
         elif name == "consent":
             out[name] = g.consent(ctx, {"sp_id": ref("service_principal", "sp_id"), "profile": "m365-backup"})
         elif name == "client_secret":
-            out[name] = g.client_secret(ctx, {"object_id": ref("application", "object_id"), "unique_name": UNIQUE,
+            out[name] = creds.client_secret(ctx, {"object_id": ref("application", "object_id"), "unique_name": UNIQUE,
                                               **extra.get("client_secret", {})})
         elif name == "certificate":
-            out[name] = g.certificate(ctx, {"object_id": ref("application", "object_id"), "unique_name": UNIQUE,
+            out[name] = creds.certificate(ctx, {"object_id": ref("application", "object_id"), "unique_name": UNIQUE,
                                             **extra.get("certificate", {})})
     return out
 
