@@ -76,6 +76,14 @@ class StageContext(Protocol):
         """Add to a run metric (e.g. graph_writes)."""
 
 
+def notice_line(ctx: StageContext, notice_id: str) -> str | None:
+    """The runbook's platform notice `notice_id` in one line, or None when the runbook does
+    not declare it or it does not apply to this run. Stage code names notices by id; their
+    text lives once, in the runbook's [[notices]]."""
+    n = next((n for n in ctx.notices if n.get("id") == notice_id), None)
+    return None if n is None else f"{n['date']}: {n['says']} Instead: {n['instead']}"
+
+
 class GraphTarget(Protocol):
     """A `graph` target as the Entra kinds use it (runner.graph.connector.GraphConnector)."""
     tenant: str

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..results import Outcome, Status
 from ..values import as_bool, as_int, as_text, known_or_none
-from .base import GraphTarget, StageContext
+from .base import GraphTarget, StageContext, notice_line
 
 DEFAULT_PROFILE = "m365-backup"
 RESTORABLE = " (restorable for 30 days from deleted items)"
@@ -68,18 +68,17 @@ def slug(text: str) -> str:
 
 # --------------------------------------------------------------------------- notices
 
-def profile_notices(wanted: list) -> list[str]:
+def profile_notices(ctx: StageContext, wanted: list) -> list[str]:
+    """The runbook's notices about permissions of the profile: EWS (full_access_as_app) being
+    switched off, and SharePoint app-only access needing a certificate."""
     from ..graph.permissions import EXCHANGE_APP_ID, SHAREPOINT_APP_ID
 
-    out = []
+    ids = []
     if any(w.resource_app_id == EXCHANGE_APP_ID and w.permission == "full_access_as_app" for w in wanted):
-        out.append("Exchange Online full_access_as_app is an EWS permission: EWS is being switched off in "
-                   "Exchange Online from 2026-10-01 (blocked unless the tenant allow-lists the app) and shut "
-                   "down on 2027-04-01; plan to move the product to Microsoft Graph mail/calendar APIs")
+        ids.append("ews-off")
     if any(w.resource_app_id == SHAREPOINT_APP_ID for w in wanted):
-        out.append("SharePoint Online refuses app-only tokens obtained with a client secret: the application "
-                   "needs a certificate credential for its SharePoint permissions to work")
-    return out
+        ids.append("spo-app-only-certificate")
+    return [line for line in (notice_line(ctx, i) for i in ids) if line]
 
 
 # --------------------------------------------------------------------------- graph.preflight
@@ -97,7 +96,7 @@ def preflight(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     wanted, _ = _wanted(inputs)          # the profile's corrections are the application stage's to tell
     warns: list[str] = []
     conn = graph_target(ctx, inputs)
-    notices = profile_notices(wanted)
+    notices = profile_notices(ctx, wanted)
     if offline(conn, ctx):
         return Outcome(changed=False, warnings=warns + notices,
                        outputs={"sign_in": "offline", "tenant_id": None, "identity": None},

@@ -21,22 +21,15 @@ from ..errors import InputError, TransportError
 from ..results import Outcome, Status
 from ..values import as_bool, as_secret, as_text, is_unknown
 from ..powershell.result import outcome_from
-from .base import StageContext
+from .base import StageContext, notice_line
 from .powershell import invoke
 
-ACS_RETIRED = "2026-04-02"
 ONLINE_SCOPES = ("http://sharepoint/content/tenant", "http://sharepoint/content/sitecollection",
                  "http://sharepoint/content/sitecollection/web", "http://sharepoint/content/sitecollection/web/list")
 SERVER_SCOPE = {"http://sharepoint/content/tenant": "SiteSubscription",
                 "http://sharepoint/content/sitecollection": "SiteCollection",
                 "http://sharepoint/content/sitecollection/web": "Site"}
-RETIREMENT_NOTICE = (
-    "Azure ACS app-only access, which the appinv.aspx grant gives, stopped working for every "
-    f"SharePoint Online tenant on {ACS_RETIRED} (SharePoint Add-ins were retired the same day): a grant "
-    "made there no longer gives the app access. Instead, give the Entra application the SharePoint "
-    "application permission Sites.FullControl.All (with admin consent) and have it sign in with a "
-    "certificate; SharePoint rejects app-only tokens obtained with a client secret."
-)
+ACS_NOTICE = "acs-retired"         # the runbook's [[notices]] entry that says what replaced the grant
 
 
 # --------------------------------------------------------------------------- sharepoint.appinv_grant
@@ -126,7 +119,7 @@ def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
     return outcome_from(inv, label="sharepoint/appinv_server_grant")
 
 
-def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str) -> dict[str, Any]:
+def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str, notice: str | None) -> dict[str, Any]:
     url = f"{admin_url.rstrip('/')}/_layouts/15/appinv.aspx"
     app = str(app_id)
     steps = [
@@ -138,7 +131,7 @@ def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str) -> di
         "Run psrunner again: with PnP.PowerShell on the host it confirms the grant and the stage turns ok.",
     ]
     return {"url": url, "app_id": app, "app_domain": app_domain, "xml": xml, "steps": steps,
-            "notice": RETIREMENT_NOTICE}
+            **({"notice": notice} if notice else {})}
 
 
 def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
@@ -151,10 +144,11 @@ def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
     if not app_domain:
         raise InputError("backend 'online' needs app_domain (appinv.aspx asks for it)", input="app_domain",
                          hint="the App Domain of the application, e.g. backup.example.com")
-    action = _online_action(admin_url, app_id, app_domain, xml)
+    notice = notice_line(ctx, ACS_NOTICE)
+    action = _online_action(admin_url, app_id, app_domain, xml, notice)
     outputs: dict[str, Any] = {"backend": "online", "verified": False, "granted": False, "xml": xml,
                                "url": action["url"]}
-    warnings = [RETIREMENT_NOTICE]
+    warnings = [notice] if notice else []
     messages: list[str] = []
     if is_unknown(app_id):
         messages.append(f"the grant needs the application id, {app_id}; a person will "
@@ -206,4 +200,4 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
     return (inv.result or {}).get("data") or {}
 
 
-__all__ = ["appinv_grant", "RETIREMENT_NOTICE"]
+__all__ = ["appinv_grant"]

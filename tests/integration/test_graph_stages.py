@@ -27,7 +27,7 @@ from runner.stages import entra as g
 from runner.stages import entra_credentials as creds
 from runner.values import Unknown
 
-from ..stage_context import FakeStageContext
+from ..stage_context import FakeStageContext, runbook_notices
 
 UNIQUE = "m365-backup"
 FAST = {"backoff_base": 0.01, "retry_after_cap": 2, "lag_budget": 5, "lag_base": 0.05, "max_attempts": 6,
@@ -64,7 +64,8 @@ class StageCtx(FakeStageContext):
     """A StageContext for the graph kinds: their target is the runbook's "tenant"."""
 
     def __init__(self, conn: Any, state_dir: Path, apply: bool, deadline: float | None = None) -> None:
-        super().__init__(conn, apply, deadline, state_dir=state_dir, target="tenant", kind="graph.test")
+        super().__init__(conn, apply, deadline, state_dir=state_dir, target="tenant", kind="graph.test",
+                         notices=runbook_notices())
 
     def target(self, name: str | None = None) -> Any:
         assert name == "tenant"
@@ -202,6 +203,18 @@ def test_plan_on_a_fresh_tenant_reports_everything_and_writes_nothing(sim, tmp_p
     assert plan["consent"].outputs["permissions"][0]["state"] == "would-grant"
     assert tenant_view(sim)["apps"] == 0
     assert sim.requests.total <= 5
+
+
+def test_preflight_warns_with_the_runbooks_notices_for_the_profile(sim, tmp_path):
+    """The notice text lives once, in the runbook; preflight names the notices by id."""
+    notices = {n["id"]: n for n in runbook_notices()}
+    out = onboard(connect(sim, tmp_path), tmp_path, apply=False, stages=("preflight",))["preflight"]
+    for nid in ("ews-off", "spo-app-only-certificate"):
+        n = notices[nid]
+        assert f"{n['date']}: {n['says']} Instead: {n['instead']}" in out.warnings
+    ctx = StageCtx(connect(sim, tmp_path), tmp_path, apply=False)
+    ctx.notices = []                  # a runbook that declares none gets none
+    assert not any("EWS" in w for w in g.preflight(ctx, {"profile": "m365-backup"}).warnings)
 
 
 def test_plan_after_onboarding_shows_nothing_to_do(sim, tmp_path):

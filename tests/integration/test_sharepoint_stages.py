@@ -31,7 +31,7 @@ from runner.stages import powershell as ps_stages
 from runner.stages import sharepoint as stages
 from runner.values import Unknown
 
-from ..stage_context import FakeStageContext
+from ..stage_context import FakeStageContext, runbook_notices
 
 SPO = "Microsoft.Online.SharePoint.PowerShell"
 ADMIN = "https://contoso-admin.sharepoint.com"
@@ -69,7 +69,7 @@ class Ctx(FakeStageContext):
     """A StageContext for one stage: the real connector, in-memory records."""
 
     def __init__(self, connector, apply: bool, deadline: float | None = None) -> None:
-        super().__init__(connector, apply, deadline, kind="powershell.template")
+        super().__init__(connector, apply, deadline, kind="powershell.template", notices=runbook_notices())
 
 
 def run_stage(fn, connector, inputs, *, apply: bool, deadline: float | None = None):
