@@ -10,10 +10,9 @@ can call them directly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from . import runbook as _runbook
-from .engine import Engine, EventSink, Options
+from .catalog import Catalog, Entry
 from .errors import InputError
 from .params import Prompt, check_targets, resolve
 from .registry import open_target
@@ -21,13 +20,24 @@ from .results import RunResult
 from .rundir import RunDir, default_state_dir, list_runs
 from .runbook import Runbook
 
+if TYPE_CHECKING:       # the engine is imported when something runs: `list` and `show` start faster
+    from .engine import EventSink
 
-def list_runbooks() -> list[Runbook]:
-    return _runbook.list_builtin()
+
+def catalog(runbook_dirs: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None) -> Catalog:
+    """The runbooks reachable by name: `runbook_dirs` first, then PSRUNNER_RUNBOOKS, the
+    user's and the system's config folders, then the built-ins (runner.catalog)."""
+    return Catalog(runbook_dirs, environ)
 
 
-def load_runbook(name_or_path: str) -> Runbook:
-    return _runbook.load(name_or_path)
+def list_runbooks(runbook_dirs: Sequence[str | Path] = (), audience: str | None = None) -> list[Entry]:
+    """The catalog's runbooks (the first of each name), for one audience when given."""
+    return Catalog(runbook_dirs).entries(audience)
+
+
+def load_runbook(name_or_path: str, runbook_dirs: Sequence[str | Path] = ()) -> Runbook:
+    """A runbook by name (searched as `catalog` says), `builtin:NAME`, or a .toml path."""
+    return Catalog(runbook_dirs).load(name_or_path)
 
 
 def resolve_params(rb: Runbook, given: dict[str, Any], *, secret_files: dict[str, str] | None = None,
@@ -41,6 +51,7 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
              secret_sources: dict[str, str] | None, on_event: EventSink | None,
              interactive: bool, opener=None, run_dir: RunDir | None = None,
              previous: RunResult | None = None, extra_metrics=None) -> RunResult:
+    from .engine import Engine, Options
     if opener is None:
         # bad target settings (a sign-in without its secret, a missing CA bundle...) end here
         # with exit 2 naming the parameter: before a run directory, a stage or a connection
@@ -88,7 +99,7 @@ def resume(run_id: str, *, state_dir: Path | None = None, on_event: EventSink | 
     if info.get("mode") != "run":
         raise InputError(f"run {run_id} was a plan; there is nothing to resume", input="RUN_ID",
                          hint="start it with `psrunner run`")
-    rb = load_runbook(info["source"].removeprefix("builtin:"))
+    rb = load_runbook(info["source"])       # the same file (or built-in) as the first attempt
     given = {k: v for k, v in info.get("params", {}).items() if not rb.params.get(k) or not rb.params[k].secret}
     files = dict(secret_files or {})
     for name, src in (info.get("secret_sources") or {}).items():

@@ -35,6 +35,13 @@ def _state_option(f):
                              "[default: the per-user state directory]")(f)
 
 
+def _runbooks_option(f):
+    return click.option("--runbooks", "runbook_dirs", multiple=True, metavar="DIR",
+                        type=click.Path(file_okay=False, path_type=Path),
+                        help="look for runbooks in DIR first (repeatable); then $PSRUNNER_RUNBOOKS, "
+                             "the user's and the system's config folders, then the built-ins")(f)
+
+
 def _param_options(f):
     f = click.option("--secret-file", "secret_files", multiple=True, metavar="NAME=PATH",
                      help="read secret parameter NAME from a file (never pass secrets on the command line)")(f)
@@ -87,44 +94,50 @@ def cli() -> None:
 
 
 @cli.command("list")
+@click.option("--audience", type=click.Choice(["helpdesk", "admin", "scheduled"]),
+              help="only the runbooks for these people")
+@_runbooks_option
 @_output_option
-def list_cmd(output: str) -> None:
-    """List the built-in runbooks."""
+def list_cmd(audience: str | None, runbook_dirs: tuple[Path, ...], output: str) -> None:
+    """List the runbooks: yours (--runbooks, $PSRUNNER_RUNBOOKS, config folders), then the built-ins."""
     from .api import list_runbooks
-    books = list_runbooks()
+    books = list_runbooks(runbook_dirs, audience)
     if output == "json":
-        _json([b.summary() for b in books])
+        _json([b.to_dict() for b in books])
         return
-    width = max((len(b.name) for b in books), default=10)
-    for b in books:
-        click.echo(f"{b.name:<{width}}  {b.audience:<9}  {b.title}")
+    from . import render_text
+    for line in render_text.catalog(books):
+        click.echo(line)
 
 
 @cli.command()
 @click.argument("runbook")
+@_runbooks_option
 @_output_option
-def show(runbook: str, output: str) -> None:
-    """Show a runbook: what it does, the rights it needs, its parameters and stages."""
+def show(runbook: str, runbook_dirs: tuple[Path, ...], output: str) -> None:
+    """Show a runbook: what it does, where it came from, the rights it needs, its parameters
+    and stages, and an example command line."""
     from .api import load_runbook
     from . import render_text
-    rb = load_runbook(runbook)
+    rb = load_runbook(runbook, runbook_dirs)
     if output == "json":
         _json(rb.to_dict())
         return
-    click.echo(render_text.show(rb))
+    click.echo(render_text.show(rb, runbook_dirs=runbook_dirs, given=runbook))
 
 
 def _run_common(f):
-    for deco in (_param_options, _state_option, _output_option, _verbosity):
+    for deco in (_param_options, _runbooks_option, _state_option, _output_option, _verbosity):
         f = deco(f)
     return click.argument("runbook")(f)
 
 
-def _plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> RunResult:
+def _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
+          quiet) -> RunResult:
     _setup_logging(verbose, quiet)
     from .api import load_runbook
     from .api import plan as api_plan
-    rb = load_runbook(runbook)
+    rb = load_runbook(runbook, runbook_dirs)
     values, sources = _gather_params(rb, params, params_file, secret_files)
     return api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
                     on_event=_progress(output, quiet), interactive=_tty())
@@ -132,16 +145,18 @@ def _plan(runbook, params, params_file, secret_files, state_dir, output, verbose
 
 @cli.command()
 @_run_common
-def plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> None:
+def plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet) -> None:
     """Show what a run would change, changing nothing."""
-    _finish(_plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet), output)
+    _finish(_plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
+                  quiet), output)
 
 
 @cli.command()
 @_run_common
-def check(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet) -> None:
+def check(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet) -> None:
     """Report drift: like plan, but exit 3 when anything would change (for scheduled runs)."""
-    result = _plan(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet)
+    result = _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
+                   quiet)
     code = _finish(result, output, exit_now=False)
     if code == EXIT_OK and result.changed:
         if output == "human":
@@ -155,7 +170,7 @@ def check(runbook, params, params_file, secret_files, state_dir, output, verbose
 @click.option("--yes", "-y", is_flag=True, help="apply without asking (needed when not on a terminal)")
 @click.option("--show-secret", is_flag=True,
               help="print a newly created client secret in the report (terminal only)")
-def run(runbook, params, params_file, secret_files, state_dir, output, verbose, quiet, yes,
+def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet, yes,
         show_secret) -> None:
     """Apply a runbook: check each stage's state, change what differs, report each stage.
 
@@ -163,7 +178,7 @@ def run(runbook, params, params_file, secret_files, state_dir, output, verbose, 
     that would change anything needs --yes."""
     _setup_logging(verbose, quiet)
     from .api import load_runbook, plan as api_plan, run as api_run
-    rb = load_runbook(runbook)
+    rb = load_runbook(runbook, runbook_dirs)
     values, sources = _gather_params(rb, params, params_file, secret_files)
     if not yes:
         preview = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
@@ -210,10 +225,11 @@ def resume(run_id, secret_files, state_dir, output, verbose, quiet) -> None:
 @click.argument("runbook")
 @click.option("--stage", "stage_id", required=True, help="the stage whose script to print")
 @_param_options
-def render(runbook, stage_id, params, params_file, secret_files) -> None:
+@_runbooks_option
+def render(runbook, stage_id, params, params_file, secret_files, runbook_dirs) -> None:
     """Print the PowerShell script a stage sends (values travel as parameters, not in the text)."""
     from .api import load_runbook, render as api_render
-    rb = load_runbook(runbook)
+    rb = load_runbook(runbook, runbook_dirs)
     _gather_params(rb, params, params_file, secret_files, need_secrets=False, partial=True)
     click.echo(api_render(rb, stage_id), nl=False)
 

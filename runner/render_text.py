@@ -5,11 +5,15 @@ Written for three readers: a careful admin (what will change, exactly), a helpde
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, Sequence, TextIO
 
+from .catalog import BUILTIN, Entry
 from .results import RunResult, StageResult, Status
 from .runbook import Runbook
 
@@ -34,8 +38,41 @@ def _style(text: str, status: Status, color: bool) -> str:
     return click.style(text, fg=COLOURS.get(status), bold=status in (Status.FAILED, Status.ACTION_REQUIRED))
 
 
-def show(rb: Runbook) -> str:
-    lines = [f"{rb.name}: {rb.title}", f"audience: {rb.audience}", ""]
+def catalog(entries: Sequence[Entry]) -> list[str]:
+    """`psrunner list`: name, audience, title; where a runbook came from when it is not built in."""
+    width = max((len(e.name) for e in entries), default=10)
+    aud = max([len("scheduled")] + [len(",".join(e.audiences)) for e in entries])
+    out = []
+    for e in entries:
+        title = f"(cannot be read: {e.error})" if e.error else e.title
+        where = "" if e.origin == BUILTIN else f"  [{e.origin}]"
+        out.append(f"{e.name:<{width}}  {','.join(e.audiences):<{aud}}  {title}{where}")
+    return out
+
+
+def example_command(rb: Runbook, *, runbook_dirs: Sequence[str | Path] = (), given: str | None = None) -> str:
+    """A command line that runs `rb` as found: its required parameters with their examples
+    (secrets are never on a command line; `show` says where they come from)."""
+    words = ["psrunner", "run"]
+    if given and (given.endswith(".toml") or os.sep in given):
+        words.append(given)
+    else:
+        words.append(rb.name)
+        if rb.origin == "--runbooks":
+            for d in runbook_dirs:
+                words += ["--runbooks", str(d)]
+    for p in rb.params.values():
+        if p.required and p.default is None and not p.secret:
+            value = p.example or (p.choices[0] if p.choices else p.name.upper())
+            words += ["-p", f"{p.name}={value}"]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def show(rb: Runbook, *, runbook_dirs: Sequence[str | Path] = (), given: str | None = None) -> str:
+    lines = [f"{rb.name}: {rb.title}", f"audience: {rb.audience}"]
+    where = "built-in" if rb.source.startswith("builtin:") else f"{rb.source} ({rb.origin or 'file'})"
+    lines.append(f"source: {where}")
+    lines += [f"shadows: {s}" for s in rb.shadows] + [""]
     if rb.description:
         lines += [rb.description.strip(), ""]
     if rb.rights:
@@ -62,13 +99,15 @@ def show(rb: Runbook) -> str:
         lines.append("")
     lines.append("Stages:")
     for i, s in enumerate(rb.stages, 1):
-        extra = f"  [{s.template}]" if s.template else ""
+        template = os.path.basename(s.template) if s.template and os.path.isabs(s.template) else s.template
+        extra = f"  [{template}]" if template else ""
         lines.append(f"  {i:>2}. {s.id:<24} {s.title}{extra}")
         if s.explain:
             lines.append(f"      {s.explain}")
     if rb.notices:
         lines += ["", "Platform notices:"]
         lines += [f"  - {n.date}: {n.title}" for n in rb.notices]
+    lines += ["", "Example:", "  " + example_command(rb, runbook_dirs=runbook_dirs, given=given)]
     return "\n".join(lines)
 
 

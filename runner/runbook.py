@@ -5,7 +5,7 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
 
     name = "m365-backup-access"
     title = "..."
-    audience = "admin"                 # admin | helpdesk | scheduled
+    audience = "admin"                 # admin | helpdesk | scheduled, or a list of them
     rights = ["..."]                   # what the operator needs, in words
 
     [params.tenant]
@@ -39,7 +39,6 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +156,19 @@ class Runbook:
     name: str
     title: str
     description: str
-    audience: str
+    audiences: tuple[str, ...]       # who it is for; a read-only check may serve several
     rights: tuple[str, ...]
     params: dict[str, Param]
     targets: dict[str, Target]
     stages: tuple[Stage, ...]
     notices: tuple[Notice, ...]
-    source: str
+    source: str                      # the file's path, or builtin:NAME
+    origin: str = ""                 # where the catalog found it: --runbooks, user, built-in ...
+    shadows: tuple[str, ...] = ()    # same-named runbooks further down the search path
+
+    @property
+    def audience(self) -> str:
+        return ",".join(self.audiences)
 
     def stage(self, stage_id: str) -> Stage:
         for s in self.stages:
@@ -178,64 +183,34 @@ class Runbook:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "description": self.description, "rights": list(self.rights),
-                "source": self.source,
+                "audiences": list(self.audiences), "source": self.source, "origin": self.origin,
+                "shadows": list(self.shadows),
                 "params": [p.to_dict() for p in self.params.values()],
                 "targets": [{"name": t.name, "type": t.type} for t in self.targets.values()],
                 "stages": [s.to_dict() for s in self.stages],
                 "notices": [n.to_dict() for n in self.notices]}
 
 
-# ---------------------------------------------------------------------------- discovery
-
-def builtin_dir():
-    return resources.files("runner") / "runbooks"
-
-
-def builtin_names() -> list[str]:
-    return sorted(p.name[:-5] for p in builtin_dir().iterdir() if p.name.endswith(".toml"))
-
-
-def find(name_or_path: str) -> tuple[str, str]:
-    """(source label, TOML text) for a built-in runbook name or a path to a .toml file."""
-    p = Path(name_or_path)
-    if name_or_path.endswith(".toml") or p.exists():
-        if not p.is_file():
-            raise ParamError(f"runbook file {name_or_path!r} does not exist", param="RUNBOOK",
-                             hint="give a path to a .toml file, or a built-in name from `psrunner list`")
-        return str(p.resolve()), p.read_text(encoding="utf-8")
-    res = builtin_dir() / f"{name_or_path}.toml"
-    if not res.is_file():
-        raise ParamError(f"no runbook named {name_or_path!r}", param="RUNBOOK",
-                         hint="built-in runbooks: " + ", ".join(builtin_names())
-                              + "; or give a path to a .toml file")
-    return f"builtin:{name_or_path}", res.read_text(encoding="utf-8")
-
-
-def load(name_or_path: str) -> Runbook:
-    source, text = find(name_or_path)
-    return parse(text, source)
-
-
-def list_builtin() -> list[Runbook]:
-    return [load(n) for n in builtin_names()]
-
-
 # ---------------------------------------------------------------------------- parsing
 
-def parse(text: str, source: str = "<string>") -> Runbook:
+def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path | None = None) -> Runbook:
+    """A runbook from TOML text. `folder` is where the file lies: a stage's template may be
+    a file in it (`template = "unlock.ps1.j2"`); without one only packaged templates exist."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RunbookError(f"not valid TOML: {e}", file=source,
                            hint="check quoting and brackets at the line named") from None
-    v = _Validator(source)
+    v = _Validator(source, folder)
     v.keys(data, RUNBOOK_KEYS, "")
     name = v.req_str(data, "name")
     if not STAGE_ID_RE.match(name):
         v.fail("name", f"{name!r} is not a valid runbook name", "use lowercase letters, digits and -")
-    audience = v.opt_str(data, "audience", "admin")
-    if audience not in AUDIENCES:
-        v.fail("audience", f"{audience!r} is not allowed", "one of: " + ", ".join(AUDIENCES))
+    audiences = data.get("audience", "admin")
+    audiences = [audiences] if isinstance(audiences, str) else audiences
+    if not isinstance(audiences, list) or not audiences or any(a not in AUDIENCES for a in audiences):
+        v.fail("audience", f"{data.get('audience')!r} is not allowed",
+               "one of " + ", ".join(AUDIENCES) + ", or a list of them")
     rights = data.get("rights", [])
     if not isinstance(rights, list) or not all(isinstance(r, str) for r in rights):
         v.fail("rights", "must be a list of strings", None)
@@ -260,14 +235,15 @@ def parse(text: str, source: str = "<string>") -> Runbook:
     for tname, t in targets.items():
         v.refs(t.settings, f"targets.{tname}", params, [])
     return Runbook(name=name, title=v.req_str(data, "title"),
-                   description=v.opt_str(data, "description", ""), audience=audience,
+                   description=v.opt_str(data, "description", ""), audiences=tuple(audiences),
                    rights=tuple(rights), params=params, targets=targets, stages=tuple(stages),
-                   notices=notices, source=source)
+                   notices=notices, source=source, origin=origin)
 
 
 class _Validator:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, folder: Path | None) -> None:
         self.source = source
+        self.folder = folder
 
     def fail(self, key: str, msg: str, hint: str | None) -> None:
         raise RunbookError(msg, file=self.source, key=key, hint=hint)
@@ -364,11 +340,9 @@ class _Validator:
         if kspec.uses_template and kind != "sharepoint.appinv_grant":
             if not isinstance(template, str):
                 self.fail(where + "template", f"stage kind {kind} needs a template",
-                          "name one from ps_templates/, e.g. sharepoint/spo_module")
-            from .powershell.templates import list_templates  # Jinja2 only
-            if template not in list_templates():
-                self.fail(where + "template", f"no template {template!r}",
-                          "one of: " + ", ".join(list_templates()))
+                          "name one from ps_templates/, e.g. sharepoint/spo_module, or a .ps1.j2 file "
+                          "beside the runbook")
+            template = self.template(where, template)
         elif template is not None and not kspec.uses_template:
             self.fail(where + "template", f"stage kind {kind} takes no template", None)
         target = spec.get("target")
@@ -414,6 +388,29 @@ class _Validator:
                      vars=svars, inputs=inputs, when=when, on_failure=on_failure,
                      timeout=float(timeout) if timeout else None, target=target,
                      explain=spec.get("explain", ""))
+
+    def template(self, where: str, template: str) -> str:
+        """A packaged template id, or the absolute path of a template file in the runbook's
+        folder (a link or `..` that leaves the folder is refused: the runbook's author vouches
+        for its folder, not for the rest of the disk)."""
+        from .powershell.templates import PS_SUFFIX, list_templates  # no Jinja2
+        if not template.endswith(PS_SUFFIX):
+            if template not in list_templates():
+                self.fail(where + "template", f"no template {template!r}",
+                          f"one of: {', '.join(list_templates())}; or a {PS_SUFFIX} file beside the runbook")
+            return template
+        if self.folder is None:
+            self.fail(where + "template", f"a template file ({template}) needs a runbook file in a folder",
+                      "load the runbook from its file, or name a packaged template")
+        folder = self.folder.resolve()
+        path = (folder / template).resolve()
+        if Path(template).is_absolute() or not path.is_relative_to(folder):
+            self.fail(where + "template", f"{template!r} is outside the runbook's folder",
+                      f"put the template in {folder} and name it relative to it")
+        if not path.is_file():
+            self.fail(where + "template", f"no template file {template!r} beside the runbook",
+                      f"create {path}, or name a packaged template")
+        return str(path)
 
     def template_inputs(self, where: str, template: str, inputs: dict[str, Any]) -> None:
         """Stage inputs of a template stage are the template's PowerShell parameters."""

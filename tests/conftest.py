@@ -10,8 +10,11 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path, monkeypatch):
-    """Every test gets its own state directory; nothing touches the user's."""
+    """Every test gets its own state directory and empty config folders (so no runbook of the
+    user's or the system's shadows a built-in); nothing touches the user's."""
     monkeypatch.setenv("PSRUNNER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "etc-xdg"))
     for var in [v for v in os.environ if v.startswith("PSRUNNER_") and v != "PSRUNNER_STATE_DIR"]:
         if not var.startswith("PSRUNNER_LIVE_"):
             monkeypatch.delenv(var, raising=False)

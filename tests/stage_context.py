@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.results import StageResult
-from runner.runbook import Stage, load
+from runner.api import load_runbook as load
+from runner.runbook import Stage
 from runner.secrets import write_private
 
 

@@ -25,7 +25,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "language": (("runner.refs", "runner.conditions", "runner.registry", "runner.powershell.templates"),
                  ("foundation", "values")),
     "records": (("runner.rundir",), ("foundation", "values")),
-    "runbook": (("runner.runbook", "runner.params"), ("foundation", "values", "language")),
+    "runbook": (("runner.runbook", "runner.params", "runner.catalog"), ("foundation", "values", "language")),
     "transports": (("runner.graph", "runner.graph.", "runner.powershell", "runner.powershell."),
                    ("foundation", "values", "language")),
     "stages": (("runner.stages", "runner.stages."),

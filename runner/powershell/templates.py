@@ -19,11 +19,13 @@ script see where it came from)."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Callable, Iterable
 from xml.sax.saxutils import quoteattr
 
@@ -142,7 +144,8 @@ def _environment():
             node = _source_node(template)
             if node is None:
                 raise jinja2.TemplateNotFound(template)
-            return node.read_text(encoding="utf-8"), f"{PACKAGE}/{template}", lambda: True
+            where = template if is_template_file(template) else f"{PACKAGE}/{template}"
+            return node.read_text(encoding="utf-8"), where, lambda: True
 
         def list_templates(self):
             return sorted(_walk(_root(), ""))
@@ -177,7 +180,21 @@ def list_templates() -> list[str]:
     return [n[: -len(PS_SUFFIX)] for n in sorted(_walk(_root(), "")) if n.endswith(PS_SUFFIX)]
 
 
+def is_template_file(template: str) -> bool:
+    """A template of a runbook's own: the absolute path of a .ps1.j2 file beside the runbook
+    (the runbook loader resolves and confines it), not a packaged template id."""
+    return isinstance(template, str) and template.endswith(PS_SUFFIX) and os.path.isabs(template)
+
+
+def header_id(template: str) -> str:
+    """What the script's first line names: the packaged id, or `local/NAME` for a file (the
+    host simulator finds a twin by it; the folder on this machine is nobody's business)."""
+    return f"local/{os.path.basename(template)[: -len(PS_SUFFIX)]}" if is_template_file(template) else template
+
+
 def _file_of(template_id: str) -> str:
+    if is_template_file(template_id):
+        return template_id
     if not isinstance(template_id, str) or not TEMPLATE_ID.match(template_id):
         raise TemplateError(f"template id {template_id!r} is not of the form family/name",
                             input="template", hint="pick one of: " + ", ".join(list_templates()))
@@ -186,6 +203,8 @@ def _file_of(template_id: str) -> str:
 
 def _source_node(name: str) -> Any:
     """The resource holding template file `name` ("sharepoint/spo_module.ps1.j2"), or None."""
+    if is_template_file(name):
+        return Path(name) if os.path.isfile(name) else None
     node = _root()
     for part in name.split("/"):
         if part in ("", ".", ".."):
@@ -271,7 +290,7 @@ def render_template(template_id: str, variables: dict[str, Any] | None = None) -
     """Render a PowerShell template. Raises TemplateError naming the template and line."""
     file = _file_of(template_id)
     body = _render(file, template_id, dict(variables or {}))
-    text = f"{HEADER_PREFIX}{template_id}\n{body}"
+    text = f"{HEADER_PREFIX}{header_id(template_id)}\n{body}"
     return RenderedScript(template_id, text)
 
 
@@ -470,6 +489,6 @@ def render_permission_xml(scope: str, right: str, app_only: bool) -> str:
 
 __all__ = [
     "ALLOWED_RIGHTS", "ALLOWED_SCOPES", "ParamDecl", "QuotingError", "RenderedScript",
-    "list_templates", "parse_param_block", "ps_array", "ps_bool", "ps_int", "ps_str",
+    "header_id", "is_template_file", "list_templates", "parse_param_block", "ps_array", "ps_bool", "ps_int", "ps_str",
     "render_permission_xml", "render_template", "template_params", "template_source",
 ]

@@ -85,7 +85,7 @@ def test_check_exits_3_on_drift_and_0_when_converged(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["plan", "nope"], "error: no runbook named 'nope'\n"
-                       "  fix: built-in runbooks: m365-backup-access, m365-backup-access-remove, sharepoint-scripts; "
+                       "  fix: runbooks: m365-backup-access, m365-backup-access-remove, sharepoint-scripts; "
                        "or give a path to a .toml file\n"),
     (["plan", "sharepoint-scripts"], "error: parameter 'dest' is required\n"
                                      "  fix: give -p dest=VALUE (folder to write the scripts into (created if missing))\n"),

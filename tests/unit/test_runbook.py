@@ -6,7 +6,8 @@ import pytest
 
 from runner.errors import RunbookError
 from runner.conditions import evaluate_condition
-from runner.runbook import builtin_names, load, parse
+from runner.catalog import Catalog, builtin_names
+from runner.runbook import parse
 
 GOOD = '''
 name = "t"
@@ -84,7 +85,7 @@ def test_remote_kind_needs_a_target_of_its_type():
 def test_every_builtin_runbook_loads():
     assert "sharepoint-scripts" in builtin_names()
     for name in builtin_names():
-        assert load(name).name == name
+        assert Catalog(environ={}).load(name).name == name
 
 
 @pytest.mark.parametrize("expr, expected", [
