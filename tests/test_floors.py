@@ -22,7 +22,8 @@ MAX_LINES = 450
 FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "foundation": (("runner", "runner.errors", "runner.secrets"), ()),
     "values": (("runner.values", "runner.results", "runner.derive"), ("foundation",)),
-    "language": (("runner.refs", "runner.conditions", "runner.registry", "runner.powershell.templates"),
+    "language": (("runner.refs", "runner.conditions", "runner.registry", "runner.powershell.templates",
+                  "runner.powershell.param_block", "runner.powershell.quoting"),
                  ("foundation", "values")),
     "records": (("runner.rundir",), ("foundation", "values")),
     "runbook": (("runner.runbook", "runner.params", "runner.catalog"), ("foundation", "values", "language")),
@@ -35,7 +36,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               ("foundation", "values", "language", "records", "runbook", "transports", "stages", "engine")),
 }
 # Shrinks to nothing as the large modules are split; never grows.
-OVER_SIZE = {"runner/runbook.py", "runner/powershell/templates.py"}
+OVER_SIZE = {"runner/runbook.py"}
 
 
 def module_name(path: Path) -> str:

@@ -1,15 +1,11 @@
-"""PowerShell templates: one strict Jinja2 environment over `ps_templates/`, the quoting
-filters, and the parser that reads each template's param() block.
+"""PowerShell templates: one strict Jinja2 environment over `ps_templates/`, what templates
+exist, their parameters, and rendering.
 
 Jinja2 decides a script's *structure* (which blocks, loops over static lists); data travels
-as PSRP parameters bound by the template's param() block. Where a template must print a
-value, it goes through a quoting filter, so user data never becomes PowerShell code:
-
-- `ps_str`   a single-quoted PowerShell literal ('' doubles every quote PowerShell treats as
-             a single quote: ' U+2018 U+2019 U+201A U+201B); nothing inside is expanded.
-- `ps_bool`  $true / $false (bools only).
-- `ps_int`   a decimal integer (ints only, not bools).
-- `ps_array` @(...) of the above.
+as PSRP parameters bound by the template's param() block (read by param_block.py). Where a
+template must print a value, it goes through a quoting filter (quoting.py), so user data
+never becomes PowerShell code. Jinja2 is imported to render only: listing templates and
+reading their parameters does not need it.
 
 Templates are found through importlib.resources on the `ps_templates` package, so a source
 checkout and an installed wheel behave the same. Every rendered script starts with
@@ -21,104 +17,20 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable
-from xml.sax.saxutils import quoteattr
+from typing import Any, Iterable
 
 from ..errors import TemplateError
+from .param_block import ParamDecl, parse_param_block
+from .quoting import QUOTING_FILTERS, xml_attr
 
 PACKAGE = "ps_templates"
 PS_SUFFIX = ".ps1.j2"
 HEADER_PREFIX = "# psrunner-template: "
 TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-
-# The characters PowerShell's tokenizer treats as a single quote (CharTraits.IsSingleQuote).
-SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
-_SINGLE_QUOTE_RE = re.compile(f"([{SINGLE_QUOTES}])")
-
-
-class QuotingError(ValueError):
-    """A value a quoting filter refuses (wrong type, a Secret, an unknown value)."""
-
-
-# --------------------------------------------------------------------------- filters
-
-def _refuse_special(value: Any, filter_name: str) -> None:
-    from ..secrets import Secret
-    from ..values import Unknown
-
-    jinja2 = sys.modules.get("jinja2")
-    if jinja2 is not None and isinstance(value, jinja2.Undefined):
-        value._fail_with_undefined_error()  # StrictUndefined: "'name' is undefined"
-
-    if isinstance(value, Secret):
-        raise QuotingError(f"{filter_name}: a secret cannot be printed into a script; pass it as a "
-                           f"SecureString parameter through the template's param() block")
-    if isinstance(value, Unknown):
-        raise QuotingError(f"{filter_name}: {value!r} is not known yet (plan mode); pass it as a "
-                           f"parameter instead of printing it into the script")
-
-
-def ps_str(value: Any) -> str:
-    """A single-quoted PowerShell string literal whose content is exactly `value`."""
-    _refuse_special(value, "ps_str")
-    if not isinstance(value, str):
-        raise QuotingError(f"ps_str expects a string, got {type(value).__name__}")
-    if "\x00" in value:
-        raise QuotingError("ps_str: a NUL character cannot travel inside a script")
-    return "'" + _SINGLE_QUOTE_RE.sub(r"\1\1", value) + "'"
-
-
-def ps_bool(value: Any) -> str:
-    _refuse_special(value, "ps_bool")
-    if not isinstance(value, bool):
-        raise QuotingError(f"ps_bool expects true or false, got {type(value).__name__} {value!r}")
-    return "$true" if value else "$false"
-
-
-def ps_int(value: Any) -> str:
-    _refuse_special(value, "ps_int")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise QuotingError(f"ps_int expects an integer, got {type(value).__name__} {value!r}")
-    return str(value)
-
-
-def ps_array(values: Any) -> str:
-    """@(item, ...) where each item is quoted by its type (str, int, bool)."""
-    _refuse_special(values, "ps_array")
-    if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
-        raise QuotingError(f"ps_array expects a list, got {type(values).__name__}")
-    items = []
-    for v in values:
-        if isinstance(v, bool):
-            items.append(ps_bool(v))
-        elif isinstance(v, int):
-            items.append(ps_int(v))
-        elif isinstance(v, str):
-            items.append(ps_str(v))
-        else:
-            _refuse_special(v, "ps_array")
-            raise QuotingError(f"ps_array items must be strings, integers or booleans, got {type(v).__name__}")
-    return "@(" + ", ".join(items) + ")"
-
-
-QUOTING_FILTERS: dict[str, Callable[[Any], str]] = {
-    "ps_str": ps_str, "ps_bool": ps_bool, "ps_int": ps_int, "ps_array": ps_array,
-}
-
-
-def xml_attr(value: Any) -> str:
-    """An XML attribute value in double quotes, escaped (for the .xml.j2 templates)."""
-    _refuse_special(value, "xml_attr")
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    if not isinstance(value, (str, int)):
-        raise QuotingError(f"xml_attr expects a string, got {type(value).__name__}")
-    return quoteattr(str(value))
 
 
 # --------------------------------------------------------------------------- environment
@@ -296,150 +208,6 @@ def render_template(template_id: str, variables: dict[str, Any] | None = None) -
 
 # --------------------------------------------------------------------------- param() blocks
 
-@dataclass(frozen=True)
-class ParamDecl:
-    name: str
-    type: str            # as written, lower-cased, without brackets: "string", "bool", "securestring"
-    mandatory: bool
-    secure: bool
-
-
-_SECURE_TYPES = {"securestring", "system.security.securestring"}
-
-
-def _strip_comments(src: str) -> str:
-    """Remove Jinja comments, PowerShell block comments and line comments (outside strings)."""
-    src = re.sub(r"\{#.*?#\}", "", src, flags=re.S)
-    out, i, n = [], 0, len(src)
-    while i < n:
-        c = src[i]
-        if src.startswith("<#", i):
-            j = src.find("#>", i + 2)
-            i = n if j < 0 else j + 2
-            continue
-        if c == "#":
-            j = src.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        if c in SINGLE_QUOTES:
-            j = i + 1
-            while j < n:
-                if src[j] in SINGLE_QUOTES:
-                    if j + 1 < n and src[j + 1] in SINGLE_QUOTES:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(src[i:j + 1])
-            i = j + 1
-            continue
-        if c == '"':
-            j = i + 1
-            while j < n and src[j] != '"':
-                j += 2 if src[j] == "`" else 1
-            out.append(src[i:j + 1])
-            i = j + 1
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def _balanced(src: str, start: int) -> int:
-    """Index just past the bracket that closes src[start] ('(' or '[')."""
-    pairs = {"(": ")", "[": "]", "{": "}"}
-    stack = []
-    i = start
-    while i < len(src):
-        c = src[i]
-        if c in pairs:
-            stack.append(pairs[c])
-        elif stack and c == stack[-1]:
-            stack.pop()
-            if not stack:
-                return i + 1
-        elif c in SINGLE_QUOTES or c == '"':
-            q = c
-            i += 1
-            while i < len(src) and not (src[i] == q or (q != '"' and src[i] in SINGLE_QUOTES)):
-                i += 1
-        i += 1
-    raise ValueError("unbalanced brackets")
-
-
-def _split_top(src: str) -> list[str]:
-    parts, depth, cur, i = [], 0, [], 0
-    while i < len(src):
-        c = src[i]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c in SINGLE_QUOTES or c == '"':
-            j = i + 1
-            while j < len(src) and not (src[j] == c or (c != '"' and src[j] in SINGLE_QUOTES)):
-                j += 1
-            cur.append(src[i:j + 1])
-            i = j + 1
-            continue
-        if c == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    if "".join(cur).strip():
-        parts.append("".join(cur))
-    return parts
-
-
-_PARAM_KW = re.compile(r"(?i)(?<![\w$-])param\s*\(")
-_VAR = re.compile(r"\$(?P<name>[A-Za-z_]\w*)")
-
-
-def _declaration(chunk: str) -> ParamDecl:
-    """One `[attr(...)] [type] $Name = default` declaration."""
-    i, attrs = 0, []
-    while i < len(chunk):
-        c = chunk[i]
-        if c == "[":
-            end = _balanced(chunk, i)
-            attrs.append(chunk[i + 1:end - 1].strip())
-            i = end
-        elif c == "$":
-            break
-        else:
-            i += 1
-    var = _VAR.match(chunk, i)
-    if not var:
-        raise ValueError(f"cannot read parameter declaration: {chunk.strip()[:60]!r}")
-    ptype, mandatory = "object", False
-    for a in attrs:
-        paren = a.find("(")
-        if paren < 0:
-            ptype = re.sub(r"\s+", "", a).lower()
-        elif a[:paren].strip().lower() == "parameter":
-            args = a[paren:].lower()
-            if re.search(r"\bmandatory\b(?!\s*=\s*\$false)", args):
-                mandatory = True
-    return ParamDecl(var.group("name"), ptype, mandatory, ptype in _SECURE_TYPES)
-
-
-def parse_param_block(source: str) -> list[ParamDecl]:
-    """Read the script-level param() block: names, types, Mandatory, SecureString.
-
-    A small parser on purpose: tree-sitter is a test dependency, and the runbook loader needs
-    this at load time. Template param() blocks are static PowerShell (no Jinja inside); the
-    template tests cross-check this parser against tree-sitter-powershell."""
-    src = _strip_comments(source)
-    m = _PARAM_KW.search(src)
-    if not m:
-        return []
-    open_at = m.end() - 1
-    body = src[open_at + 1:_balanced(src, open_at) - 1]
-    return [_declaration(chunk) for chunk in _split_top(body) if chunk.strip()]
-
-
 def template_params(template_id: str) -> list[ParamDecl]:
     """The parameters a template declares (the runbook loader checks stage inputs against them)."""
     try:
@@ -488,7 +256,6 @@ def render_permission_xml(scope: str, right: str, app_only: bool) -> str:
 
 
 __all__ = [
-    "ALLOWED_RIGHTS", "ALLOWED_SCOPES", "ParamDecl", "QuotingError", "RenderedScript",
-    "header_id", "is_template_file", "list_templates", "parse_param_block", "ps_array", "ps_bool", "ps_int", "ps_str",
+    "ALLOWED_RIGHTS", "ALLOWED_SCOPES", "RenderedScript", "header_id", "is_template_file", "list_templates",
     "render_permission_xml", "render_template", "template_params", "template_source",
 ]

@@ -13,10 +13,11 @@ import tree_sitter
 import tree_sitter_powershell
 
 from runner.errors import TemplateError
+from runner.powershell import quoting as Q
 from runner.powershell import templates as T
-from runner.powershell.templates import (ParamDecl, list_templates, parse_param_block, ps_array, ps_bool,
-                                         ps_int, ps_str, render_permission_xml, render_template,
-                                         template_params)
+from runner.powershell.param_block import ParamDecl, parse_param_block
+from runner.powershell.quoting import ps_array, ps_bool, ps_int, ps_str
+from runner.powershell.templates import list_templates, render_permission_xml, render_template, template_params
 from runner.secrets import Secret
 from runner.values import Unknown
 
@@ -58,7 +59,7 @@ def nodes_of(tree, type_: str) -> list:
 def powershell_single_quoted(text: str) -> str:
     """Decode a single-quoted literal the way PowerShell's tokenizer does: any of the five
     single-quote characters ends it unless the next one is also a quote (then one is kept)."""
-    quotes = T.SINGLE_QUOTES
+    quotes = Q.SINGLE_QUOTES
     assert text[0] in quotes, text[:10]
     out, i = [], 1
     while True:
@@ -167,7 +168,7 @@ def test_templates_found_through_importlib_resources():
 
 # --------------------------------------------------------------------------- lint
 
-QUOTING = {".ps1.j2": set(T.QUOTING_FILTERS), ".xml.j2": {"xml_attr"}}
+QUOTING = {".ps1.j2": set(Q.QUOTING_FILTERS), ".xml.j2": {"xml_attr"}}
 EXPR = re.compile(r"\{\{-?(.*?)-?\}\}", re.S)
 
 
@@ -203,7 +204,7 @@ def test_lint_every_printed_value_goes_through_a_quoting_filter():
 
 
 def test_lint_catches_unquoted_and_wrongly_quoted_values():
-    allowed = set(T.QUOTING_FILTERS)
+    allowed = set(Q.QUOTING_FILTERS)
     assert _lint("$a = {{ name }}", allowed) == ["{{ name }}"]
     assert _lint("$a = {{ name | upper }}", allowed) == ["{{ name | upper }}"]
     assert _lint("$a = {{ name | ps_str | upper }}", allowed) == ["{{ name | ps_str | upper }}"]
@@ -259,29 +260,29 @@ def test_round_trip_check_can_fail_on_naive_quoting():
 
 
 def test_ps_str_doubles_every_powershell_quote():
-    for q in T.SINGLE_QUOTES:
+    for q in Q.SINGLE_QUOTES:
         assert ps_str(f"a{q}b") == f"'a{q}{q}b'"
 
 
 @pytest.mark.parametrize("bad", [1, 1.5, None, True, b"x", ["a"], Secret("hush-hush"), Unknown("stages.x")])
 def test_ps_str_rejects_non_strings(bad):
-    with pytest.raises(T.QuotingError):
+    with pytest.raises(Q.QuotingError):
         ps_str(bad)
 
 
 def test_ps_str_rejects_nul():
-    with pytest.raises(T.QuotingError):
+    with pytest.raises(Q.QuotingError):
         ps_str("a\x00b")
 
 
 def test_ps_bool_and_ps_int():
     assert ps_bool(True) == "$true" and ps_bool(False) == "$false"
     for bad in (1, 0, "true", None, "False"):
-        with pytest.raises(T.QuotingError):
+        with pytest.raises(Q.QuotingError):
             ps_bool(bad)
     assert ps_int(42) == "42" and ps_int(-7) == "-7" and ps_int(2**40) == str(2**40)
     for bad in (True, 1.0, "1", None, "1; rm"):
-        with pytest.raises(T.QuotingError):
+        with pytest.raises(Q.QuotingError):
             ps_int(bad)
 
 
@@ -293,7 +294,7 @@ def test_ps_array_quotes_each_item():
     assert len(nodes_of(tree, "string_literal")) == 2
     assert ps_array([]) == "@()"
     for bad in ("abc", {"a": 1}, [None], [1.5], [["nested"]], [Secret("hush-hush")]):
-        with pytest.raises(T.QuotingError):
+        with pytest.raises(Q.QuotingError):
             ps_array(bad)
 
 
@@ -383,5 +384,5 @@ def test_permission_xml_rejects_values_outside_the_allowed_sets(scope, right, ap
 
 
 def test_xml_attr_escapes():
-    assert T.xml_attr('a"<b>&\'') == "\"a&quot;&lt;b&gt;&amp;'\""
-    ET.fromstring(f"<x a={T.xml_attr(chr(34) + '<&>')} />")
+    assert Q.xml_attr('a"<b>&\'') == "\"a&quot;&lt;b&gt;&amp;'\""
+    ET.fromstring(f"<x a={Q.xml_attr(chr(34) + '<&>')} />")
