@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ParamError, RunbookError
-from .runbook import AUDIENCES, Runbook, parse, tomllib
+from .runbook import Runbook
+from .runbook_loader import AUDIENCES, parse, tomllib
 
 ENV_VAR = "PSRUNNER_RUNBOOKS"
 BUILTIN = "built-in"

@@ -45,7 +45,7 @@ def load_params_file(path: str) -> dict[str, Any]:
         if p.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            from .runbook import tomllib
+            from .runbook_loader import tomllib
             data = tomllib.loads(text)
     except Exception as e:
         raise ParamError(f"params file {path!r} cannot be read: {e}", param="--params-file",

@@ -26,7 +26,8 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                   "runner.powershell.param_block", "runner.powershell.quoting"),
                  ("foundation", "values")),
     "records": (("runner.rundir",), ("foundation", "values")),
-    "runbook": (("runner.runbook", "runner.params", "runner.catalog"), ("foundation", "values", "language")),
+    "runbook": (("runner.runbook", "runner.runbook_loader", "runner.params", "runner.catalog"),
+                ("foundation", "values", "language")),
     "transports": (("runner.graph", "runner.graph.", "runner.powershell", "runner.powershell."),
                    ("foundation", "values", "language")),
     "stages": (("runner.stages", "runner.stages."),
@@ -35,8 +36,6 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "front": (("runner.api", "runner.cli", "runner.render_text", "runner.sim."),
               ("foundation", "values", "language", "records", "runbook", "transports", "stages", "engine")),
 }
-# Shrinks to nothing as the large modules are split; never grows.
-OVER_SIZE = {"runner/runbook.py"}
 
 
 def module_name(path: Path) -> str:
@@ -140,9 +139,8 @@ def test_no_floor_imports_a_floor_it_may_not_use():
 def test_modules_stay_small():
     sizes = {str(p.relative_to(ROOT.parent)): len(p.read_text(encoding="utf-8").splitlines())
              for p in MODULES.values()}
-    over = {f for f, n in sizes.items() if n > MAX_LINES}
-    assert over <= OVER_SIZE, f"over {MAX_LINES} lines: {sorted(over - OVER_SIZE)}: split by concern"
-    assert OVER_SIZE <= over, f"no longer over the limit, drop from OVER_SIZE: {sorted(OVER_SIZE - over)}"
+    over = sorted(f"{f} ({n})" for f, n in sizes.items() if n > MAX_LINES)
+    assert over == [], f"over {MAX_LINES} lines: split by concern, with names that say what each part holds"
 
 
 HEAVY = ("msal", "pypsrp", "cryptography", "jinja2")

@@ -685,7 +685,7 @@ inputs = { object_id = "${stages.application.outputs.object_id}", unique_name = 
 
 def test_through_the_engine_plan_run_rerun(sim, tmp_path):
     from runner import api
-    from runner.runbook import parse
+    from runner.runbook_loader import parse
 
     rb = parse(BOOK, "graph-onboarding.toml")
     params = {"tenant": sim.tenant_domain, "client_id": sim.operator.client_id,

@@ -133,7 +133,7 @@ def test_a_template_never_outside_the_runbook_folder(tmp_path, template, message
 
 
 def test_a_template_file_needs_a_runbook_file():
-    from runner.runbook import parse
+    from runner.runbook_loader import parse
     with pytest.raises(RunbookError, match="needs a runbook file in a folder"):
         parse(runbook_text("mine", template="look.ps1.j2"))
 

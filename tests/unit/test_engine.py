@@ -13,7 +13,7 @@ import pytest
 from runner import api
 from runner.errors import LockedError
 from runner.results import RunStatus, Status
-from runner.runbook import parse
+from runner.runbook_loader import parse
 from runner.rundir import TargetLock
 from runner.secrets import Secret
 from runner.registry import KINDS, KindSpec

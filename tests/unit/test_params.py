@@ -6,7 +6,7 @@ import pytest
 
 from runner.errors import ParamError
 from runner.params import parse_assignments, resolve
-from runner.runbook import parse
+from runner.runbook_loader import parse
 from runner.secrets import Secret
 
 RB = parse('''

@@ -7,7 +7,7 @@ import pytest
 from runner.errors import RunbookError
 from runner.conditions import evaluate_condition
 from runner.catalog import Catalog, builtin_names
-from runner.runbook import parse
+from runner.runbook_loader import parse
 
 GOOD = '''
 name = "t"
