@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .catalog import Catalog, Entry
 from .errors import InputError
-from .params import Prompt, check_targets, resolve
+from .params import Prompt, check_targets, resolve_params
 from .registry import open_target
 from .results import RunResult
 from .rundir import RunDir, default_state_dir, list_runs
@@ -38,13 +38,6 @@ def list_runbooks(runbook_dirs: Sequence[str | Path] = (), audience: str | None 
 def load_runbook(name_or_path: str, runbook_dirs: Sequence[str | Path] = ()) -> Runbook:
     """A runbook by name (searched as `catalog` says), `builtin:NAME`, or a .toml path."""
     return Catalog(runbook_dirs).load(name_or_path)
-
-
-def resolve_params(rb: Runbook, given: dict[str, Any], *, secret_files: dict[str, str] | None = None,
-                   prompt: Prompt | None = None, environ: dict[str, str] | None = None,
-                   need_secrets: bool = True, partial: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
-    return resolve(rb, given, secret_files=secret_files, prompt=prompt, environ=environ,
-                   need_secrets=need_secrets, partial=partial)
 
 
 def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path | None,
@@ -105,7 +98,7 @@ def resume(run_id: str, *, state_dir: Path | None = None, on_event: EventSink | 
     for name, src in (info.get("secret_sources") or {}).items():
         if src.startswith("file:") and name not in files:
             files[name] = src[5:]
-    values, sources = resolve(rb, given, secret_files=files, prompt=prompt, environ=environ)
+    values, sources = resolve_params(rb, given, secret_files=files, prompt=prompt, environ=environ)
     return _execute(rb, values, "run", state_dir=rd.state_dir, secret_sources=sources,
                     on_event=on_event, interactive=interactive, opener=opener, run_dir=rd,
                     previous=previous, extra_metrics=extra_metrics)
@@ -124,3 +117,7 @@ def render(rb: Runbook, stage_id: str) -> str:
 
 def runs(state_dir: Path | None = None) -> list[dict[str, Any]]:
     return list_runs(Path(state_dir) if state_dir else default_state_dir())
+
+
+__all__ = ["list_runbooks", "load_run", "load_runbook", "plan", "render", "resolve_params", "resume", "run",
+           "runs"]

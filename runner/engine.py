@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from .errors import InputError, RunnerError, StageTimeout
 from .refs import resolve_value
-from .results import Outcome, RunResult, RunStatus, StageResult, Status, utcnow
+from .results import Outcome, RunResult, RunStatus, StageResult, Status, timestamp
 from .conditions import evaluate_condition
 from .runbook import Runbook, Stage
 from .rundir import RunDir, TargetLock
@@ -202,7 +202,7 @@ class Engine:
 
     def _finish(self, status: RunStatus) -> None:
         res = self.result
-        res.finished = utcnow()
+        res.finished = timestamp()
         res.status = status
         res.metrics = self._metrics()
         self.event("run.end", None, status=res.status.value, metrics=res.metrics, error=res.error)
@@ -280,7 +280,7 @@ class Engine:
                 "run": {"id": self.run_dir.run_id, "dir": str(self.run_dir.path)}, "_missing": missing}
 
     def _skipped(self, stage: Stage, why: str) -> StageResult:
-        now = utcnow()
+        now = timestamp()
         return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.SKIPPED,
                            messages=[why], started=now, finished=now)
 
@@ -314,7 +314,7 @@ class Engine:
         timeout = stage.timeout or self.opts.default_timeout
         deadline = time.monotonic() + timeout
         ctx = RunningStage(self, stage, deadline)
-        started, t0 = utcnow(), time.monotonic()
+        started, t0 = timestamp(), time.monotonic()
         self.event("stage.start", stage.id, title=stage.title, kind=stage.kind, timeout=timeout,
                    mode=self.opts.mode)
         box: dict[str, Any] = {}
@@ -351,13 +351,13 @@ class Engine:
             self._interrupt_stage(stage)
             self._interrupt_all()
             worker.join(INTERRUPT_GRACE)
-            self._current_interrupted.finished = utcnow()
+            self._current_interrupted.finished = timestamp()
             self._current_interrupted.duration = round(time.monotonic() - t0, 3)
             self.event("stage.interrupted", stage.id)
             raise
         duration = round(time.monotonic() - t0, 3)
         base = dict(id=stage.id, title=stage.title, kind=stage.kind, started=started,
-                    finished=utcnow(), duration=duration, attempts=1, inputs_digest=digest)
+                    finished=timestamp(), duration=duration, attempts=1, inputs_digest=digest)
         if timed_out:
             err = StageTimeout(f"stage {stage.id} did not finish within {timeout:g} s; remote work was asked to stop",
                                hint="raise the stage's timeout in the runbook, or check the host/tenant is responsive",
@@ -382,7 +382,7 @@ class Engine:
                            streams=out.streams, action=out.action, error=out.error, **base)
 
     def _failed_early(self, stage: Stage, e: RunnerError) -> StageResult:
-        now = utcnow()
+        now = timestamp()
         return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
                            messages=[redact(_message(e))], error=_error_dict(e), started=now, finished=now)
 

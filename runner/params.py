@@ -58,7 +58,7 @@ def load_params_file(path: str) -> dict[str, Any]:
 Prompt = Callable[[Param], str]
 
 
-def resolve(runbook: Runbook, given: dict[str, Any], *,
+def resolve_params(runbook: Runbook, given: dict[str, Any], *,
             secret_files: dict[str, str] | None = None,
             prompt: Prompt | None = None,
             environ: dict[str, str] | None = None,

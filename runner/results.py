@@ -32,7 +32,8 @@ class RunStatus(str, Enum):
         return self.value
 
 
-def utcnow() -> str:
+def timestamp() -> str:
+    """Now, in UTC, as the ISO 8601 text (milliseconds, Z) run files and reports carry."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -93,7 +94,7 @@ class RunResult:
     runbook: str
     mode: str                                   # "plan" | "run"
     status: RunStatus = RunStatus.RUNNING
-    started: str = field(default_factory=utcnow)
+    started: str = field(default_factory=timestamp)
     finished: str | None = None
     stages: list[StageResult] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)

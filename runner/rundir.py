@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, LockedError
-from .results import RunResult, RunStatus, StageResult, utcnow
+from .results import RunResult, RunStatus, StageResult, timestamp
 from .secrets import redact, redact_obj, write_private
 
 
@@ -56,10 +56,10 @@ def _json_default(o: Any) -> Any:
 
 
 def dumps(obj: Any, **kw: Any) -> str:
-    return json.dumps(redact_obj(_plain(obj)), default=_json_default, ensure_ascii=False, **kw)
+    return json.dumps(redact_obj(_jsonable(obj)), default=_json_default, ensure_ascii=False, **kw)
 
 
-def _plain(obj: Any) -> Any:
+def _jsonable(obj: Any) -> Any:
     """JSON-ready copy: Unknown and other objects become text; Secrets stay for redact_obj."""
     from .secrets import Secret
     from .values import Unknown
@@ -68,9 +68,9 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, Secret):
         return obj
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in obj]
+        return [_jsonable(v) for v in obj]
     return obj
 
 
@@ -177,7 +177,7 @@ class RunDir:
     def event(self, type: str, stage: str | None = None, **data: Any) -> dict[str, Any]:
         with self._lock:
             self._seq += 1
-            ev = {"seq": self._seq, "uuid": str(uuid.uuid4()), "time": utcnow(),
+            ev = {"seq": self._seq, "uuid": str(uuid.uuid4()), "time": timestamp(),
                   "run_id": self.run_id, "stage": stage, "type": type, "data": data}
             line = dumps(ev)
             with open(self.path / self.EVENTS, "a", encoding="utf-8", newline="\n") as f:
@@ -258,7 +258,7 @@ class TargetLock:
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": os.getpid(), "run_id": self.run_id, "target": self.key,
-                           "time": utcnow()}, f)
+                           "time": timestamp()}, f)
             self.held = True
             return
         raise LockedError(f"could not take the lock for {self.key}", target=self.key)  # pragma: no cover

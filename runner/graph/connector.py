@@ -1,4 +1,4 @@
-"""The Graph target: `open_target(settings, tctx)` turns a runbook's `[targets.NAME]` block
+"""The Graph target: `open_target(settings, env)` turns a runbook's `[targets.NAME]` block
 (type "graph") into a GraphConnector. Opening does not touch the network; the first Graph call
 signs in.
 

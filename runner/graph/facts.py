@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from .client import GraphClient
 from .odata import app_path, get_one, odata_key
-from .permissions import Resolution, Wanted, resolve, resource_app_ids
+from .permissions import Resolution, Wanted, resolve_permissions, resource_app_ids
 
 APP_SELECT = "id,appId,displayName,uniqueName,requiredResourceAccess,passwordCredentials,keyCredentials"
 SP_RESOURCE_SELECT = "id,appId,displayName,appRoles"
@@ -76,7 +76,7 @@ def read_state(client: GraphClient, facts: Facts, *, unique_name: str | None = N
 def resolve_runtime(client: GraphClient, facts: Facts, wanted: list[Wanted]) -> Resolution:
     """The wanted permissions resolved to the app role ids the tenant's resources define."""
     read_state(client, facts, resources=resource_app_ids(wanted))
-    return resolve(wanted, facts.resource_sps)
+    return resolve_permissions(wanted, facts.resource_sps)
 
 
 def read_app_by_object_id(client: GraphClient, facts: Facts, object_id: str) -> dict[str, Any] | None:

@@ -243,7 +243,7 @@ class Resolution:
         return f"{name}: {cid or role_id}"
 
 
-def resolve(wanted: Sequence[Wanted], resource_sps: Mapping[str, dict[str, Any] | None] | None
+def resolve_permissions(wanted: Sequence[Wanted], resource_sps: Mapping[str, dict[str, Any] | None] | None
             ) -> Resolution:
     """Ids for `wanted`. `resource_sps` maps resource appId -> its service principal (with
     appRoles) or None when the tenant has none; None as a whole means offline (catalog ids)."""

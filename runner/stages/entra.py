@@ -142,7 +142,7 @@ def application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     from ..graph import application as op
     from ..graph.facts import read_state
     from ..graph.odata import check_unique_name
-    from ..graph.permissions import resolve, resource_app_ids
+    from ..graph.permissions import resolve_permissions, resource_app_ids
 
     display_name = text(inputs, "display_name", required=True)
     assert display_name is not None
@@ -151,14 +151,14 @@ def application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     remove_extras = flag(inputs, "remove_extras", False)
     conn = graph_target(ctx, inputs)
     if offline(conn, ctx):
-        res = resolve(wanted, None)
+        res = resolve_permissions(wanted, None)
         return Outcome(changed=True, warnings=warns,
                        outputs={"unique_name": unique_name, "display_name": display_name,
                                 "permissions": len(res.items)},
                        messages=[f"offline plan: not checked; would ensure application {display_name!r} "
                                  f"(uniqueName {unique_name}) requesting {len(res.items)} application permissions"])
     app = read_state(conn.client, conn.facts, unique_name=unique_name, resources=resource_app_ids(wanted))
-    resolution = resolve(wanted, conn.facts.resource_sps)
+    resolution = resolve_permissions(wanted, conn.facts.resource_sps)
     warns = list(warns) + resolution.warnings
     desired = op.requested(resolution.required_resource_access())
     n = len(desired)
@@ -256,13 +256,13 @@ def consent(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
              granted | added | would-grant | unavailable | failed"""
     from ..graph import consent as op
     from ..graph.facts import resolve_runtime
-    from ..graph.permissions import resolve
+    from ..graph.permissions import resolve_permissions
 
     wanted, _ = _wanted(inputs)          # its warnings are the application stage's to tell
     conn = graph_target(ctx, inputs)
     sp_id = known_or_none(inputs.get("sp_id"))
     if offline(conn, ctx):
-        res = resolve(wanted, None)
+        res = resolve_permissions(wanted, None)
         return Outcome(changed=True,
                        outputs={"granted": 0, "missing": [r.label for r in res.items]},
                        messages=[f"offline plan: not checked; would grant admin consent for {len(res.items)} "

@@ -26,14 +26,14 @@ FORM_FIELDS = (
 )
 
 
-def _known(v: Any) -> bool:
+def _given(v: Any) -> bool:
     return v is not None and v != "" and not isinstance(v, Unknown)
 
 
 def handoff(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """inputs: any of the FORM_FIELDS keys, plus `permissions` (the consent stage's
     per-permission list), `sharepoint` (the settings stage's before/after)."""
-    form = {key: inputs.get(key) for key, _ in FORM_FIELDS if _known(inputs.get(key))}
+    form = {key: inputs.get(key) for key, _ in FORM_FIELDS if _given(inputs.get(key))}
     pending = {key: str(inputs[key]) for key, _ in FORM_FIELDS if isinstance(inputs.get(key), Unknown)}
     perms = inputs.get("permissions") if isinstance(inputs.get("permissions"), list) else []
     results = ctx.results()
@@ -70,7 +70,7 @@ def _sharepoint(value: Any) -> dict[str, Any] | None:
     """The settings stage's before/after and refusals, when it ran."""
     if not isinstance(value, dict):
         return None
-    known = {k: v for k, v in value.items() if _known(v)}
+    known = {k: v for k, v in value.items() if _given(v)}
     return known if known.get("before") or known.get("after") else None
 
 

@@ -65,5 +65,5 @@ class FakeConnector:
         return {"fake_requests": 3}
 
 
-def opener(target_type, settings, tctx):
+def opener(target_type, settings, env):
     return FakeConnector(settings)

@@ -15,7 +15,7 @@ from runner.graph.permissions import (
     SHAREPOINT_APP_ID,
     catalog,
     parse_line,
-    resolve,
+    resolve_permissions,
     wanted_for,
 )
 
@@ -43,7 +43,7 @@ def test_profile_is_the_seed_table_46_rows_mapping_to_46_catalog_ids():
     assert len(M365_BACKUP) == 46
     wanted, _ = wanted_for("m365-backup")
     assert len(wanted) == 46
-    res = resolve(wanted, None)
+    res = resolve_permissions(wanted, None)
     got = {(r.resource_app_id, r.id) for r in res.items}
     oracle = {(r["resource_app_id"], r["app_role_id"]) for r in csv_rows()}
     assert len(oracle) == 46 and got == oracle
@@ -90,7 +90,7 @@ def test_unknown_profile_is_an_input_error():
 
 def test_runtime_ids_match_catalog_without_warnings():
     wanted, _ = wanted_for("m365-backup")
-    res = resolve(wanted, runtime_sps())
+    res = resolve_permissions(wanted, runtime_sps())
     assert res.warnings == []
     assert all(r.source == "runtime" and r.resource_sp_id for r in res.items)
     rra = res.required_resource_access()
@@ -105,7 +105,7 @@ def test_runtime_id_that_differs_wins_with_a_warning():
     old = role["id"]
     role["id"] = "11111111-2222-3333-4444-555555555555"
     wanted, _ = wanted_for(None, ["Microsoft Graph: Mail.ReadWrite"])
-    res = resolve(wanted, sps)
+    res = resolve_permissions(wanted, sps)
     assert res.items[0].id == "11111111-2222-3333-4444-555555555555"
     assert len(res.warnings) == 1 and old in res.warnings[0] and "using the tenant's" in res.warnings[0]
 
@@ -114,7 +114,7 @@ def test_resource_missing_from_the_tenant_uses_catalog_ids_and_warns():
     sps = runtime_sps()
     sps[EXCHANGE_APP_ID] = None
     wanted, _ = wanted_for("m365-backup")
-    res = resolve(wanted, sps)
+    res = resolve_permissions(wanted, sps)
     exo = [r for r in res.items if r.resource_app_id == EXCHANGE_APP_ID]
     assert exo[0].resource_sp_id is None and exo[0].id == "dc890d15-9560-4a4c-9b7f-a736ec74ec40"
     assert any("no service principal in this tenant" in w for w in res.warnings)
@@ -125,7 +125,7 @@ def test_permission_absent_at_runtime_is_an_input_error():
     sps[SHAREPOINT_APP_ID]["appRoles"] = [r for r in sps[SHAREPOINT_APP_ID]["appRoles"] if r["value"] != "Sites.Manage.All"]
     wanted, _ = wanted_for("m365-backup")
     with pytest.raises(InputError) as ei:
-        resolve(wanted, sps)
+        resolve_permissions(wanted, sps)
     assert "Sites.Manage.All" in str(ei.value)
 
 
@@ -134,7 +134,7 @@ def test_delegated_only_role_does_not_resolve_as_application_permission():
     s["appRoles"] = [{"id": "x", "value": "User.Read.All", "allowedMemberTypes": ["User"]}]
     wanted, _ = wanted_for(None, ["Microsoft Graph: User.Read.All"])
     with pytest.raises(InputError):
-        resolve(wanted, {GRAPH_APP_ID: s})
+        resolve_permissions(wanted, {GRAPH_APP_ID: s})
 
 
 def test_catalog_is_loaded_from_package_data():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import ParamError
-from runner.params import parse_assignments, resolve
+from runner.params import parse_assignments, resolve_params
 from runner.runbook_loader import parse
 from runner.secrets import Secret
 
@@ -48,7 +48,7 @@ inputs = { path = "/tmp/x" }
 
 
 def test_values_are_typed_and_defaults_derived():
-    values, sources = resolve(RB, {"tenant": "contoso.onmicrosoft.com", "days": "90", "flag": "no",
+    values, sources = resolve_params(RB, {"tenant": "contoso.onmicrosoft.com", "days": "90", "flag": "no",
                                    "names": "a, b"}, environ={})
     assert values["days"] == 90 and values["flag"] is False and values["names"] == ["a", "b"]
     assert values["admin_url"] == "https://contoso-admin.sharepoint.com"
@@ -66,14 +66,14 @@ def test_values_are_typed_and_defaults_derived():
 ])
 def test_bad_values_name_the_parameter(given, message):
     with pytest.raises(ParamError) as e:
-        resolve(RB, given, environ={})
+        resolve_params(RB, given, environ={})
     assert e.value.message.startswith(message)
     assert e.value.exit_code == 2
 
 
 def test_pattern_error_offers_the_example():
     with pytest.raises(ParamError) as e:
-        resolve(RB, {"tenant": "contoso"}, environ={})
+        resolve_params(RB, {"tenant": "contoso"}, environ={})
     assert "contoso.onmicrosoft.com" in e.value.hint
 
 
@@ -93,23 +93,23 @@ kind = "local.file"
 inputs = { path = "/tmp/x" }
 ''', "d.toml")
     with pytest.raises(ParamError) as e:
-        resolve(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"}, environ={})
+        resolve_params(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"}, environ={})
     assert e.value.message == "the SharePoint tenant name cannot be derived from a tenant id"
     assert "admin_url=https://NAME-admin.sharepoint.com" in e.value.hint
-    values, _ = resolve(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b",
+    values, _ = resolve_params(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b",
                              "admin_url": "https://fabrikam-admin.sharepoint.com"}, environ={})
     assert values["admin_url"] == "https://fabrikam-admin.sharepoint.com"
 
 
 def test_secret_from_environment_file_and_prompt(tmp_path):
-    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com"}, environ={"TEST_PASSWORD": "from-env"})
+    values, sources = resolve_params(RB, {"tenant": "c.onmicrosoft.com"}, environ={"TEST_PASSWORD": "from-env"})
     assert isinstance(values["password"], Secret) and values["password"].reveal() == "from-env"
     assert sources == {"password": "env:TEST_PASSWORD"}
     f = tmp_path / "pw"
     f.write_text("from-file\n")
-    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com"}, secret_files={"password": str(f)}, environ={})
+    values, sources = resolve_params(RB, {"tenant": "c.onmicrosoft.com"}, secret_files={"password": str(f)}, environ={})
     assert values["password"].reveal() == "from-file" and sources["password"] == f"file:{f}"
-    values, sources = resolve(RB, {"tenant": "c.onmicrosoft.com", "flag": "yes"}, prompt=lambda p: "typed",
+    values, sources = resolve_params(RB, {"tenant": "c.onmicrosoft.com", "flag": "yes"}, prompt=lambda p: "typed",
                               environ={})
     assert values["password"].reveal() == "typed" and sources["password"] == "prompt"
 
@@ -137,13 +137,13 @@ kind = "local.file"
 inputs = { path = "/tmp/x" }
 ''', "r.toml")
     asked = []
-    values, _ = resolve(rb, {}, environ={}, prompt=lambda p: asked.append(p.name) or "")
+    values, _ = resolve_params(rb, {}, environ={}, prompt=lambda p: asked.append(p.name) or "")
     assert "password" not in values and asked == []          # not needed: never prompted
     with pytest.raises(ParamError) as e:
-        resolve(rb, {"user": "admin"}, environ={}, prompt=lambda p: asked.append(p.name) or "")
+        resolve_params(rb, {"user": "admin"}, environ={}, prompt=lambda p: asked.append(p.name) or "")
     assert asked == ["password"]                             # needed: prompted, then an error
     assert e.value.message == "secret 'password' is required when params.user != ''"
-    values, _ = resolve(rb, {"user": "admin"}, environ={"PSRUNNER_PASSWORD": "pw-1234"})
+    values, _ = resolve_params(rb, {"user": "admin"}, environ={"PSRUNNER_PASSWORD": "pw-1234"})
     assert values["password"].reveal() == "pw-1234"
 
 
