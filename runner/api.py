@@ -119,5 +119,5 @@ def runs(state_dir: Path | None = None) -> list[dict[str, Any]]:
     return list_runs(Path(state_dir) if state_dir else default_state_dir())
 
 
-__all__ = ["list_runbooks", "load_run", "load_runbook", "plan", "render", "resolve_params", "resume", "run",
-           "runs"]
+__all__ = ["catalog", "list_runbooks", "load_run", "load_runbook", "plan", "render", "resolve_params", "resume",
+           "run", "runs"]
