@@ -10,7 +10,7 @@ can call them directly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .catalog import Catalog, Entry
 from .errors import InputError
@@ -84,10 +84,13 @@ def load_run(run_id: str, state_dir: Path | None = None) -> tuple[RunDir, dict[s
 def resume(run_id: str, *, state_dir: Path | None = None, on_event: EventSink | None = None,
            interactive: bool = False, opener=None, secret_files: dict[str, str] | None = None,
            prompt: Prompt | None = None, environ: dict[str, str] | None = None,
-           extra_metrics=None) -> RunResult:
+           extra_metrics=None, confirm: Callable[[RunResult], bool] | None = None) -> RunResult | None:
     """Run an earlier run again, in its own run directory, skipping the stages that already
     finished (ok or changed) with the same inputs. Secrets are asked for again from the
-    sources the first attempt used (environment, file, prompt); they are never stored."""
+    sources the first attempt used (environment, file, prompt); they are never stored.
+
+    With `confirm`, the runbook is planned first (a plan run of its own) and `confirm(plan)`
+    decides whether to go on; None when it says no."""
     rd, info, previous = load_run(run_id, state_dir)
     if info.get("mode") != "run":
         raise InputError(f"run {run_id} was a plan; there is nothing to resume", input="RUN_ID",
@@ -99,6 +102,11 @@ def resume(run_id: str, *, state_dir: Path | None = None, on_event: EventSink | 
         if src.startswith("file:") and name not in files:
             files[name] = src[5:]
     values, sources = resolve_params(rb, given, secret_files=files, prompt=prompt, environ=environ)
+    if confirm is not None:
+        preview = _execute(rb, values, "plan", state_dir=rd.state_dir, secret_sources=sources,
+                           on_event=on_event, interactive=interactive, opener=opener)
+        if not confirm(preview):
+            return None
     return _execute(rb, values, "run", state_dir=rd.state_dir, secret_sources=sources,
                     on_event=on_event, interactive=interactive, opener=opener, run_dir=rd,
                     previous=previous, extra_metrics=extra_metrics)

@@ -28,11 +28,18 @@ def _output_option(f):
                         show_default=True, help="human text, or JSON on stdout for scripts")(f)
 
 
-def _state_option(f):
+def _state_option(f, envvar: str | None = "PSRUNNER_STATE_DIR"):
     return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-                        envvar="PSRUNNER_STATE_DIR",
+                        envvar=envvar,
                         help="where runs, locks and private files live "
-                             "[default: the per-user state directory]")(f)
+                             "[default: $PSRUNNER_STATE_DIR, else the per-user state directory]")(f)
+
+
+def _state_option_again(f):
+    """--state-dir after a subcommand of a group that takes it too (`runs show ID --state-dir D`):
+    without the environment variable, which the group's option reads, so it cannot override
+    an explicit group option."""
+    return _state_option(f, envvar=None)
 
 
 def _runbooks_option(f):
@@ -140,7 +147,7 @@ def _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, o
     rb = load_runbook(runbook, runbook_dirs)
     values, sources = _gather_params(rb, params, params_file, secret_files)
     return api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
-                    on_event=_progress(output, quiet), interactive=_tty())
+                    on_event=_progress(output, quiet), interactive=_interactive())
 
 
 @cli.command()
@@ -165,11 +172,16 @@ def check(runbook, params, params_file, secret_files, runbook_dirs, state_dir, o
     sys.exit(code)
 
 
+def _yes_option(f):
+    return click.option("--yes", "-y", is_flag=True,
+                        help="apply without asking (needed when stdin is not a terminal)")(f)
+
+
 @cli.command()
 @_run_common
-@click.option("--yes", "-y", is_flag=True, help="apply without asking (needed when not on a terminal)")
+@_yes_option
 @click.option("--show-secret", is_flag=True,
-              help="print a newly created client secret in the report (terminal only)")
+              help="print a newly created client secret in the report (only when stdout is a terminal)")
 def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet, yes,
         show_secret) -> None:
     """Apply a runbook: check each stage's state, change what differs, report each stage.
@@ -182,42 +194,61 @@ def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, out
     values, sources = _gather_params(rb, params, params_file, secret_files)
     if not yes:
         preview = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
-                           on_event=_progress(output, quiet), interactive=_tty())
-        if preview.status == RunStatus.FAILED:
-            _finish(preview, output)
-        if preview.changed:
-            if output == "human":
-                from . import render_text
-                click.echo(render_text.result(preview, color=_color()))
-            elif not _tty():
-                _json(preview.to_dict())     # the plan the error below refers to
-            if not _tty():
-                raise InputError("this run would change things and no terminal is attached to confirm",
-                                 input="--yes", hint="review the plan above, then run again with --yes")
-            if not click.confirm("Apply these changes?", default=False, err=True):
-                click.echo("nothing changed", err=True)
-                sys.exit(EXIT_OK)
+                           on_event=_progress(output, quiet), interactive=_interactive())
+        if not _agreed(preview, output):
+            sys.exit(EXIT_OK)
     result = api_run(rb, values, state_dir=state_dir, secret_sources=sources,
-                     on_event=_progress(output, quiet), interactive=_tty())
-    _finish(result, output, show_secret=show_secret and _tty())
+                     on_event=_progress(output, quiet), interactive=_interactive())
+    shown = show_secret and sys.stdout.isatty()
+    _finish(result, output, show_secret=shown, exit_now=not show_secret)
+    if show_secret and not shown:
+        click.echo("--show-secret: nothing printed, because stdout is not a terminal (a secret must not "
+                   "land in a pipe or a file); the report names the 0600 file that holds it", err=True)
+    sys.exit(_exit_code(result))
+
+
+def _agreed(preview: RunResult, output: str) -> bool:
+    """Show what a run would change and ask before applying (on a terminal: stdin is one).
+    A failed plan ends here with its report; without a terminal a plan that would change
+    anything is refused (exit 2) after printing it, so a script sees what it needs --yes for."""
+    if preview.status == RunStatus.FAILED:
+        _finish(preview, output)
+    if not preview.changed:
+        return True
+    if output == "human":
+        from . import render_text
+        click.echo(render_text.result(preview, color=_color()))
+    elif not _interactive():
+        _json(preview.to_dict())     # the plan the error below refers to
+    if not _interactive():
+        raise InputError("this run would change things and no terminal is attached to confirm",
+                         input="--yes", hint="review the plan above, then run again with --yes")
+    if click.confirm("Apply these changes?", default=False, err=True):
+        return True
+    click.echo("nothing changed", err=True)
+    return False
 
 
 @cli.command()
 @click.argument("run_id")
 @click.option("--secret-file", "secret_files", multiple=True, metavar="NAME=PATH",
               help="read secret parameter NAME from a file")
+@_yes_option
 @_state_option
 @_output_option
 @_verbosity
-def resume(run_id, secret_files, state_dir, output, verbose, quiet) -> None:
+def resume(run_id, secret_files, yes, state_dir, output, verbose, quiet) -> None:
     """Continue an interrupted or failed run: stages already done with the same inputs are
-    not repeated."""
+    not repeated. Like `run`, it shows what it would change and asks first, unless --yes."""
     _setup_logging(verbose, quiet)
     from .api import resume as api_resume
     from .params import parse_assignments, tty_prompt
     result = api_resume(run_id, state_dir=state_dir, on_event=_progress(output, quiet),
-                        interactive=_tty(), prompt=tty_prompt,
-                        secret_files=parse_assignments(list(secret_files), "--secret-file"))
+                        interactive=_interactive(), prompt=tty_prompt,
+                        secret_files=parse_assignments(list(secret_files), "--secret-file"),
+                        confirm=None if yes else (lambda preview: _agreed(preview, output)))
+    if result is None:
+        sys.exit(EXIT_OK)
     _finish(result, output)
 
 
@@ -256,12 +287,13 @@ def runs(ctx, state_dir, output) -> None:
 
 @runs.command("show")
 @click.argument("run_id")
+@_state_option_again
 @_output_option
 @click.pass_context
-def runs_show(ctx, run_id, output) -> None:
-    """Print the report of one run."""
+def runs_show(ctx, run_id, state_dir, output) -> None:
+    """Print the report of one run (--state-dir before or after `show`)."""
     from .api import load_run
-    _, _, result = load_run(run_id, ctx.obj["state_dir"])
+    _, _, result = load_run(run_id, state_dir or ctx.obj["state_dir"])
     if output == "json":
         _json(result.to_dict())
         return
@@ -315,11 +347,14 @@ def sim_serve(tenant_port, host_port, faults, public_names, state_dir) -> None:
 
 # ---------------------------------------------------------------------------- output
 
-def _tty() -> bool:
-    return sys.stdin.isatty() and sys.stdout.isatty()
+def _interactive() -> bool:
+    """A person can answer: stdin is a terminal. Where stdout goes does not matter (`| tee`,
+    `> plan.txt`): questions, sign-in codes and prompts go to stderr."""
+    return sys.stdin.isatty()
 
 
 def _color() -> bool:
+    """Colour in the report on stdout, only when stdout is a terminal (never in a file)."""
     return sys.stdout.isatty()
 
 

@@ -5,6 +5,8 @@ Exit codes: InputError and its children -> 2; everything else -> 1; Interrupted 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -52,8 +54,8 @@ class RunbookError(InputError):
 class ParamError(InputError):
     """A runbook parameter that is unknown, missing or of the wrong form."""
 
-    def __init__(self, message: str, *, param: str, hint: str | None = None):
-        super().__init__(message, input=param, hint=hint, param=param)
+    def __init__(self, message: str, *, param: str, hint: str | None = None, **fields: Any):
+        super().__init__(message, input=param, hint=hint, param=param, **fields)
         self.param = param
 
 
@@ -108,3 +110,12 @@ class TransportError(RunnerError):
 
 class TemplateError(InputError):
     """A template failed to render: names the template and line."""
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The one name among `choices` a mistyped `word` most likely meant (difflib's ratio,
+    case-insensitive), or None when nothing is close: a "did you mean" that guesses wildly
+    is worse than a list."""
+    by_lower = {c.lower(): c for c in choices}
+    best = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.75)
+    return by_lower[best[0]] if best else None

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import InputError, ParamError
+from .errors import InputError, ParamError, closest
 from .conditions import evaluate_condition
 from .refs import REF_RE, resolve_value
 from .registry import check_target
@@ -76,10 +76,10 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
     secret_files = secret_files or {}
     for name in list(given) + list(secret_files):
         if name not in runbook.params:
-            raise ParamError(f"unknown parameter {name!r} for runbook {runbook.name!r}", param=name,
-                             hint="parameters: " + ", ".join(runbook.params))
+            raise _unknown(runbook, name, "--secret-file" if name in secret_files else "-p")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    missing: list[Param] = []
     for name, p in runbook.params.items():
         if p.secret:
             if name in given and not isinstance(given[name], Secret):
@@ -93,8 +93,12 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
             values[name] = p.default if isinstance(p.default, str) and REF_RE.search(p.default) \
                 else coerce(p, p.default)
         elif p.required and not partial:
-            raise ParamError(f"parameter {name!r} is required", param=name,
-                             hint=f"give -p {name}=VALUE" + (f" ({p.help})" if p.help else ""))
+            missing.append(p)
+    if missing:
+        # one message for everything that is missing, secrets included (nobody is prompted
+        # for a secret before the run can start at all)
+        raise _missing(runbook, missing + [p for p in _secrets_needed(runbook, values)
+                                           if _secret_value(p, secret_files.get(p.name), env, None)[0] is None])
     # defaults that reference other parameters (e.g. an admin URL derived from the tenant)
     for name, val in list(values.items()):
         if partial:
@@ -103,24 +107,83 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
             values[name] = coerce(runbook.params[name],
                                   resolve_value(val, {"params": values}, where=f"params.{name}"))
     # secrets last: whether one is needed can depend on the other values (required_if)
+    needed = {p.name for p in _secrets_needed(runbook, values)} if not partial else set()
     for name, p in runbook.params.items():
         if not p.secret:
             continue
-        needed = p.required or bool(p.required_if and not partial and
-                                    evaluate_condition(p.required_if, {"params": values, "stages": {}}))
         if isinstance(given.get(name), Secret):     # a library caller handing over a Secret
             values[name], sources[name] = given[name], "given"
             continue
-        value, source = _secret_value(p, secret_files.get(name), env, prompt if needed else None)
+        value, source = _secret_value(p, secret_files.get(name), env, prompt if name in needed else None)
         if value is None:
-            if needed and need_secrets:
+            if name in needed and need_secrets:
                 when = f" when {p.required_if}" if p.required_if and not p.required else ""
-                raise ParamError(f"secret {name!r} is required{when}", param=name,
-                                 hint=f"set {p.env_var}, use --secret-file {name}=PATH, or run on a terminal "
-                                      f"to be prompted")
+                raise ParamError(f"secret {name!r} is required{when}", param=name, hint=_give_secret(p))
             continue
         values[name], sources[name] = coerce(p, value), source
     return values, sources
+
+
+def _secrets_needed(runbook: Runbook, values: dict[str, Any]) -> list[Param]:
+    """The secret parameters these values call for: required ones, and those whose
+    `required_if` holds (a condition over a parameter not known yet counts as false)."""
+    out = []
+    for p in runbook.params.values():
+        if not p.secret:
+            continue
+        try:
+            if p.required or (p.required_if and evaluate_condition(p.required_if, {"params": values, "stages": {}})):
+                out.append(p)
+        except Exception:       # names a missing parameter: that one is reported instead
+            continue
+    return out
+
+
+def _give_secret(p: Param) -> str:
+    return f"set {p.env_var}, use --secret-file {p.name}=PATH, or run on a terminal to be prompted"
+
+
+def _give_value(p: Param) -> str:
+    return f"-p {p.name}={p.example or 'VALUE'}" + (f" ({p.help})" if p.help else "")
+
+
+def _missing(runbook: Runbook, missing: list[Param]) -> ParamError:
+    """Every missing required parameter in one error, with a command line that gives them."""
+    if len(missing) == 1:
+        p = missing[0]
+        what = "secret" if p.secret else "parameter"
+        return ParamError(f"{what} {p.name!r} is required", param=p.name,
+                          hint=_give_secret(p) if p.secret else f"give {_give_value(p)}")
+    plain = [f"-p {p.name}={p.example or 'VALUE'}" for p in missing if not p.secret]
+    secret = [p for p in missing if p.secret]
+    ways = ["add " + " ".join(plain)] if plain else []
+    if secret:
+        ways.append("set " + " and ".join(f"{p.env_var} (or --secret-file {p.name}=PATH)" for p in secret))
+    ways.append(f"`psrunner show {cli_name(runbook)}` says what each one is")
+    return ParamError(f"{len(missing)} required parameters are missing: " + ", ".join(p.name for p in missing),
+                      param=missing[0].name, missing=[p.name for p in missing], hint="; ".join(ways))
+
+
+def cli_name(runbook: Runbook) -> str:
+    """How the runbook is named on a command line: its built-in name, or its file."""
+    return runbook.source.removeprefix("builtin:")
+
+
+def _unknown(runbook: Runbook, name: str, option: str) -> ParamError:
+    """An unknown parameter name: the one it most likely meant, or where to read them all."""
+    guess = closest(name, runbook.params)
+    if guess is not None:
+        p = runbook.params[guess]
+        if option == "--secret-file":
+            how = f"--secret-file {guess}=PATH" if p.secret else f"-p {guess}=...: it is not a secret"
+        else:
+            how = _give_secret(p) if p.secret else f"-p {guess}=..."
+        hint = f"did you mean {guess}? ({how})"
+    elif len(runbook.params) <= 8:
+        hint = "parameters: " + ", ".join(runbook.params)
+    else:
+        hint = f"`psrunner show {cli_name(runbook)}` lists its {len(runbook.params)} parameters"
+    return ParamError(f"unknown parameter {name!r} for runbook {runbook.name!r}", param=name, hint=hint)
 
 
 def check_targets(runbook: Runbook, values: dict[str, Any]) -> None:

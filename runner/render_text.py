@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from .catalog import BUILTIN, Entry
-from .results import RunResult, StageResult, Status
+from .results import RunResult, RunStatus, StageResult, Status
 from .runbook import Runbook
 
 LABEL = {
@@ -156,7 +156,20 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False) ->
     lines += ["", f"{len(res.stages)} stages: {counts or 'none'}"]
     if res.run_dir:
         lines.append(f"artifacts: {res.run_dir}")
+    if mode == "run" and res.run_dir and res.status in (RunStatus.INTERRUPTED, RunStatus.FAILED):
+        lines.append(f"to continue: {resume_command(res.run_dir)}")
     return "\n".join(lines)
+
+
+def resume_command(run_dir: str) -> str:
+    """The exact command that continues a run: `--state-dir` only when the run lives
+    elsewhere than where `resume` looks by default."""
+    import shlex
+    from .rundir import RunDir, default_state_dir
+    rd = RunDir.at(Path(run_dir))
+    here = "" if rd.state_dir.resolve() == default_state_dir().resolve() else \
+        f" --state-dir {shlex.quote(str(rd.state_dir))}"
+    return f"psrunner resume {rd.run_id}{here}"
 
 
 def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:

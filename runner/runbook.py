@@ -41,8 +41,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ParamError
+from .errors import ParamError, closest
 from .refs import resolve_value
+
 
 @dataclass(frozen=True)
 class Param:
@@ -148,8 +149,11 @@ class Runbook:
         for s in self.stages:
             if s.id == stage_id:
                 return s
+        ids = [s.id for s in self.stages]
+        guess = closest(stage_id, ids)
         raise ParamError(f"runbook {self.name!r} has no stage {stage_id!r}", param="--stage",
-                         hint="choose one of: " + ", ".join(s.id for s in self.stages))
+                         hint=f"did you mean --stage {guess}? (stages: {', '.join(ids)})" if guess
+                         else "choose one of: " + ", ".join(ids))
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "audience": self.audience,

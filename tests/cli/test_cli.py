@@ -88,7 +88,7 @@ def test_check_exits_3_on_drift_and_0_when_converged(tmp_path):
                        "  fix: runbooks: m365-backup-access, m365-backup-access-remove, sharepoint-scripts; "
                        "or give a path to a .toml file\n"),
     (["plan", "sharepoint-scripts"], "error: parameter 'dest' is required\n"
-                                     "  fix: give -p dest=VALUE (folder to write the scripts into (created if missing))\n"),
+                                     "  fix: give -p dest=./spo-scripts (folder to write the scripts into (created if missing))\n"),
     (["plan", "sharepoint-scripts", "-p", "dest=/tmp/x", "-p", "colour=red"],
      "error: unknown parameter 'colour' for runbook 'sharepoint-scripts'\n  fix: parameters: dest\n"),
     (["plan", "sharepoint-scripts", "-p", "dest"],

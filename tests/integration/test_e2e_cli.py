@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.sim.demo import complete_appinv_as_admin, simulators, write_sim_params
+from tests.terminal import at_terminal
 
 RUNBOOK = "m365-backup-access"
 
@@ -125,10 +126,15 @@ def test_interrupted_run_resumes_without_repeating_done_stages(lab):
     assert host.counter.by_action().get("Signal", 0) >= 1            # the remote pipeline was stopped
     assert "Microsoft.Online.SharePoint.PowerShell" not in host.state.modules
 
+    assert out.rstrip().endswith(f"to continue: psrunner resume {run_dir.name}")   # what to type next
+
     host.state.delays.clear()
     writes = tenant.requests.snapshot()["writes"]
-    # no secrets given: resume asks the same files the first attempt read them from
-    r = psrunner("resume", run_dir.name, "-o", "json", "-q", env=env)
+    # no secrets given: resume asks the same files the first attempt read them from; like
+    # run, without a terminal to ask on it needs --yes
+    r = psrunner("resume", run_dir.name, "-q", env=env)
+    assert r.returncode == 2 and "run again with --yes" in r.stderr
+    r = psrunner("resume", run_dir.name, "--yes", "-o", "json", "-q", env=env)
     assert r.returncode == 0, r.stderr
     resumed = json.loads(r.stdout)
     assert resumed["run_id"] == run_dir.name and resumed["resumed_from"] == run_dir.name
@@ -143,30 +149,7 @@ def test_interrupted_run_resumes_without_repeating_done_stages(lab):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 def test_show_secret_prints_the_new_secret_on_a_terminal_only(lab):
-    import pty
     world, tenant, host, args, env, tmp = lab
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "run", RUNBOOK, *args, "--yes", "--show-secret", "-q"],
-                            stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env)
-    os.close(slave)
-    import select
-    chunks, deadline = [], time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if not select.select([master], [], [], 1.0)[0]:
-            if proc.poll() is not None:
-                break
-            continue
-        try:
-            data = os.read(master, 65536)
-        except OSError:          # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    else:
-        proc.kill()
-    proc.wait(timeout=30)
-    os.close(master)
-    out = b"".join(chunks).decode(errors="replace")
+    out = at_terminal("run", RUNBOOK, *args, "--yes", "--show-secret", "-q", env=env).terminal
     (secret_file,) = (tmp / "state" / "private").rglob("client-secret-*.txt")
     assert "Client secret value" in out and secret_file.read_text().strip() in out
