@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ParamError, RunbookError
+from .errors import ParamError, RunbookError, closest
 from .runbook import Runbook
 from .runbook_loader import AUDIENCES, parse, tomllib
 
@@ -54,7 +54,7 @@ class Entry:
     name: str
     title: str
     audiences: tuple[str, ...]
-    description: str           # the first line
+    description: str           # all of it, as written (stripped)
     origin: str
     path: str                  # the file, or "builtin:NAME"
     error: str | None = None   # the TOML could not be read: listed, refused when loaded
@@ -114,7 +114,7 @@ def _label(d: SearchDir, name: str, file: Any) -> str:
 
 
 def _head(name: str, text: str) -> tuple[str, tuple[str, ...], str, str | None]:
-    """(title, audiences, first description line, error) from a runbook's TOML, unvalidated."""
+    """(title, audiences, description, error) from a runbook's TOML, unvalidated."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -123,8 +123,7 @@ def _head(name: str, text: str) -> tuple[str, tuple[str, ...], str, str | None]:
         return "", (), "", f"the file names runbook {data.get('name')!r}; rename one of the two"
     auds = data.get("audience", "admin")
     auds = (auds,) if isinstance(auds, str) else tuple(a for a in auds if isinstance(a, str))
-    desc = str(data.get("description", "")).strip().splitlines()
-    return str(data.get("title", "")), auds, (desc[0] if desc else ""), None
+    return str(data.get("title", "")), auds, str(data.get("description", "")).strip(), None
 
 
 class Catalog:
@@ -162,8 +161,10 @@ class Catalog:
         hits = self._located().get(name)
         if not hits:
             names = sorted(self._located())
+            guess = closest(name, names)
             raise ParamError(f"no runbook named {name!r}", param="RUNBOOK",
-                             hint="runbooks: " + ", ".join(names) + "; or give a path to a .toml file")
+                             hint=f"did you mean {guess}?" if guess else
+                             "runbooks: " + ", ".join(names) + "; or give a path to a .toml file")
         d, file = hits[0]
         return Entry(name, "", (), "", d.origin, _label(d, name, file),
                      shadows=tuple(_label(o, name, f) for o, f in hits[1:]))

@@ -157,7 +157,7 @@ class Runbook:
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "audience": self.audience,
-                "description": self.description.strip().splitlines()[0] if self.description else ""}
+                "description": self.description.strip()}
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "description": self.description, "rights": list(self.rights),

@@ -77,6 +77,8 @@ def test_show_secret_into_a_pipe_says_why_it_printed_nothing(tmp_path, env):
     (["plan", "m365-backup-access", "-p", "colour=red"],
      "error: unknown parameter 'colour' for runbook 'm365-backup-access'\n"
      "  fix: `psrunner show m365-backup-access` lists its 39 parameters\n"),
+    (["plan", "m365-backup-acess"],
+     "error: no runbook named 'm365-backup-acess'\n  fix: did you mean m365-backup-access?\n"),
     (["render", "m365-backup-access", "--stage", "spo-modul"],
      "error: runbook 'm365-backup-access' has no stage 'spo-modul'\n"
      "  fix: did you mean --stage spo-module? (stages: preflight, host-facts, application, service-principal, "
@@ -156,3 +158,14 @@ def test_resume_asks_on_a_terminal(tmp_path, env):
     s = at_terminal("resume", run_id, env=env, answers={"Apply these changes? [y/N]": "y"})
     assert s.code == 0, s.terminal
     assert len(list(dest.iterdir())) == 3
+
+
+def test_list_json_carries_whole_descriptions():
+    from runner.catalog import builtin_dir
+    from runner.runbook import tomllib
+    r = invoke("list", "--output", "json")
+    described = {b["name"]: b["description"] for b in json.loads(r.output)}
+    for name, text in described.items():
+        written = tomllib.loads((builtin_dir() / f"{name}.toml").read_text(encoding="utf-8"))["description"]
+        assert text == written.strip(), name
+    assert described["m365-backup-access"].endswith("reported as refused or without effect, with what to do instead.")
