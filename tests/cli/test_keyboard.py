@@ -162,7 +162,7 @@ def test_resume_asks_on_a_terminal(tmp_path, env):
 
 def test_list_json_carries_whole_descriptions():
     from runner.catalog import builtin_dir
-    from runner.runbook import tomllib
+    from runner.runbook_loader import tomllib
     r = invoke("list", "--output", "json")
     described = {b["name"]: b["description"] for b in json.loads(r.output)}
     for name, text in described.items():
