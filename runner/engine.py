@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .conditions import evaluate_condition
 from .errors import InputError, RunnerError, StageTimeout
 from .refs import resolve_value
+from .registry import KINDS, Connector, TargetEnv, open_target, stage_kind, target_lock_key
 from .results import Outcome, RunResult, RunStatus, StageResult, Status, timestamp
-from .conditions import evaluate_condition
 from .runbook import Runbook, Stage
 from .rundir import RunDir, TargetLock
 from .secrets import Secret, redact
-from .registry import KINDS, Connector, TargetEnv, open_target, stage_kind, target_lock_key
 from .values import Unknown
 
 log = logging.getLogger("psrunner.engine")

@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import InputError, ParamError, closest
 from .conditions import evaluate_condition
+from .errors import InputError, ParamError, closest
 from .refs import REF_RE, resolve_value
 from .registry import check_target
 from .runbook import Param, Runbook
 from .secrets import Secret
 from .values import coerce, spec_hint
+
 
 def parse_assignments(pairs: list[str], option: str = "-p") -> dict[str, str]:
     out: dict[str, str] = {}

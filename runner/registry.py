@@ -25,7 +25,6 @@ from typing import Any, Callable, Protocol
 
 from .results import Outcome
 
-
 # ---------------------------------------------------------------------------- stage kinds
 
 @dataclass(frozen=True)

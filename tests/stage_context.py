@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.results import StageResult
 from runner.api import load_runbook as load
+from runner.results import StageResult
 from runner.runbook import Stage
 from runner.secrets import write_private
 

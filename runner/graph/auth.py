@@ -36,8 +36,8 @@ import requests
 from ..errors import AuthError, InputError, Interrupted, RunnerError
 from ..secrets import Secret, is_private, redact, register, write_private
 from .http import HttpSession
-from .rights import DELEGATED_SCOPES, decode_claims
 from .retry import THROTTLE, Again, RetryLoop, RetryPolicy
+from .rights import DELEGATED_SCOPES, decode_claims
 
 log = logging.getLogger("psrunner.graph.auth")
 

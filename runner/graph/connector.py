@@ -33,9 +33,9 @@ from typing import Any
 from ..errors import InputError
 from ..registry import TargetEnv
 from ..values import as_bool, as_number, as_secret
-from .facts import Facts
 from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named
 from .client import GraphClient
+from .facts import Facts
 from .http import GraphCounters, HttpSession, route_of
 from .retry import RetryPolicy
 from .rights import describe, require_rights

@@ -83,8 +83,13 @@ def error_record(rec: Any) -> ErrorRecordInfo:
 def classify_exception(e: BaseException, started: bool) -> tuple[str, str]:
     """(kind, detail) for an exception from pypsrp / requests."""
     import requests
-    from pypsrp.exceptions import (AuthenticationError, InvalidPSRPOperation, InvalidRunspacePoolStateError,
-                                   WinRMTransportError, WSManFaultError)
+    from pypsrp.exceptions import (
+        AuthenticationError,
+        InvalidPSRPOperation,
+        InvalidRunspacePoolStateError,
+        WinRMTransportError,
+        WSManFaultError,
+    )
 
     detail = redact(_short(e))
     if isinstance(e, AuthenticationError):

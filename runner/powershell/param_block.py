@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .quoting import SINGLE_QUOTES
 
+
 @dataclass(frozen=True)
 class ParamDecl:
     name: str

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from ..errors import Interrupted, InputError, TransportError
+from ..errors import InputError, Interrupted, TransportError
 from ..secrets import Secret, redact
 from .failures import error_record, hint_for, transport_error
 from .result import Invocation, check_result, decide_failure

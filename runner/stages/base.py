@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from ..results import Outcome, StageResult
 
 if TYPE_CHECKING:                    # types only: kinds receive these, they never build them
-    from ..graph.facts import Facts
     from ..graph.auth import SignInSettings
     from ..graph.client import GraphClient
+    from ..graph.facts import Facts
     from ..powershell.result import Invocation
     from ..runbook import Stage
 

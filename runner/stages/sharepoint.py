@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError, TransportError
+from ..powershell.result import outcome_from
 from ..results import Outcome, Status
 from ..values import as_bool, as_secret, as_text, is_unknown
-from ..powershell.result import outcome_from
 from .base import StageContext, notice_line
 from .powershell import invoke
 

@@ -12,11 +12,11 @@ import pytest
 
 from runner import api
 from runner.errors import LockedError
+from runner.registry import KINDS, KindSpec
 from runner.results import RunStatus, Status
 from runner.runbook_loader import parse
 from runner.rundir import TargetLock
 from runner.secrets import Secret
-from runner.registry import KINDS, KindSpec
 
 from . import kinds_for_tests as k
 

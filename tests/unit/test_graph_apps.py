@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from runner.errors import InputError
+from runner.graph.certs import generate_self_signed, load_certificate
 from runner.graph.credentials import key_thumbprint
 from runner.graph.odata import app_path, check_unique_name, odata_key, parse_time
-from runner.graph.certs import generate_self_signed, load_certificate
 from runner.secrets import Secret
 
 

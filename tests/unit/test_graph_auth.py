@@ -17,6 +17,7 @@ from runner.graph.auth import (
     auth_error_from_result,
     cloud_named,
 )
+from runner.graph.http import HttpSession
 from runner.graph.rights import (
     GLOBAL_ADMINISTRATOR,
     PRIVILEGED_ROLE_ADMINISTRATOR,
@@ -25,7 +26,6 @@ from runner.graph.rights import (
     missing_rights,
     require_rights,
 )
-from runner.graph.http import HttpSession
 from runner.secrets import Secret
 
 
