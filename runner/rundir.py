@@ -29,7 +29,8 @@ from typing import Any
 
 from .errors import InputError, LockedError
 from .results import RunResult, RunStatus, StageResult, timestamp
-from .secrets import redact, redact_obj, write_private
+from .secrets import MASK, Secret, redact, redact_obj, write_private
+from .values import Unknown
 
 
 def default_state_dir() -> Path:
@@ -43,9 +44,8 @@ def default_state_dir() -> Path:
 
 
 def _json_default(o: Any) -> Any:
-    from .secrets import Secret
     if isinstance(o, Secret):
-        return "********"
+        return MASK
     if isinstance(o, Path):
         return str(o)
     if isinstance(o, (set, frozenset, tuple)):
@@ -61,8 +61,6 @@ def dumps(obj: Any, **kw: Any) -> str:
 
 def _jsonable(obj: Any) -> Any:
     """JSON-ready copy: Unknown and other objects become text; Secrets stay for redact_obj."""
-    from .secrets import Secret
-    from .values import Unknown
     if isinstance(obj, Unknown):
         return str(obj)
     if isinstance(obj, Secret):
