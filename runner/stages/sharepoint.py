@@ -19,13 +19,12 @@ from typing import Any
 
 from ..errors import InputError, TransportError
 from ..powershell.result import outcome_from
+from ..powershell.templates import ALLOWED_RIGHTS, ALLOWED_SCOPES, render_permission_xml, render_template
 from ..results import Outcome, Status
 from ..values import as_bool, as_secret, as_text, is_unknown
 from .base import StageContext, notice_line
 from .powershell import invoke
 
-ONLINE_SCOPES = ("http://sharepoint/content/tenant", "http://sharepoint/content/sitecollection",
-                 "http://sharepoint/content/sitecollection/web", "http://sharepoint/content/sitecollection/web/list")
 SERVER_SCOPE = {"http://sharepoint/content/tenant": "SiteSubscription",
                 "http://sharepoint/content/sitecollection": "SiteCollection",
                 "http://sharepoint/content/sitecollection/web": "Site"}
@@ -69,19 +68,18 @@ def _has_sign_in(params: dict[str, Any]) -> bool:
 
 def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """The appinv.aspx tenant-scope grant (see module docstring)."""
-    from ..powershell.templates import ALLOWED_RIGHTS, render_permission_xml
 
     inputs = {k: v for k, v in inputs.items() if k not in ("template", "vars")}
     backend = _text(inputs, "backend", "online") or "online"
     if backend not in ("online", "server"):
         raise InputError(f"backend {backend!r} is not online or server", input="backend",
                          hint="online: SharePoint Online (a person finishes it); server: SharePoint Server")
-    scope = _text(inputs, "scope", ONLINE_SCOPES[0]) or ONLINE_SCOPES[0]
+    scope = _text(inputs, "scope", ALLOWED_SCOPES[0]) or ALLOWED_SCOPES[0]
     right = _text(inputs, "right", "FullControl") or "FullControl"
     app_only = as_bool(inputs.get("app_only", True), "app_only")
-    if scope not in ONLINE_SCOPES:
+    if scope not in ALLOWED_SCOPES:
         raise InputError(f"scope {scope!r} is not an app permission scope", input="scope",
-                         hint="use one of: " + ", ".join(ONLINE_SCOPES))
+                         hint="use one of: " + ", ".join(ALLOWED_SCOPES))
     if right not in ALLOWED_RIGHTS:
         raise InputError(f"right {right!r} is not an app permission right", input="right",
                          hint="use one of: " + ", ".join(ALLOWED_RIGHTS))
@@ -95,7 +93,6 @@ def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 
 def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
                   app_only: bool) -> Outcome:
-    from ..powershell.templates import render_template
 
     if scope not in SERVER_SCOPE:
         raise InputError(f"SharePoint Server grants cover site subscription, site collection or web, not {scope}",
@@ -171,7 +168,6 @@ def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
 def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: str, scope: str, right: str,
             messages: list[str], warnings: list[str]) -> dict[str, Any] | None:
     """Read the ACS principals with PnP.PowerShell when the host has it. None: not verified."""
-    from ..powershell.templates import render_template
 
     params, secure = _credential_params(inputs, client_id_name="PnPClientId")
     if inputs.get("verify") is False:
