@@ -160,11 +160,10 @@ class Catalog:
         """The entry `name` means on this path (ParamError naming the choices when none)."""
         hits = self._located().get(name)
         if not hits:
-            names = sorted(self._located())
-            guess = closest(name, names)
+            guess = closest(name, sorted(self._located()))
             raise ParamError(f"no runbook named {name!r}", param="RUNBOOK",
                              hint=f"did you mean {guess}?" if guess else
-                             "runbooks: " + ", ".join(names) + "; or give a path to a .toml file")
+                             "`psrunner list` shows them all; or give a path to a .toml file")
         d, file = hits[0]
         return Entry(name, "", (), "", d.origin, _label(d, name, file),
                      shadows=tuple(_label(o, name, f) for o, f in hits[1:]))

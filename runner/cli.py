@@ -384,7 +384,7 @@ def _finish(result: RunResult, output: str, *, exit_now: bool = True, show_secre
         _json(result.to_dict())
     else:
         from . import render_text
-        click.echo(render_text.result(result, color=_color(), show_secret=show_secret))
+        click.echo(render_text.result(result, color=_color(), show_secret=show_secret, terminal=_tty()))
     code = _exit_code(result)
     if exit_now:
         sys.exit(code)

@@ -62,6 +62,8 @@ KINDS: dict[str, KindSpec] = {k.name: k for k in [
              summary="remove the application and its service principal"),
     KindSpec("powershell.template", "runner.stages.powershell", "template", "psrp", True,
              summary="run a PowerShell template on a host over PSRP"),
+    KindSpec("activedirectory.reset_password", "runner.stages.activedirectory", "reset_password", "psrp", True,
+             summary="set a generated one-time password the domain accepts, handed over once"),
     KindSpec("sharepoint.appinv_grant", "runner.stages.sharepoint", "appinv_grant", "psrp", True,
              summary="grant tenant-scope app-only rights (appinv.aspx / SharePoint Server)"),
 ]}

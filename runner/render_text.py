@@ -16,6 +16,7 @@ from typing import Any, Sequence, TextIO
 from .catalog import BUILTIN, Entry
 from .results import RunResult, RunStatus, StageResult, Status
 from .runbook import Runbook
+from .secrets import Secret
 
 LABEL = {
     ("plan", Status.OK): "ok",
@@ -119,10 +120,14 @@ def _summary(s: StageResult) -> str:
     return ""
 
 
-def result(res: RunResult, *, color: bool = False, show_secret: bool = False) -> str:
+def result(res: RunResult, *, color: bool = False, show_secret: bool = False, terminal: bool = False) -> str:
+    """The report of a run. `show_secret` adds a new client secret (asked for with --show-secret);
+    `terminal` (a person is reading, not a pipe or a log) shows a one-time password once."""
     mode = res.mode
     head = "Plan" if mode == "plan" else "Run"
     lines = [f"{head} {res.run_id} of {res.runbook}: {res.status.value}"]
+    if res.headline:
+        lines.insert(0, res.headline)
     width = max((len(s.id) for s in res.stages), default=8)
     for s in res.stages:
         lab = label(mode, s.status)
@@ -143,6 +148,11 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False) ->
         lines += ["", "Action required (a person must finish these):"]
         for s in actions:
             lines += ["  " + ln for ln in action_text(s).splitlines()]
+    for s in res.stages:
+        password = s.outputs.get("one_time_password") if isinstance(s.outputs, dict) else None
+        if isinstance(password, Secret):
+            shown = password.reveal() if terminal else "(not shown: no terminal)"
+            lines += ["", f"New password (shown once, kept nowhere): {shown}"]
     if res.notices:
         lines += ["", "Platform notices:"]
         for n in res.notices:

@@ -103,6 +103,17 @@ class RunResult:
     resumed_from: str | None = None
     error: dict[str, Any] | None = None
 
+    @property
+    def headline(self) -> str | None:
+        """What happened, in plain words, for the person who asked: a failed stage's message
+        (a refusal says why), else the `headline` output of the last stage that gave one."""
+        for s in self.stages:
+            if s.status == Status.FAILED and s.error:
+                refused = s.error.get("type") == "Refused"
+                return ("Refused: " if refused else "Failed: ") + str(s.error.get("message", ""))
+        lines = [s.outputs.get("headline") for s in self.stages if isinstance(s.outputs, dict)]
+        return next((h for h in reversed(lines) if isinstance(h, str) and h), None)
+
     def stage(self, stage_id: str) -> StageResult | None:
         return next((s for s in self.stages if s.id == stage_id), None)
 
@@ -115,6 +126,7 @@ class RunResult:
         d["status"] = self.status.value
         d["stages"] = [s.to_dict() for s in self.stages]
         d["changed"] = self.changed
+        d["headline"] = self.headline
         return d
 
     @classmethod

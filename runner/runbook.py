@@ -59,6 +59,7 @@ class Param:
     max: int | None = None
     example: str | None = None
     required_if: str | None = None  # a condition over other params that makes this one required
+    separator: str = ","             # lists given as text (-p): between items (";" for DNs)
 
     @property
     def secret(self) -> bool:

@@ -36,7 +36,7 @@ STAGE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "params", "targets",
                 "stages", "notices"}
 PARAM_KEYS = {"type", "required", "required_if", "default", "pattern", "help", "choices", "env", "min",
-              "max", "example"}
+              "max", "example", "separator"}
 STAGE_KEYS = {"id", "title", "kind", "template", "vars", "inputs", "when", "on_failure",
               "timeout", "target", "explain"}
 NOTICE_KEYS = {"id", "title", "date", "applies", "says", "instead"}
@@ -151,7 +151,10 @@ class _Validator:
         p = Param(name=name, type=ptype, required=bool(spec.get("required", False)),
                   default=spec.get("default"), pattern=pattern, help=spec.get("help", ""),
                   choices=tuple(choices), env=spec.get("env"), min=spec.get("min"),
-                  max=spec.get("max"), example=spec.get("example"), required_if=spec.get("required_if"))
+                  max=spec.get("max"), example=spec.get("example"), required_if=spec.get("required_if"),
+                  separator=spec.get("separator", ","))
+        if not isinstance(p.separator, str) or len(p.separator) != 1 or ptype != "list" and "separator" in spec:
+            self.fail(where + "separator", "a list parameter's separator is one character", None)
         if p.default is not None and not (isinstance(p.default, str) and REF_RE.search(p.default)):
             try:
                 coerce(p, p.default)

@@ -51,6 +51,9 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
 
+    def __deepcopy__(self, memo: dict) -> "Secret":
+        return self          # immutable; a copied result (dataclasses.asdict) keeps the Secret, masked
+
     def __reduce__(self):  # never pickled in clear
         raise TypeError("Secret cannot be pickled")
 

@@ -152,6 +152,7 @@ class ValueSpec(Protocol):
     max: int | None
     help: str
     example: str | None
+    separator: str                   # lists given as text: between items
 
 
 def spec_hint(spec: ValueSpec) -> str:
@@ -188,7 +189,7 @@ def coerce(spec: ValueSpec, value: Any) -> Any:
         if isinstance(value, list):
             items = value
         elif isinstance(value, str):
-            items = [x.strip() for x in value.split(",") if x.strip()]
+            items = [x.strip() for x in value.split(spec.separator) if x.strip()]
         else:
             raise bad(f"{value!r} is not a list")
         if not all(isinstance(x, str) for x in items):

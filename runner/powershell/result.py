@@ -7,9 +7,13 @@ hashtables) and nothing else:
     changed   bool, required: changed (apply) or would change (plan)
     before    the state read before acting        after   the state after (or as planned)
     data      the stage's outputs (a hashtable)   messages  lines for the report
-    status    ok | changed | action-required | failed   (optional; overrides `changed`)
+    status    ok | changed | action-required | failed | refused   (optional; overrides `changed`)
     action    for action-required: what a person must do (url, steps, ...)
-    reason    why it failed or needs a person
+    reason    why it failed, was refused or needs a person
+
+`refused` is the host's own policy check declining the request before any change (an
+account outside the allowed OUs, a protected account: JEA's lesson, the host decides): the
+stage fails with exit code 2, like any input psrunner itself refuses, and `reason` says why.
 
 `check_result` holds the session to it (anything else fails the invocation with a message
 that says what was wrong); `decide_failure` decides whether an invocation failed, which is
@@ -29,7 +33,7 @@ from .failures import ErrorRecordInfo
 from .serialize import ComplexObject, from_psrp
 
 RESULT_KEYS = frozenset({"changed", "before", "after", "data", "messages", "status", "action", "reason"})
-RESULT_STATUSES = frozenset({"ok", "changed", "action-required", "failed"})
+RESULT_STATUSES = frozenset({"ok", "changed", "action-required", "failed", "refused"})
 
 
 def template_result(*, changed: bool, before: Any = None, after: Any = None, data: Any = None,
@@ -168,7 +172,11 @@ def outcome_from(inv: Invocation, *, label: str) -> Outcome:
         warnings=list(inv.streams.get("warning", [])),
         streams=dict(inv.streams),
     )
-    if inv.failed:
+    if result.get("status") == "refused" and not inv.failed:
+        out.status = Status.FAILED
+        out.error = {"type": "Refused", "message": redact(str(result.get("reason") or f"{label} refused")),
+                     "exit_code": 2}
+    elif inv.failed:
         out.status = Status.FAILED
         out.error = {"type": "PowerShellError", "message": f"{label}: {inv.failure}", "state": inv.state,
                      "records": [e.to_dict() for e in inv.errors]}

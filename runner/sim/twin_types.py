@@ -87,6 +87,9 @@ class HostState:
     # seconds a template's twin takes before it acts, like a slow Install-Module; a stopped
     # pipeline (Ctrl-C, deadline) ends the wait and the twin does nothing
     delays: dict[str, float] = field(default_factory=dict)
+    # the Active Directory domain the AD twins act on (runner.sim.directory.Directory): a Samba
+    # DC in tests that hand one in, else the in-memory demo domain made on first use
+    directory: Any = None
 
 
 TwinFn = Callable[[HostState, SimWorld, dict[str, Any]], TwinOutput]

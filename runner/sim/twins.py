@@ -456,3 +456,7 @@ def appinv_server_grant(state: HostState, world: SimWorld, params: dict[str, Any
         data={"name_identifier": name_id, "app_id": app_id, "scope": scope, "right": right,
               "app_only": bool(app_only)},
         messages=messages))
+
+
+# The Active Directory twins live beside these and register on the same import.
+from . import twins_ad  # noqa: E402,F401

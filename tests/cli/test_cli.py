@@ -36,7 +36,7 @@ def test_version():
 def test_list_human_and_json():
     r = invoke("list")
     assert r.exit_code == 0
-    assert "sharepoint-scripts         admin      Write the SharePoint set-up scripts" in r.output
+    assert "sharepoint-scripts         admin               Write the SharePoint set-up scripts" in r.output
     r = invoke("list", "--output", "json")
     items = json.loads(r.output)
     assert {"name", "title", "audience"} <= set(items[0])
@@ -85,7 +85,7 @@ def test_check_exits_3_on_drift_and_0_when_converged(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["plan", "nope"], "error: no runbook named 'nope'\n"
-                       "  fix: runbooks: m365-backup-access, m365-backup-access-remove, sharepoint-scripts; "
+                       "  fix: `psrunner list` shows them all; "
                        "or give a path to a .toml file\n"),
     (["plan", "sharepoint-scripts"], "error: parameter 'dest' is required\n"
                                      "  fix: give -p dest=./spo-scripts (folder to write the scripts into (created if missing))\n"),
