@@ -380,11 +380,17 @@ def _exit_code(result: RunResult) -> int:
 
 
 def _finish(result: RunResult, output: str, *, exit_now: bool = True, show_secret: bool = False) -> int:
+    from . import render_text
     if output == "json":
         _json(result.to_dict())
     else:
-        from . import render_text
-        click.echo(render_text.result(result, color=_color(), show_secret=show_secret, terminal=_tty()))
+        click.echo(render_text.result(result, color=_color(), show_secret=show_secret,
+                                      terminal=sys.stdout.isatty()))
+    # a one-time password is shown once, on a terminal, never into a pipe or a file: on stderr
+    # when the report went elsewhere (JSON, `| tee`) but a person is still watching
+    if (output == "json" or not sys.stdout.isatty()) and sys.stderr.isatty():
+        for line in render_text.one_time_passwords(result):
+            click.echo(line, err=True)
     code = _exit_code(result)
     if exit_now:
         sys.exit(code)

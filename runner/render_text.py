@@ -148,11 +148,9 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False, te
         lines += ["", "Action required (a person must finish these):"]
         for s in actions:
             lines += ["  " + ln for ln in action_text(s).splitlines()]
-    for s in res.stages:
-        password = s.outputs.get("one_time_password") if isinstance(s.outputs, dict) else None
-        if isinstance(password, Secret):
-            shown = password.reveal() if terminal else "(not shown: no terminal)"
-            lines += ["", f"New password (shown once, kept nowhere): {shown}"]
+    if any(one_time_passwords(res)):
+        lines += [""] + (one_time_passwords(res) if terminal else
+                         ["New password: (not shown here: this output is not a terminal)"])
     if res.notices:
         lines += ["", "Platform notices:"]
         for n in res.notices:
@@ -180,6 +178,12 @@ def resume_command(run_dir: str) -> str:
     here = "" if rd.state_dir.resolve() == default_state_dir().resolve() else \
         f" --state-dir {shlex.quote(str(rd.state_dir))}"
     return f"psrunner resume {rd.run_id}{here}"
+
+
+def one_time_passwords(res: RunResult) -> list[str]:
+    """The lines that show a run's one-time passwords (for a terminal only)."""
+    found = [s.outputs.get("one_time_password") for s in res.stages if isinstance(s.outputs, dict)]
+    return [f"New password (shown once, kept nowhere): {p.reveal()}" for p in found if isinstance(p, Secret)]
 
 
 def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:

@@ -197,6 +197,7 @@ def test_on_a_terminal_the_password_is_in_the_result_once_and_masked_in_every_re
     shown = render_text.result(res, terminal=True)
     assert f"New password (shown once, kept nowhere): {secret.reveal()}" in shown
     assert secret.reveal() not in render_text.result(res, terminal=False)
+    assert "New password: (not shown here: this output is not a terminal)" in render_text.result(res)
     assert lab.backend.directory.authenticate(lab.user, secret.reveal()).reason == "must-change"
     for f in (lab.tmp / "state").rglob("*"):
         if f.is_file():
