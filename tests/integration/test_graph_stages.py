@@ -217,6 +217,14 @@ def test_preflight_warns_with_the_runbooks_notices_for_the_profile(sim, tmp_path
     assert not any("EWS" in w for w in g.preflight(ctx, {"profile": "m365-backup"}).warnings)
 
 
+def test_leaving_the_connector_closes_its_connections(sim, tmp_path):
+    with connect(sim, tmp_path) as conn:
+        conn.client.get("/servicePrincipals", allow=(403,))
+        pools = conn.graph_http.get_adapter(sim.graph_endpoint).poolmanager.pools
+        assert len(pools) == 1
+    assert len(pools) == 0
+
+
 def test_plan_after_onboarding_shows_nothing_to_do(sim, tmp_path):
     onboard(connect(sim, tmp_path), tmp_path)
     sim.requests.reset()

@@ -445,6 +445,13 @@ def test_one_pool_per_host_and_requests_per_invocation(sim, conn):
     print(f"\nWSMan requests: first invocation (with pool open) {opened}, then {per_call}")
 
 
+def test_leaving_the_connector_closes_its_pool_on_the_host(sim):
+    with open_target(target_settings(sim)) as conn:
+        conn.invoke(render_template("windows/host_facts").text, {"Apply": False})
+        assert sim.shells == 1
+    assert sim.shells == 0 and sim.counter.by_action()["Delete"] == 1
+
+
 def test_key_exchange_happens_once_per_pool(sim, conn):
     sim.state.modules[SPO] = "1.0"
     script = render_template("sharepoint/spo_tenant_settings").text
