@@ -64,6 +64,19 @@ class TwinOutput:
 
 
 @dataclass
+class SimService:
+    """A Windows service as Get-Service shows it (runner/sim/twins_services.py has the model)."""
+    name: str
+    display_name: str
+    status: str = "Running"                    # Running | Stopped | StartPending | StopPending | Paused
+    start_type: str = "Automatic"              # Automatic | Manual | Disabled
+    depends_on: list[str] = field(default_factory=list)
+    can_stop: bool = True
+    hangs_on_stop: bool = False                # stays StopPending once asked to stop
+    fails_to_start: bool = False               # its process dies while starting: back to Stopped
+
+
+@dataclass
 class HostState:
     """What the twins read and change on the simulated Windows host."""
     computer_name: str = "WIN-SIM01"
@@ -90,6 +103,8 @@ class HostState:
     # the Active Directory domain the AD twins act on (runner.sim.directory.Directory): a Samba
     # DC in tests that hand one in, else the in-memory demo domain made on first use
     directory: Any = None
+    # the host's Windows services by lower-cased name; the demo set (twins_services) when None
+    services: dict[str, SimService] | None = None
 
 
 TwinFn = Callable[[HostState, SimWorld, dict[str, Any]], TwinOutput]

@@ -458,5 +458,5 @@ def appinv_server_grant(state: HostState, world: SimWorld, params: dict[str, Any
         messages=messages))
 
 
-# The Active Directory twins live beside these and register on the same import.
-from . import twins_ad  # noqa: E402,F401
+# The Active Directory and service twins live beside these and register on the same import.
+from . import twins_ad, twins_services  # noqa: E402,F401

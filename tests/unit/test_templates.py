@@ -25,7 +25,7 @@ PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language
 EXPECTED = {"windows/host_facts", "sharepoint/spo_module", "sharepoint/spo_tenant_settings",
             "sharepoint/appinv_verify", "sharepoint/appinv_server_grant",
             "activedirectory/ad_user_status", "activedirectory/ad_unlock_account",
-            "activedirectory/ad_reset_password"}
+            "activedirectory/ad_reset_password", "windows/service_status", "windows/service_restart"}
 
 
 def parse(text: str):
