@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .catalog import Catalog, Entry
 from .errors import InputError
-from .params import Prompt, check_targets, resolve_params
+from .params import Prompt, check_before_run, resolve_params
 from .registry import open_target
 from .results import RunResult
 from .rundir import RunDir, default_state_dir, list_runs
@@ -46,9 +46,10 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
              previous: RunResult | None = None, extra_metrics=None) -> RunResult:
     from .engine import Engine, Options
     if opener is None:
-        # bad target settings (a sign-in without its secret, a missing CA bundle...) end here
-        # with exit 2 naming the parameter: before a run directory, a stage or a connection
-        check_targets(rb, params)
+        # bad target settings (a sign-in without its secret, a missing CA bundle...) and stage
+        # inputs that contradict each other end here with exit 2 naming the parameter: before
+        # a run directory, a stage or a connection
+        check_before_run(rb, params)
     sd = Path(state_dir) if state_dir else default_state_dir()
     rd = run_dir or RunDir.create(sd, rb.name)
     opts = Options(mode=mode, state_dir=sd, interactive=interactive, on_event=on_event,

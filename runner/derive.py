@@ -15,14 +15,13 @@ def tenant_name(tenant: Any) -> str:
     """contoso.onmicrosoft.com -> contoso (the SharePoint tenant name)."""
     t = str(tenant).strip().lower()
     if GUID_RE.match(t):
-        raise ParamError("the SharePoint tenant name cannot be derived from a tenant id",
-                         param="tenant",
-                         hint="give -p tenant=NAME.onmicrosoft.com, or set -p admin_url=https://NAME-admin.sharepoint.com")
+        raise ParamError(f"the SharePoint tenant name cannot be derived from a tenant id ({t})", param="tenant",
+                         hint="give the tenant as its NAME.onmicrosoft.com domain")
     m = re.match(r"^([a-z0-9-]+)\.onmicrosoft\.(com|us)$", t)
     if m:
         return m.group(1)
     raise ParamError(f"the SharePoint tenant name cannot be derived from {tenant!r}", param="tenant",
-                     hint="use the NAME.onmicrosoft.com domain, or set -p admin_url=https://NAME-admin.sharepoint.com")
+                     hint="give the tenant as its NAME.onmicrosoft.com domain")
 
 
 def spo_admin_url(tenant: Any) -> str:

@@ -26,6 +26,7 @@ from .results import Outcome, RunResult, RunStatus, StageResult, Status, timesta
 from .runbook import Runbook, Stage
 from .rundir import RunDir, TargetLock
 from .secrets import Secret, redact
+from .user_terms import Terms
 from .values import Unknown
 
 log = logging.getLogger("psrunner.engine")
@@ -367,6 +368,8 @@ class Engine:
             e = box["error"]
             if isinstance(e, KeyboardInterrupt):  # pragma: no cover - only the main thread gets these
                 raise e
+            if isinstance(e, RunnerError):        # in the runbook's parameters, not the kind's inputs
+                e = Terms(self.runbook, stage=stage).restate(e)
             if not isinstance(e, RunnerError):
                 log.debug("stage %s crashed:\n%s", stage.id, redact(box.get("tb", "")))
             return StageResult(status=Status.FAILED, error=_error_dict(e),
@@ -382,6 +385,7 @@ class Engine:
                            streams=out.streams, action=out.action, error=out.error, **base)
 
     def _failed_early(self, stage: Stage, e: RunnerError) -> StageResult:
+        e = Terms(self.runbook, stage=stage).restate(e)
         now = timestamp()
         return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
                            messages=[redact(_message(e))], error=_error_dict(e), started=now, finished=now)

@@ -6,8 +6,53 @@ Exit codes: InputError and its children -> 2; everything else -> 1; Interrupted 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
+
+# ---------------------------------------------------------------------------- names in messages
+# A transport or a stage kind knows its own settings and inputs (`ca_bundle`, `secret_min_days`),
+# not the runbook parameter a person typed (`-p host_ca_bundle=`). So it writes the name
+# marked, through setting() or stage_input(), and whoever knows the runbook restates the
+# error in the user's terms (runner/user_terms.py); unrestated, the mark reads as the bare name.
+
+_MARK = re.compile(r"\{\{(target|input):([A-Za-z0-9_.]+)(?:=([^}]*))?\}\}")
+
+
+def setting(name: str, value: Any = None) -> str:
+    """`name`, a setting of the target that raises the error, marked for restating
+    (`value`: the value to set it to)."""
+    return "{{target:" + name + ("" if value is None else f"={value}") + "}}"
+
+
+def stage_input(name: str, value: Any = None) -> str:
+    """`name`, an input of the stage kind that raises the error, marked for restating."""
+    return "{{input:" + name + ("" if value is None else f"={value}") + "}}"
+
+
+def marked_names(text: str | None) -> list[tuple[str, str, str | None]]:
+    """(kind "target" | "input", name, value) of every marked name in `text`."""
+    return [(m.group(1), m.group(2), m.group(3)) for m in _MARK.finditer(text or "")]
+
+
+class Naming:
+    """How marked names read: in a message, what is named (`name`); in a hint, how to give it
+    (`give`). This one, for errors nobody restated, reads the bare setting or input name."""
+
+    def name(self, kind: str, name: str, value: str | None) -> str:
+        return name if value is None else f"{name}={value}"
+
+    def give(self, kind: str, name: str, value: str | None) -> str:
+        return name if value is None else f"{name} = {value!r}"
+
+
+PLAIN = Naming()
+
+
+def _render(text: str | None, say: Callable[[str, str, str | None], str]) -> str | None:
+    if text is None:
+        return None
+    return _MARK.sub(lambda m: say(m.group(1), m.group(2), m.group(3)), text)
 
 
 class RunnerError(Exception):
@@ -17,9 +62,27 @@ class RunnerError(Exception):
 
     def __init__(self, message: str, *, hint: str | None = None, **fields: Any) -> None:
         super().__init__(message)
-        self.message = message
-        self.hint = hint
+        self.marked_message = message
+        self.marked_hint = hint
+        self.naming: Naming = PLAIN
         self.fields = fields
+
+    # message and hint read with the names restated (see setting()); assigning sets the text
+    @property
+    def message(self) -> str:
+        return _render(self.marked_message, self.naming.name) or ""
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self.marked_message = text
+
+    @property
+    def hint(self) -> str | None:
+        return _render(self.marked_hint, self.naming.give)
+
+    @hint.setter
+    def hint(self, text: str | None) -> None:
+        self.marked_hint = text
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  fix: {self.hint}"

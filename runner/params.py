@@ -15,10 +15,11 @@ from typing import Any, Callable
 from .conditions import evaluate_condition
 from .errors import InputError, ParamError, closest
 from .refs import REF_RE, resolve_value
-from .registry import check_target
+from .registry import check_stage, check_target
 from .runbook import Param, Runbook
 from .secrets import Secret
-from .values import coerce, spec_hint
+from .user_terms import Terms
+from .values import Unknown, coerce
 
 
 def parse_assignments(pairs: list[str], option: str = "-p") -> dict[str, str]:
@@ -105,8 +106,14 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
         if partial:
             break
         if isinstance(val, str) and REF_RE.search(val) and name not in given:
-            values[name] = coerce(runbook.params[name],
-                                  resolve_value(val, {"params": values}, where=f"params.{name}"))
+            p = runbook.params[name]
+            try:
+                derived = resolve_value(val, {"params": values}, where=f"params.{name}")
+            except InputError as e:      # asked for now, before any sign-in or connection
+                raise ParamError(f"parameter {name!r} is needed: {e.message}", param=name,
+                                 hint=f"give -p {name}={p.example or 'VALUE'}" + (f", or {e.hint}" if e.hint else ""),
+                                 ) from None
+            values[name] = coerce(p, derived)
     # secrets last: whether one is needed can depend on the other values (required_if)
     needed = {p.name for p in _secrets_needed(runbook, values)} if not partial else set()
     for name, p in runbook.params.items():
@@ -187,15 +194,15 @@ def _unknown(runbook: Runbook, name: str, option: str) -> ParamError:
     return ParamError(f"unknown parameter {name!r} for runbook {runbook.name!r}", param=name, hint=hint)
 
 
-def check_targets(runbook: Runbook, values: dict[str, Any]) -> None:
-    """Run each used target's own offline checks on the settings these values give it (a
-    sign-in without its secret, a CA bundle that is not there, Basic auth without a user...),
-    so that such input is refused with exit 2 before any stage runs or any connection is
-    made. The error names the runbook parameter behind the setting, not the setting.
+def check_before_run(runbook: Runbook, values: dict[str, Any]) -> None:
+    """Everything that can be refused without a connection, refused now (exit 2) rather than
+    by a stage after sign-in: each used target's offline checks (a sign-in without its
+    secret, a CA bundle that is not there, Basic auth without a user...) and each stage
+    kind's checks of how its inputs relate (a secret lifetime shorter than its renewal
+    horizon). Errors name the runbook parameter behind the setting or input (user_terms).
 
-    A target is checked when a stage that may run uses it (a stage whose `when` the
-    parameters alone make false will not open it)."""
-
+    Only stages that may run count (a stage whose `when` the parameters alone make false
+    opens no target); inputs that come from earlier stages are Unknown here."""
     def may_run(stage: Any) -> bool:
         if not stage.when:
             return True
@@ -204,42 +211,20 @@ def check_targets(runbook: Runbook, values: dict[str, Any]) -> None:
         except Exception:           # depends on an earlier stage: it may run
             return True
 
-    used = {s.target for s in runbook.stages if s.target and may_run(s)}
+    stages = [s for s in runbook.stages if may_run(s)]
+    used = {s.target for s in stages if s.target}
     for name, target in runbook.targets.items():
-        if name not in used:
-            continue
+        if name in used:
+            try:
+                check_target(target.type, target.resolved(values), name)
+            except InputError as e:
+                raise Terms(runbook, target=name).restate(e) from None
+    scope = {"params": values, "stages": {}, "_missing": lambda ref: Unknown(ref.split(".", 1)[-1])}
+    for stage in stages:
         try:
-            check_target(target.type, target.resolved(values), name)
+            check_stage(stage.kind, resolve_value(stage.inputs, scope, where=f"stages.{stage.id}.inputs"))
         except InputError as e:
-            raise _as_param_error(runbook, name, e) from None
-
-
-def _as_param_error(runbook: Runbook, target: str, e: InputError) -> InputError:
-    """The target's InputError restated for the runbook parameter that feeds the setting it
-    names (`targets.host.ca_bundle` -> `host_ca_bundle`); unchanged when no single
-    parameter feeds it."""
-    setting = str(e.input or "")
-    prefix = f"targets.{target}."
-    setting = setting[len(prefix):] if setting.startswith(prefix) else setting
-    raw = runbook.targets[target].settings.get(setting)
-    m = REF_RE.fullmatch(raw.strip()) if isinstance(raw, str) else None
-    if m is None or m.group(2) or not m.group(1).startswith("params."):
-        return e
-    pname = m.group(1)[len("params."):]
-    p = runbook.params.get(pname)
-    if p is None:
-        return e
-    text = e.message
-    for lead in (f"{prefix}{setting}: ", f"{setting}: "):
-        if text.startswith(lead):
-            text = text[len(lead):]
-            break
-    if p.secret:
-        hint = (f"set the environment variable {p.env_var}, use --secret-file {pname}=PATH, or run on a "
-                "terminal to be prompted (never on the command line)")
-    else:
-        hint = f"{e.hint} (-p {pname}=...)" if e.hint else spec_hint(p)
-    return ParamError(f"parameter {pname!r}: {text}", param=pname, hint=hint)
+            raise Terms(runbook, stage=stage).restate(e) from None
 
 
 def _secret_value(p: Param, file: str | None, env: dict[str, str], prompt: Prompt | None):

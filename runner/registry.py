@@ -4,7 +4,10 @@ and the target types (`[targets.NAME] type = "psrp"`).
 Both tables are written out here, as module and function names, rather than discovered by
 importing: loading, validating and showing a runbook then never imports msal, pypsrp,
 cryptography or jinja2, and a module is imported only when a stage or a target of its kind
-is used (`stage_kind`, `open_target`, `check_target`, `target_lock_key`).
+is used (`stage_kind`, `check_stage`, `open_target`, `check_target`, `target_lock_key`).
+
+A stage kind may name a `check` function beside it: `(inputs) -> None`, the checks that need no
+connection (how inputs relate), run by `check_stage` before any stage runs.
 
 A target type's module offers three functions:
 
@@ -35,6 +38,7 @@ class KindSpec:
     target_type: str | None          # "graph" | "psrp" | None (local)
     uses_template: bool = False
     summary: str = ""
+    check: str | None = None         # (inputs) -> None: offline checks, before any connection
 
 
 KINDS: dict[str, KindSpec] = {k.name: k for k in [
@@ -55,7 +59,8 @@ KINDS: dict[str, KindSpec] = {k.name: k for k in [
     KindSpec("graph.consent", "runner.stages.entra", "consent", "graph",
              summary="ensure admin consent: one app role assignment per application permission"),
     KindSpec("graph.secret", "runner.stages.entra_credentials", "client_secret", "graph",
-             summary="ensure a client secret valid beyond N days (written to a 0600 file)"),
+             summary="ensure a client secret valid beyond N days (written to a 0600 file)",
+             check="check_secret_inputs"),
     KindSpec("graph.certificate", "runner.stages.entra_credentials", "certificate", "graph",
              summary="ensure a certificate credential (self-signed or given)"),
     KindSpec("graph.remove_application", "runner.stages.entra", "remove_application", "graph",
@@ -65,8 +70,17 @@ KINDS: dict[str, KindSpec] = {k.name: k for k in [
     KindSpec("activedirectory.reset_password", "runner.stages.activedirectory", "reset_password", "psrp", True,
              summary="set a generated one-time password the domain accepts, handed over once"),
     KindSpec("sharepoint.appinv_grant", "runner.stages.sharepoint", "appinv_grant", "psrp", True,
-             summary="grant tenant-scope app-only rights (appinv.aspx / SharePoint Server)"),
+             summary="grant tenant-scope app-only rights (appinv.aspx / SharePoint Server)",
+             check="check_grant_inputs"),
 ]}
+
+
+def check_stage(name: str, inputs: dict[str, Any]) -> None:
+    """The stage kind's offline checks of `inputs` (resolved from the parameters; what earlier
+    stages give is Unknown): an InputError naming the input, before any stage runs."""
+    spec = KINDS[name]
+    if spec.check:
+        getattr(importlib.import_module(spec.module), spec.check)(inputs)
 
 
 def stage_kind(name: str) -> Callable[[Any, dict[str, Any]], Outcome]:

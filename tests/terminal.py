@@ -1,5 +1,6 @@
-"""Running `psrunner` the way a person at a keyboard does: stdin (and, unless asked otherwise,
-stdout and stderr) on a pseudo-terminal, answering its questions as they appear. POSIX only."""
+"""Running `psrunner` in a child process: the way a scheduler does (`psrunner`: no terminal at
+all), or the way a person at a keyboard does (`at_terminal`: stdin, stderr and unless asked
+otherwise stdout on a pseudo-terminal, answering its questions as they appear; POSIX only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+
+
+def psrunner(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m runner.cli ARGS` with no terminal: stdin empty, output captured."""
+    return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 @dataclass

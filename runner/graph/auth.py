@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import AuthError, InputError, Interrupted, RunnerError
+from ..errors import AuthError, InputError, Interrupted, RunnerError, setting
 from ..secrets import Secret, is_private, redact, register, write_private
 from .http import HttpSession
 from .retry import THROTTLE, Again, RetryLoop, RetryPolicy
@@ -133,18 +133,20 @@ class SignInSettings:
 _AADSTS_HINTS: dict[int, str] = {
     7000215: "the client secret is wrong: create a new secret for the app and pass its value",
     7000222: "the client secret has expired: create a new secret for the app",
-    700016: "no application with this client_id in the tenant: check client_id, tenant and cloud",
-    90002: "the tenant was not found: check the tenant domain or id, and the cloud",
-    900023: "the tenant is not a valid domain or id: check the tenant value",
+    700016: f"no application with this client id in the tenant: check {setting('client_id')}, "
+            f"{setting('tenant')} and {setting('cloud')}",
+    90002: f"the tenant was not found: check {setting('tenant')} (its domain or id) and {setting('cloud')}",
+    900023: f"the tenant is not a valid domain or id: check {setting('tenant')}",
     700027: "the certificate is not registered on the app (or the assertion is invalid): upload its public part to the app",
     700024: "the client assertion is outside its validity time: check this machine's clock",
     50126: "wrong user name or password",
     65001: "consent is missing: an administrator must consent to the requested permissions for this client",
     70011: "the requested scope is invalid for this client",
-    50076: "multi-factor authentication is required: use device-code sign-in from a terminal",
+    50076: f"multi-factor authentication is required: sign in with {setting('auth', 'device-code')} at a terminal",
     50079: "multi-factor authentication registration is required for this user",
     53003: "Conditional Access blocked the sign-in: ask the tenant administrators for an exclusion or a compliant device",
-    7000218: "the client is confidential: sign in with a certificate or secret, or enable public client flows",
+    7000218: f"the client is confidential: sign in with {setting('auth', 'certificate')}, or enable public "
+             "client flows on it",
     50020: "the user is not in this tenant: sign in with an account of the tenant",
     50034: "the user does not exist in this tenant",
     7000112: "the application is disabled in the tenant",
@@ -168,7 +170,8 @@ def auth_error_from_result(result: dict[str, Any], settings: SignInSettings) -> 
         first = f"AADSTS{codes[0]}: {first}"
     hint = next((_AADSTS_HINTS[c] for c in codes if c in _AADSTS_HINTS), None)
     if hint is None and result.get("error") == "invalid_client":
-        hint = "the client credential was refused: check client_id and the secret or certificate"
+        hint = (f"the client credential was refused: check {setting('client_id')} and "
+                f"{setting('client_secret')} or {setting('certificate')}")
     message = redact(f"sign-in to {settings.tenant} ({settings.kind}, client {settings.client_id}) failed: {first}")
     return AuthError(message, hint=hint, aadsts=[f"AADSTS{c}" for c in codes],
                      error=result.get("error"), tenant=settings.tenant)
@@ -290,7 +293,8 @@ class TokenSource:
         except (requests.ConnectionError, requests.Timeout) as e:
             raise Again(AuthError(f"cannot reach the sign-in service {urlsplit(self.settings.authority).netloc}: "
                                   f"{type(e).__name__}",
-                                  hint="check the network path (proxy, firewall, ca_bundle) and re-run"),
+                                  hint=f"check the network path (proxy, firewall, {setting('ca_bundle')}) "
+                                       "and re-run"),
                         "sign-in service unreachable") from None
         except requests.HTTPError as e:       # 5xx on OpenID discovery
             raise Again(AuthError(f"the sign-in service kept failing: {e}", hint=busy), "sign-in service error") from None
@@ -304,7 +308,7 @@ class TokenSource:
             if isinstance(e, ValueError) and ("OIDC Discovery failed" in text or "tenant" in text.lower()):
                 raise AuthError(f"the tenant {self.settings.tenant!r} was not found at "
                                 f"{urlsplit(self.settings.authority).netloc}",
-                                hint="check the tenant domain or id, and the cloud") from None
+                                hint=f"check {setting('tenant')} (its domain or id) and {setting('cloud')}") from None
             if isinstance(e, ValueError):
                 raise AuthError(f"sign-in failed: {text}") from None
             raise AuthError(f"sign-in failed: {type(e).__name__}: {text}", hint=busy) from None
@@ -346,8 +350,9 @@ class TokenSource:
     def _needs_terminal() -> AuthError:
         return AuthError("device-code sign-in needs a person at a terminal, and no cached sign-in "
                          "could be reused",
-                         hint="run once interactively to fill the token cache, or use auth = 'certificate' "
-                              "for unattended runs")
+                         hint="run once at a terminal to fill the token cache; for unattended runs sign in "
+                              f"with {setting('auth', 'certificate')}, {setting('client_id')} and "
+                              f"{setting('certificate')}")
 
     def _pick_account(self, accounts: list[dict[str, Any]]) -> dict[str, Any] | None:
         if not accounts:

@@ -13,7 +13,7 @@ import base64
 import json
 from typing import Any
 
-from ..errors import AuthError
+from ..errors import AuthError, setting
 
 PRIVILEGED_ROLE_ADMINISTRATOR = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
@@ -34,7 +34,8 @@ def decode_claims(token: str) -> dict[str, Any]:
         data = json.loads(base64.urlsafe_b64decode(payload.encode()))
     except (IndexError, ValueError):
         raise AuthError("the access token is not a JWT: cannot read what it grants",
-                        hint="check authority_host / graph_endpoint point at Microsoft Entra ID and Graph") from None
+                        hint=f"check that {setting('authority_host')} and {setting('graph_endpoint')} point at "
+                             "Microsoft Entra ID and Graph") from None
     return data if isinstance(data, dict) else {}
 
 

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import TransportError
+from ..errors import TransportError, setting
 from ..secrets import redact
 from .serialize import text_of
 from .settings import HostSettings
@@ -176,23 +176,25 @@ def transport_error(e: BaseException, started: bool, settings: HostSettings) -> 
 
 
 _HINTS = {
-    "auth": "check the user name and password and that the WinRM service allows this auth method "
-            "(`winrm get winrm/config/service/auth`); for Kerberos check the SPN (`setspn -L <host>`) and "
-            "that you used the host's DNS name; for a JEA endpoint check the role capability grants this user",
+    "auth": f"check {setting('username')} and {setting('password')}, and that the WinRM service allows "
+            f"{setting('auth')} (`winrm get winrm/config/service/auth`); for Kerberos check the SPN "
+            "(`setspn -L <host>`) and that you used the host's DNS name; for a JEA endpoint check the role "
+            "capability grants this user",
     "connect": "check the WinRM listener on the host (`winrm enumerate winrm/config/listener`), that the "
                "service runs (`Get-Service WinRM`), and that the firewall allows TCP {port} "
                "(`Test-NetConnection <host> -Port {port}`)",
-    "dns": "check the host name (DNS, hosts file) or use the IP address; with Kerberos the SPN must match the name",
-    "tls": "check the CA: pass --ca-bundle with the PEM of the CA that signed the host's WinRM HTTPS certificate "
-           "(ca_bundle in the target), and that the certificate names this host; do not turn validation off",
+    "dns": f"check {setting('host')} (DNS, hosts file) or use the IP address; with Kerberos the SPN must match "
+           "the name",
+    "tls": f"give {setting('ca_bundle')}: the PEM file of the CA that signed the host's WinRM HTTPS certificate; "
+           "check that the certificate names this host; do not turn validation off",
     "timeout-before-start": "the command did not start, so a retry is safe; check the host is responsive and "
                             "the network path (proxy, firewall on TCP {port}); raise the stage timeout if it is slow",
     "timeout-mid-run": "the command may have run on the host and was not replayed: check the host's state "
                        "before running again, and raise the stage timeout if the work is slow",
     "broken-pool": "the host closed the PowerShell session (WinRM restarted, MaxShellsPerUser/idle timeout, or "
                    "memory limit: `winrm get winrm/config/winrs`); running again opens a new session",
-    "protocol": "check the session configuration name (`Get-PSSessionConfiguration` on the host) and the WinRM "
-                "logs (Event Viewer: Microsoft-Windows-WinRM/Operational)",
+    "protocol": f"check {setting('configuration_name')} (`Get-PSSessionConfiguration` on the host) and the "
+                "WinRM logs (Event Viewer: Microsoft-Windows-WinRM/Operational)",
 }
 
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, setting
 from ..secrets import Secret
 from ..values import as_bool, as_int, as_secret, as_text
 
@@ -64,7 +64,7 @@ class HostSettings:
     def validate(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip() or any(c in self.host for c in "/ \t@?#"):
             raise self._bad("host", f"{self.host!r} is not a host name or address",
-                            "give the name or IP only, e.g. host = \"win01.contoso.com\"")
+                            f"give the name or IP only, e.g. {setting('host', 'win01.contoso.com')}")
         if self.port is not None and (isinstance(self.port, bool) or not isinstance(self.port, int)
                                       or not 0 < self.port < 65536):
             raise self._bad("port", f"{self.port!r} is not a TCP port", "use 5986 for HTTPS, 5985 for HTTP")
@@ -77,18 +77,19 @@ class HostSettings:
             if self.encryption == "never":
                 raise self._bad("encryption", "plain HTTP without message encryption would send the session "
                                 "(and every SecureString key) in clear",
-                                "use HTTPS (port 5986), or keep encryption = \"auto\" with NTLM/Kerberos/CredSSP")
+                                f"use HTTPS ({setting('ssl', 'true')}), or keep {setting('encryption', 'auto')} "
+                                "with NTLM/Kerberos/CredSSP")
             if self.auth not in ENCRYPTING_AUTH:
                 raise self._bad("auth", f"{self.auth} authentication works only over HTTPS",
-                                "use HTTPS (scheme = \"https\", port 5986), or auth = \"negotiate\"/\"kerberos\"/"
-                                "\"ntlm\"/\"credssp\" with message encryption over HTTP")
+                                f"use HTTPS ({setting('ssl', 'true')}, port 5986), or {setting('auth', 'negotiate')} "
+                                "(or kerberos, ntlm, credssp) with message encryption over HTTP")
         elif self.encryption == "always" and self.auth not in ENCRYPTING_AUTH:
             raise self._bad("encryption", f"message encryption needs NTLM, Kerberos or CredSSP, not {self.auth}",
-                            "set encryption = \"auto\" (HTTPS already encrypts)")
+                            f"set {setting('encryption', 'auto')} (HTTPS already encrypts)")
         if self.auth in ("basic", "ntlm", "credssp") and (not self.username or not self.password):
             raise self._bad("username" if not self.username else "password",
                             f"{self.auth} authentication needs a username and a password",
-                            "set username and pass the password as a secret parameter")
+                            f"give {setting('username')} and {setting('password')}")
         if self.auth == "certificate":
             for name in ("certificate_pem", "certificate_key_pem"):
                 value = getattr(self, name)
@@ -98,7 +99,8 @@ class HostSettings:
         if isinstance(self.cert_validation, str):
             if not os.path.exists(self.cert_validation):
                 raise self._bad("ca_bundle", f"CA bundle {self.cert_validation!r} does not exist",
-                                "give the PEM file of the CA that signed the host's WinRM HTTPS certificate")
+                                f"give {setting('ca_bundle')}: the PEM file of the CA that signed the host's WinRM "
+                                "HTTPS certificate")
         elif not isinstance(self.cert_validation, bool):
             raise self._bad("cert_validation", "must be true, false or a CA bundle path")
         for name in ("connection_timeout", "read_timeout", "operation_timeout"):
@@ -181,7 +183,8 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
     if "ssl" in given:
         ssl_value = as_bool(given["ssl"], f"{label}.ssl")
         if "scheme" in given and ssl_value != ssl:
-            raise InputError(f"{label}: scheme and ssl disagree", input=f"{label}.ssl", hint="give one of them")
+            raise InputError(f"{label}: scheme and ssl disagree", input=f"{label}.ssl",
+                             hint=f"give only {setting('ssl')}")
         ssl = ssl_value
     kw["ssl"] = ssl
 
@@ -191,7 +194,8 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
     if "ca_bundle" in given:
         if validation is False:
             raise InputError(f"{label}: ca_bundle and cert_validation = false contradict each other",
-                             input=f"{label}.cert_validation", hint="keep validation on and give the CA bundle")
+                             input=f"{label}.cert_validation",
+                             hint=f"keep validation on and give {setting('ca_bundle')}")
         if not isinstance(given["ca_bundle"], str):
             raise InputError(f"{label}.ca_bundle: must be a file path", input=f"{label}.ca_bundle")
         validation = given["ca_bundle"]
@@ -199,5 +203,5 @@ def settings_from_target(settings: dict[str, Any], name: str = "host") -> HostSe
     kw.setdefault("configuration_name", DEFAULT_CONFIGURATION)
     if "host" not in kw:
         raise InputError(f"{label}.host: not set", input=f"{label}.host",
-                         hint="give the Windows host's name, e.g. -p host=win01.contoso.com")
+                         hint=f"give the Windows host's name, e.g. {setting('host', 'win01.contoso.com')}")
     return HostSettings(**kw)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, setting
 from ..results import Outcome, Status
 from ..values import as_bool, as_int, as_text, known_or_none
 from .base import GraphTarget, StageContext, notice_line
@@ -49,7 +49,7 @@ def offline(conn: GraphTarget, ctx: StageContext) -> bool:
     if conn.offline:
         if ctx.apply:
             raise InputError("offline: a graph target marked offline can only be planned", input="offline",
-                             hint="remove offline = true from the target to run")
+                             hint=f"remove {setting('offline')} from the target to run")
         return True
     return False
 

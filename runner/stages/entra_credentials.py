@@ -10,7 +10,7 @@ import datetime as _dt
 import re
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, stage_input
 from ..results import Outcome
 from ..values import as_secret, known_or_none
 from .base import GraphTarget, StageContext
@@ -42,6 +42,20 @@ def _need_object_id(ctx: StageContext) -> None:
 
 # --------------------------------------------------------------------------- graph.secret
 
+def check_secret_inputs(inputs: dict[str, Any]) -> tuple[int, int]:
+    """(renewal horizon, lifetime) in days, checked before any sign-in: a new secret must
+    outlive the horizon, or it would be due for renewal the moment it is made."""
+    min_days = number(inputs, "secret_min_days", 30, 0, 729)
+    lifetime = number(inputs, "secret_lifetime_days", 180, 1, 730)
+    if lifetime <= min_days:
+        raise InputError(f"{stage_input('secret_lifetime_days')}: {lifetime} days is not more than "
+                         f"{stage_input('secret_min_days')} ({min_days}): a new secret would be due for "
+                         "renewal the moment it is made", input="secret_lifetime_days",
+                         hint=f"give {stage_input('secret_lifetime_days', min_days + 1)} or more, or a "
+                              f"smaller {stage_input('secret_min_days')}")
+    return min_days, lifetime
+
+
 def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """A client secret named `secret_name` valid for more than `secret_min_days` exists.
 
@@ -57,8 +71,7 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     conn = graph_target(ctx, inputs)
     object_id = known_or_none(inputs.get("object_id"))
     name = text(inputs, "secret_name", "psrunner") or "psrunner"
-    min_days = number(inputs, "secret_min_days", 30, 0, 729)
-    lifetime = number(inputs, "secret_lifetime_days", 180, 1, 730)
+    min_days, lifetime = check_secret_inputs(inputs)
     rotate = flag(inputs, "rotate", False)
     if offline(conn, ctx):
         return Outcome(changed=True, messages=[f"offline plan: not checked; would ensure client secret {name!r}"])
@@ -67,9 +80,6 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     def rel(key_id: str) -> str:
         return f"{folder}/client-secret-{_file_part(name)}-{_file_part(key_id)}.txt"
 
-    if lifetime <= min_days:
-        raise InputError(f"secret_lifetime_days ({lifetime}) must exceed secret_min_days ({min_days})",
-                         input="secret_lifetime_days", hint="a new secret would already be due for renewal")
     if not object_id:
         _need_object_id(ctx)
         return Outcome(changed=True, after={"secret": name},

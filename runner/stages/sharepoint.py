@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError, TransportError
+from ..errors import InputError, TransportError, stage_input
 from ..powershell.result import outcome_from
 from ..powershell.templates import ALLOWED_RIGHTS, ALLOWED_SCOPES, render_permission_xml, render_template
 from ..results import Outcome, Status
@@ -66,23 +66,51 @@ def _has_sign_in(params: dict[str, Any]) -> bool:
     return bool(params.get("Thumbprint") or (params.get("UserName") and params.get("Password")))
 
 
-def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
-    """The appinv.aspx tenant-scope grant (see module docstring)."""
-
-    inputs = {k: v for k, v in inputs.items() if k not in ("template", "vars")}
+def check_grant_inputs(inputs: dict[str, Any]) -> None:
+    """What the grant needs that no connection can change, checked before any stage runs:
+    backend, scope and right, a site for SharePoint Server, the admin URL and App Domain
+    for SharePoint Online."""
     backend = _text(inputs, "backend", "online") or "online"
     if backend not in ("online", "server"):
-        raise InputError(f"backend {backend!r} is not online or server", input="backend",
+        raise InputError(f"{stage_input('backend')}: {backend!r} is not online or server", input="backend",
                          hint="online: SharePoint Online (a person finishes it); server: SharePoint Server")
     scope = _text(inputs, "scope", ALLOWED_SCOPES[0]) or ALLOWED_SCOPES[0]
     right = _text(inputs, "right", "FullControl") or "FullControl"
-    app_only = as_bool(inputs.get("app_only", True), "app_only")
     if scope not in ALLOWED_SCOPES:
-        raise InputError(f"scope {scope!r} is not an app permission scope", input="scope",
+        raise InputError(f"{stage_input('scope')}: {scope!r} is not an app permission scope", input="scope",
                          hint="use one of: " + ", ".join(ALLOWED_SCOPES))
     if right not in ALLOWED_RIGHTS:
-        raise InputError(f"right {right!r} is not an app permission right", input="right",
+        raise InputError(f"{stage_input('right')}: {right!r} is not an app permission right", input="right",
                          hint="use one of: " + ", ".join(ALLOWED_RIGHTS))
+    if backend == "server":
+        if scope not in SERVER_SCOPE:
+            raise InputError(f"SharePoint Server grants cover site subscription, site collection or web, "
+                             f"not {scope}", input="scope", hint="use " + " or ".join(SERVER_SCOPE))
+        if not _text(inputs, "site_url"):
+            raise InputError(f"{stage_input('site_url')}: a site of the site subscription to grant on is needed "
+                             f"with {stage_input('backend', 'server')}", input="site_url",
+                             hint=f"give {stage_input('site_url', 'https://sharepoint.contoso.local')}")
+        return
+    admin_url = _text(inputs, "admin_url")
+    if is_unknown(admin_url):
+        return
+    if not admin_url or not isinstance(admin_url, str) or not admin_url.lower().startswith("https://"):
+        raise InputError(f"{stage_input('admin_url')}: {admin_url!r} is not the SharePoint admin URL",
+                         input="admin_url", hint="e.g. https://contoso-admin.sharepoint.com")
+    if not _text(inputs, "app_domain"):
+        raise InputError(f"{stage_input('app_domain')}: needed with {stage_input('backend', 'online')} "
+                         "(appinv.aspx asks for it)", input="app_domain",
+                         hint="the App Domain of the application, e.g. backup.example.com")
+
+
+def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
+    """The appinv.aspx tenant-scope grant (see module docstring)."""
+    inputs = {k: v for k, v in inputs.items() if k not in ("template", "vars")}
+    check_grant_inputs(inputs)
+    backend = _text(inputs, "backend", "online") or "online"
+    scope = _text(inputs, "scope", ALLOWED_SCOPES[0]) or ALLOWED_SCOPES[0]
+    right = _text(inputs, "right", "FullControl") or "FullControl"
+    app_only = as_bool(inputs.get("app_only", True), "app_only")
     app_id = _text(inputs, "app_id")
     if not app_id and not is_unknown(app_id):   # an Unknown is falsy: known after apply
         raise InputError("appinv_grant needs the application (client) id", input="app_id")
@@ -93,14 +121,7 @@ def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 
 def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
                   app_only: bool) -> Outcome:
-
-    if scope not in SERVER_SCOPE:
-        raise InputError(f"SharePoint Server grants cover site subscription, site collection or web, not {scope}",
-                         input="scope", hint="use " + " or ".join(SERVER_SCOPE))
     site_url = _text(inputs, "site_url")
-    if not site_url:
-        raise InputError("backend 'server' needs site_url: a site of the site subscription to grant on",
-                         input="site_url", hint="e.g. -p server_site_url=https://sharepoint.contoso.local")
     display_name = _text(inputs, "display_name")
     rendered = render_template("sharepoint/appinv_server_grant")
     ctx.record_script(rendered.text)
@@ -133,14 +154,8 @@ def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str, notic
 
 def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
                   app_only: bool, xml: str) -> Outcome:
-    admin_url = _text(inputs, "admin_url")
-    if not admin_url or not isinstance(admin_url, str) or not admin_url.lower().startswith("https://"):
-        raise InputError(f"admin_url {admin_url!r} is not the SharePoint admin URL", input="admin_url",
-                         hint="e.g. https://contoso-admin.sharepoint.com")
-    app_domain = _text(inputs, "app_domain")
-    if not app_domain:
-        raise InputError("backend 'online' needs app_domain (appinv.aspx asks for it)", input="app_domain",
-                         hint="the App Domain of the application, e.g. backup.example.com")
+    admin_url = str(_text(inputs, "admin_url"))
+    app_domain = str(_text(inputs, "app_domain"))
     notice = notice_line(ctx, ACS_NOTICE)
     action = _online_action(admin_url, app_id, app_domain, xml, notice)
     outputs: dict[str, Any] = {"backend": "online", "verified": False, "granted": False, "xml": xml,

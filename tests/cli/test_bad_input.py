@@ -81,6 +81,14 @@ CASES = {
     "bad host": (["-p", "host=bad host;rm"], {}, "host", ["mgmt01.contoso.local"]),
     "port 0": (["-p", "host_port=0"], {}, "host_port", ["5986"]),
     "unknown cloud": (["-p", "cloud=mars"], {}, "cloud", ["usgov"]),
+    # how parameters relate, checked by the stage kinds before any sign-in (issue 12 item 8)
+    "secret renewed before it could ever be used": (
+        ["-p", "secret_renew_days=200"], {},
+        "secret_lifetime_days", ["-p secret_lifetime_days=201 or more, or a smaller -p secret_renew_days="]),
+    "SharePoint Server without a site": (
+        ["-p", "sharepoint_backend=server"], {}, "server_site_url", ["-p server_site_url=https://"]),
+    "a tenant id, from which no SharePoint admin URL follows": (
+        ["-p", "tenant=8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"], {}, "admin_url", ["-p admin_url=https://"]),
 }
 
 

@@ -5,7 +5,6 @@ interrupted with Ctrl-C mid-stage, then resumed."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,24 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.sim.demo import complete_appinv_as_admin, simulators, write_sim_params
-from tests.terminal import at_terminal
+from runner.sim.demo import complete_appinv_as_admin
+from tests.terminal import at_terminal, psrunner
 
 RUNBOOK = "m365-backup-access"
-
-
-@pytest.fixture
-def lab(tmp_path):
-    with simulators() as (world, tenant, host):
-        pf, files = write_sim_params(tmp_path / "sim", tenant, host, world)
-        secret_args = [a for k, v in files.items() for a in ("--secret-file", f"{k}={v}")]
-        env = {**os.environ, "PSRUNNER_STATE_DIR": str(tmp_path / "state")}
-        yield world, tenant, host, ["--params-file", str(pf), *secret_args], env, tmp_path
-
-
-def psrunner(*args, env, timeout=120):
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def apps_named(tenant, unique_name):

@@ -337,7 +337,7 @@ def test_tls_failure_without_the_ca(sim):
     c = open_target(target_settings(sim, ca_bundle=None))    # system store: does not know the sim's CA
     with pytest.raises(TransportError) as e:
         c.invoke(render_template("windows/host_facts").text, {"Apply": False})
-    assert_transport(e, "tls", hint_has="--ca-bundle")
+    assert_transport(e, "tls", hint_has="give ca_bundle: the PEM file of the CA")
 
 
 def test_hang_mid_run_times_out_without_replay(sim, conn):

@@ -94,8 +94,10 @@ inputs = { path = "/tmp/x" }
 ''', "d.toml")
     with pytest.raises(ParamError) as e:
         resolve_params(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"}, environ={})
-    assert e.value.message == "the SharePoint tenant name cannot be derived from a tenant id"
-    assert "admin_url=https://NAME-admin.sharepoint.com" in e.value.hint
+    assert e.value.message == ("parameter 'admin_url' is needed: the SharePoint tenant name cannot be derived "
+                               "from a tenant id (8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b)")
+    assert e.value.param == "admin_url"
+    assert e.value.hint == "give -p admin_url=VALUE, or give the tenant as its NAME.onmicrosoft.com domain"
     values, _ = resolve_params(rb, {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b",
                              "admin_url": "https://fabrikam-admin.sharepoint.com"}, environ={})
     assert values["admin_url"] == "https://fabrikam-admin.sharepoint.com"

@@ -1,0 +1,20 @@
+"""`lab`: both simulators, with a params file and 0600 secret files that point psrunner at them,
+and an environment whose state directory is the test's own."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from runner.sim.demo import simulators, write_sim_params
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """(world, tenant, host, the params arguments of a command line, env, tmp_path)."""
+    with simulators() as (world, tenant, host):
+        pf, files = write_sim_params(tmp_path / "sim", tenant, host, world)
+        secret_args = [a for k, v in files.items() for a in ("--secret-file", f"{k}={v}")]
+        env = {**os.environ, "PSRUNNER_STATE_DIR": str(tmp_path / "state")}
+        yield world, tenant, host, ["--params-file", str(pf), *secret_args], env, tmp_path
