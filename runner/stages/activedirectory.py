@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, stage_input
 from ..powershell.result import outcome_from
 from ..results import Outcome, Status
 from ..secrets import Secret, register, write_private
@@ -64,7 +64,7 @@ def reset_password(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if not password_file and not ctx.interactive:
         raise InputError("the new password has nowhere to go: no terminal to show it on and no file",
                          input="password_file",
-                         hint="give -p password_file=PATH (written 0600), or run on a terminal")
+                         hint=f"give {stage_input('password_file', 'PATH')} (written 0600), or run on a terminal")
     rendered = render_template(template_id, {})
     ctx.record_script(rendered.text)
     params, _ = template_parameters(template_id, inputs)
