@@ -79,14 +79,15 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 def _gather_params(rb, params, params_file, secret_files, *, need_secrets=True, partial=False):
     from .api import resolve_params
-    from .params import load_params_file, parse_assignments, tty_prompt
+    from .params import load_params_file, parse_assignments, tty_ask, tty_prompt
     given: dict[str, Any] = {}
     if params_file:
         given.update(load_params_file(params_file))
     given.update(parse_assignments(list(params)))
     files = parse_assignments(list(secret_files), "--secret-file")
+    asking = need_secrets and not partial and _interactive()      # a person can answer
     return resolve_params(rb, given, secret_files=files, prompt=tty_prompt if need_secrets else None,
-                          need_secrets=need_secrets, partial=partial)
+                          need_secrets=need_secrets, partial=partial, ask=tty_ask if asking else None)
 
 
 # ---------------------------------------------------------------------------- the group

@@ -65,7 +65,8 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
             prompt: Prompt | None = None,
             environ: dict[str, str] | None = None,
             need_secrets: bool = True,
-            partial: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+            partial: bool = False,
+            ask: Ask | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """Validate `given` against the runbook and fill defaults and secrets.
 
     Returns (values, secret_sources): secret_sources says where each secret came from
@@ -73,7 +74,9 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
     again. A library caller may put a `Secret` in `given`; text for a secret parameter
     (which is what -p and params files carry) is refused.
     With need_secrets=False, a missing secret is left out instead of an error; with
-    partial=True (render), missing required parameters are too."""
+    partial=True (render), missing required parameters are too. With `ask` (a person at a
+    terminal), missing required parameters are asked for, each answer checked by the same
+    rules as -p; without it they are refused together in one message."""
     env = os.environ if environ is None else environ
     secret_files = secret_files or {}
     for name in list(given) + list(secret_files):
@@ -96,6 +99,10 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
                 else coerce(p, p.default)
         elif p.required and not partial:
             missing.append(p)
+    if missing and ask is not None:
+        for p in missing:
+            values[p.name] = _asked(p, ask)
+        missing = []
     if missing:
         # one message for everything that is missing, secrets included (nobody is prompted
         # for a secret before the run can start at all)
@@ -241,6 +248,42 @@ def _secret_value(p: Param, file: str | None, env: dict[str, str], prompt: Promp
         if value:
             return value, "prompt"
     return None, None
+
+
+# (parameter, why the last answer was refused or None) -> the answer as typed
+Ask = Callable[[Param, "str | None"], str]
+ASK_TRIES = 3
+
+
+def _asked(p: Param, ask: Ask) -> Any:
+    """A value for `p` from a person, checked as -p checks it; asked again when refused."""
+    problem = None
+    for _ in range(ASK_TRIES):
+        text = ask(p, problem).strip()
+        if not text:
+            problem = "a value is required"
+            continue
+        try:
+            return coerce(p, text)
+        except ParamError as e:
+            problem = e.message + (f"; {e.hint}" if e.hint else "")
+    raise ParamError(f"parameter {p.name!r}: no valid value after {ASK_TRIES} tries", param=p.name,
+                     hint=f"give {_give_value(p)}")
+
+
+def tty_ask(p: Param, problem: str | None) -> str:
+    """Ask for a missing parameter on the terminal (stderr, so stdout stays the report)."""
+    if not sys.stdin.isatty():
+        return ""
+    if problem:
+        sys.stderr.write(f"  not accepted: {problem}\n")
+    else:
+        kind = "/".join(p.choices) if p.choices else ("yes/no" if p.type == "bool" else p.type)
+        sys.stderr.write(f"{p.name} ({kind}): {p.help or 'required'}"
+                         + (f", e.g. {p.example}" if p.example else "") + "\n")
+    sys.stderr.write(f"  {p.name}: ")
+    sys.stderr.flush()
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def tty_prompt(p: Param) -> str:

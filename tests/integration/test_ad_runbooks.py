@@ -255,3 +255,30 @@ def test_the_demo_domain_has_a_locked_user_and_a_protected_one():
     assert d is directory_of(state)                                   # made once, on first use
     assert d.get_user("jdoe", ["LockedOut"])["LockedOut"] is True
     assert protection_of(d, "adm-jb").protected and not protection_of(d, "asmith").protected
+
+
+def test_at_a_terminal_missing_parameters_are_asked_and_the_password_shown_once(lab: Lab):
+    from tests.terminal import at_terminal
+    pw = lab.tmp / "host-password"
+    pw.write_text(lab.host.password)
+    args = ["run", "ad-reset-password", "--yes", "-p", f"allowed_ous={lab.ou}", "-p", f"host={lab.host.host}",
+            "-p", f"host_port={lab.host.port}", "-p", "host_auth=basic", "-p", f"host_user={lab.host.username}",
+            "-p", f"host_ca_bundle={lab.host.ca_bundle}", "--secret-file", f"host_password={pw}"]
+    env = {**os.environ, "PSRUNNER_STATE_DIR": str(lab.tmp / "state")}
+    s = at_terminal(*args, env=env, answers={"  identity: ": "not a/name", "not accepted": lab.user})
+    assert s.code == 0, s.terminal
+    assert "identity (str): the account: its logon name (sAMAccountName) or distinguished name, e.g. jdoe" \
+        in s.terminal
+    assert "  not accepted: parameter 'identity': 'not a/name' does not match the expected form" in s.terminal
+    shown = [ln for ln in s.terminal.splitlines() if ln.startswith("New password (shown once, kept nowhere): ")]
+    assert len(shown) == 1
+    new = shown[0].split(": ", 1)[1].strip()
+    assert lab.backend.directory.authenticate(lab.user, new).reason == "must-change"
+    for f in (lab.tmp / "state").rglob("*"):
+        if f.is_file():
+            assert new not in f.read_text(errors="replace"), f
+
+
+def test_without_a_terminal_missing_parameters_are_refused_together(lab: Lab):
+    r = psrunner(lab, "run", "ad-unlock-account", "--yes")
+    assert r.returncode == 2 and "parameter 'identity' is required" in r.stderr
