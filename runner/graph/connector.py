@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..registry import TargetEnv
+from ..secrets import Secret
 from ..values import as_bool, as_number, as_secret
 from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named
 from .client import GraphClient
@@ -197,6 +198,20 @@ class GraphConnector:
         """AuthError naming what is missing unless the token grants the rights for the work."""
         require_rights(self.tokens.claims(), manage_apps=manage_apps, grant_roles=grant_roles,
                        grant_graph_roles=grant_graph_roles)
+
+    def app_claims(self, client_id: str, *, secret: Secret | None = None,
+                   certificate: Path | None = None) -> dict[str, Any]:
+        """The claims of a Graph token that another application gets with its own secret or
+        certificate (client credentials), at this target's authority over its connections:
+        proof that the application can sign in. AuthError as its sign-in fails."""
+        from dataclasses import replace
+
+        settings = replace(self.signin, kind="secret" if secret else "certificate", client_id=client_id,
+                           client_secret=secret, certificate=certificate, certificate_password=None,
+                           token_cache=None, interactive=False)
+        tokens = TokenSource(settings, self.token_http, policy=self.policy, logger=self.log)
+        tokens.cancel = self.tokens.cancel
+        return tokens.claims()
 
     def metrics(self) -> dict[str, int]:
         snap = self.counters.snapshot()

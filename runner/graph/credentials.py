@@ -147,3 +147,28 @@ def upload_certificate(client: GraphClient, app: dict[str, Any], object_id: str,
     app["keyCredentials"] = keep + [{**new_key,
                                      "customKeyIdentifier": base64.b64encode(bytes.fromhex(cert.thumbprint)).decode(),
                                      "endDateTime": iso(cert.not_after)}]
+
+
+# --------------------------------------------------------------------------- retiring
+
+def replaced(creds: list[dict[str, Any]], grace_days: int, now: _dt.datetime) -> list[dict[str, Any]]:
+    """The credentials a newer one replaces and that are older than `grace_days`: every one
+    but the newest (by start), created at least `grace_days` ago. The newest is never among
+    them, so an application is never left without the credential just handed over."""
+    ordered = sorted(creds, key=lambda c: parse_time(c.get("startDateTime")) or now)
+    cutoff = now - _dt.timedelta(days=grace_days)
+    return [c for c in ordered[:-1] if (parse_time(c.get("startDateTime")) or now) <= cutoff]
+
+
+def remove_password(client: GraphClient, object_id: str, key_id: str) -> None:
+    """removePassword; an already removed secret (404) or an unknown key id (400) is fine."""
+    client.post(f"/applications/{quote(object_id, safe='')}/removePassword", json={"keyId": key_id},
+                idempotent=True, allow=(400, 404))
+
+
+def remove_keys(client: GraphClient, app: dict[str, Any], object_id: str, key_ids: set[str]) -> None:
+    """Remove certificates by key id: keyCredentials is replaced whole, the others sent back."""
+    keys = current_keys(client, app, object_id)
+    keep = [{f: v for f, v in k.items() if f in KEY_FIELDS} for k in keys if str(k.get("keyId")) not in key_ids]
+    client.patch(f"/applications/{quote(object_id, safe='')}", json={"keyCredentials": keep}, lag=True)
+    app["keyCredentials"] = keep

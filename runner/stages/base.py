@@ -102,6 +102,10 @@ class GraphTarget(Protocol):
                 grant_graph_roles: bool = False) -> None:
         """AuthError naming what is missing unless the token grants the rights for the work."""
 
+    def app_claims(self, client_id: str, *, secret: Any = None, certificate: Path | None = None) -> dict[str, Any]:
+        """The claims of a token another application gets with its own credential (a Secret
+        or a certificate file): proof that it signs in."""
+
 
 class HostTarget(Protocol):
     """A `psrp` target as the PowerShell kinds use it (runner.powershell.connector.HostConnector)."""

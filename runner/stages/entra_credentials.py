@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..errors import InputError, stage_input
-from ..results import Outcome
+from ..results import Outcome, Status
 from ..values import as_secret, known_or_none
 from .base import GraphTarget, StageContext
 from .entra import flag, graph_target, number, offline, text
@@ -218,3 +218,62 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
                    before={"certificates": len(keys)}, after={"certificates": len(keys) + 1, "thumbprint": thumb},
                    messages=[f"uploaded certificate {thumb} (valid until {iso(cert.not_after)})"
                              + (f"; private key in {outputs['pfx_file']}" if given is None else "")])
+
+
+# --------------------------------------------------------------------------- graph.retire_credentials
+
+def retire_credentials(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
+    """The second half of a rotation.
+
+    Without `retire`: hands the new credential over, action-required: enter it in the
+    backup product, then run again with retire = true. With `retire`: removes the application's
+    credentials of that kind that a newer one replaces and that are older than `grace_days`
+    (graph.credentials.replaced); nothing when no newer one exists.
+
+    inputs:  object_id (required), credential ("secret" | "certificate"), retire (bool),
+             grace_days (default 7), secret_file / pfx_file (the new credential's file)
+    outputs: retired [key ids], kept [key ids]"""
+    from ..graph import credentials as op
+    from ..graph.odata import now_utc
+
+    conn = graph_target(ctx, inputs)
+    kind = text(inputs, "credential", "secret")
+    field = "passwordCredentials" if kind == "secret" else "keyCredentials"
+    what = "client secret" if kind == "secret" else "certificate"
+    grace = number(inputs, "grace_days", 7, 0, 3650)
+    object_id = known_or_none(inputs.get("object_id"))
+    if not flag(inputs, "retire"):
+        new_file = known_or_none(inputs.get("secret_file" if kind == "secret" else "pfx_file"))
+        where = f"from {new_file} (readable by you alone)" if new_file else "from the file the run above names"
+        steps = [f"Take the new {what} {where}.",
+                 f"Enter it in the backup product (its Microsoft 365 organization settings), replacing the old {what}.",
+                 "Then run this runbook again with -p retire=true: it removes the older ones."]
+        return Outcome(changed=False, status=Status.ACTION_REQUIRED,
+                       action={"summary": f"Enter the new {what} in the backup product, then run with -p retire=true",
+                               "steps": steps},
+                       outputs={"headline": f"A new {what} is ready; enter it in the backup product, then run "
+                                            f"again with -p retire=true."},
+                       messages=[f"the new {what} waits to be entered in the backup product"])
+    if offline(conn, ctx) or not object_id:
+        return Outcome(changed=True, messages=[f"would remove the {what}s a newer one replaces"])
+    app = _application(conn, str(object_id))
+    creds = list(app.get(field) or [])
+    old = op.replaced(creds, grace, now_utc())
+    ids = [str(c.get("keyId")) for c in old]
+    kept = [str(c.get("keyId")) for c in creds if c not in old]
+    outputs = {"retired": ids if ctx.apply else [], "kept": kept}
+    if not old:
+        why = "no newer one replaces any" if len(creds) < 2 else f"none older than {grace} days is replaced"
+        line = f"Nothing to retire: the application has {len(creds)} {what}(s); {why}."
+        return Outcome(changed=False, outputs={**outputs, "headline": line}, messages=[line])
+    if not ctx.apply:
+        return Outcome(changed=True, outputs=outputs, before={"count": len(creds)}, after={"count": len(kept)},
+                       messages=[f"would remove {len(ids)} {what}(s) replaced by a newer one: {', '.join(ids)}"])
+    if kind == "secret":
+        for key_id in ids:
+            op.remove_password(conn.client, str(object_id), key_id)
+    else:
+        op.remove_keys(conn.client, app, str(object_id), set(ids))
+    line = f"Removed {len(ids)} old {what}(s); {len(kept)} remain{'s' if len(kept) == 1 else ''}."
+    return Outcome(changed=True, outputs={**outputs, "headline": line}, before={"count": len(creds)},
+                   after={"count": len(kept)}, messages=[line])
