@@ -71,7 +71,7 @@ def find_application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     app = read_state(conn.client, conn.facts, unique_name=unique)
     if app is None:
         raise InputError(f"no application with unique name {unique!r} in tenant {conn.tenant}",
-                         input="app_unique_name", hint="check the name, or onboard it with m365-backup-access")
+                         input="unique_name", hint="check the name, or onboard it with m365-backup-access")
     return Outcome(changed=False, outputs={"object_id": app.get("id"), "app_id": app.get("appId"),
                                            "display_name": app.get("displayName")},
                    messages=[f"application {app.get('displayName')!r} ({app.get('appId')})"])
