@@ -29,10 +29,11 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check runner tests bench examples
 	$(BIN)/python -m pytest -q tests/unit/test_templates.py
 
-## bench: request counts and timings of the main runbook against the simulators
+## bench: requests, round trips and timings against the simulators; writes bench/results.json
+## and the tables of BENCHMARKS.md and README.md (BENCHMARKS.md says how it measures)
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q bench --benchmark-only -p no:cacheprovider
+	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

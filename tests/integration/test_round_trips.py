@@ -1,0 +1,50 @@
+"""The chain of Graph requests the main runbooks send, counted exactly: requests and
+sequential round trips (sign-in included) for a fresh onboarding, a converged re-run, a
+check and an offboarding. These are the counts `make bench` reports (bench/graph_chain.py
+measures them the same way, through bench/scenarios.py); timings are only benchmarked.
+
+Round trips are counted by the tenant simulator from request lifetimes, with latency held
+on every request so that requests sent together overlap (docs/simulators.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.scenarios import sims, state_dir
+
+LATENCY = 0.05
+
+
+@pytest.fixture(scope="module")
+def chain():
+    """Each scenario measured once: {scenario: (requests, round trips, writes)}."""
+    out = {}
+    with sims() as s:
+        with state_dir() as state:
+            fresh, values = s.fresh(state, latency=LATENCY)
+            s.converge(state, values, fresh.result)
+            for name, m in (("fresh-secret", fresh), ("rerun", s.rerun(state, values, latency=LATENCY)),
+                            ("check", s.check(state, values, latency=LATENCY)),
+                            ("offboard", s.offboard_run(state, values, latency=LATENCY))):
+                out[name] = (m.requests, m.round_trips, m.writes, m.status)
+        with state_dir() as state:
+            both, _ = s.fresh(state, latency=LATENCY, credential="both")
+            out["fresh-both"] = (both.requests, both.round_trips, both.writes, both.status)
+    return out
+
+
+@pytest.mark.parametrize("scenario, requests, round_trips", [
+    ("fresh-secret", 10, 10),
+    ("fresh-both", 11, 11),
+    ("rerun", 6, 6),
+    ("check", 6, 6),
+    ("offboard", 5, 5),
+])
+def test_requests_and_round_trips(chain, scenario, requests, round_trips):
+    got = chain[scenario]
+    assert got[3] in ("succeeded", "action-required"), got
+    assert (got[0], got[1]) == (requests, round_trips)
+
+
+def test_a_converged_tenant_is_read_not_written(chain):
+    assert chain["rerun"][2] == 0 and chain["check"][2] == 0
