@@ -229,7 +229,10 @@ def check_before_run(runbook: Runbook, values: dict[str, Any]) -> None:
     scope = {"params": values, "stages": {}, "_missing": lambda ref: Unknown(ref.split(".", 1)[-1])}
     for stage in stages:
         try:
-            check_stage(stage.kind, resolve_value(stage.inputs, scope, where=f"stages.{stage.id}.inputs"))
+            inputs = resolve_value(stage.inputs, scope, where=f"stages.{stage.id}.inputs")
+            if stage.template:                  # as the engine hands them to the kind
+                inputs = {**inputs, "template": stage.template, "vars": stage.vars}
+            check_stage(stage.kind, inputs)
         except InputError as e:
             raise Terms(runbook, stage=stage).restate(e) from None
 

@@ -90,7 +90,7 @@ def test_check_exits_3_on_drift_and_0_when_converged(tmp_path):
     (["plan", "sharepoint-scripts"], "error: parameter 'dest' is required\n"
                                      "  fix: give -p dest=./spo-scripts (folder to write the scripts into (created if missing))\n"),
     (["plan", "sharepoint-scripts", "-p", "dest=/tmp/x", "-p", "colour=red"],
-     "error: unknown parameter 'colour' for runbook 'sharepoint-scripts'\n  fix: parameters: dest\n"),
+     "error: unknown parameter 'colour' for runbook 'sharepoint-scripts'\n  fix: parameters: dest, admin_url, spo_user, legacy_auth, disable_custom_app_auth\n"),
     (["plan", "sharepoint-scripts", "-p", "dest"],
      "error: -p 'dest' is not of the form key=value\n  fix: write -p name=value\n"),
     (["render", "sharepoint-scripts", "--stage", "nope"],
