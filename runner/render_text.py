@@ -148,9 +148,9 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False, te
         lines += ["", "Action required (a person must finish these):"]
         for s in actions:
             lines += ["  " + ln for ln in action_text(s).splitlines()]
-    if any(one_time_passwords(res)):
-        lines += [""] + (one_time_passwords(res) if terminal else
-                         ["New password: (not shown here: this output is not a terminal)"])
+    passwords = one_time_passwords(res)
+    if passwords:
+        lines += [""] + (passwords if terminal else ["New password: (not shown here: this output is not a terminal)"])
     if res.notices:
         lines += ["", "Platform notices:"]
         for n in res.notices:
