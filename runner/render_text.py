@@ -73,7 +73,10 @@ def show(rb: Runbook, *, runbook_dirs: Sequence[str | Path] = (), given: str | N
     lines = [f"{rb.name}: {rb.title}", f"audience: {rb.audience}"]
     where = "built-in" if rb.source.startswith("builtin:") else f"{rb.source} ({rb.origin or 'file'})"
     lines.append(f"source: {where}")
-    lines += [f"shadows: {s}" for s in rb.shadows] + [""]
+    lines += [f"shadows: {s}" for s in rb.shadows]
+    if rb.approval:
+        lines.append(f"approval: in the portal a run waits for a member of {rb.approval} (not the requester)")
+    lines.append("")
     if rb.description:
         lines += [rb.description.strip(), ""]
     if rb.rights:

@@ -9,6 +9,8 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     title = "..."
     audience = "admin"                 # admin | helpdesk | scheduled, or a list of them
     rights = ["..."]                   # what the operator needs, in words
+    approval = "admin"                 # optional: in the portal, a run waits until a member of
+                                       # this role (not the requester) approves it
 
     [params.tenant]
     type = "str"                       # str | int | bool | choice | secret | list | file
@@ -139,6 +141,7 @@ class Runbook:
     stages: tuple[Stage, ...]
     notices: tuple[Notice, ...]
     source: str                      # the file's path, or builtin:NAME
+    approval: str | None = None      # the role that must approve a run started in the portal
     origin: str = ""                 # where the catalog found it: --runbooks, user, built-in ...
     shadows: tuple[str, ...] = ()    # same-named runbooks further down the search path
 
@@ -162,6 +165,7 @@ class Runbook:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "description": self.description, "rights": list(self.rights),
+                "approval": self.approval,
                 "audiences": list(self.audiences), "source": self.source, "origin": self.origin,
                 "shadows": list(self.shadows),
                 "params": [p.to_dict() for p in self.params.values()],

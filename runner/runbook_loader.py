@@ -31,9 +31,10 @@ AUDIENCES = ("admin", "helpdesk", "scheduled")
 PARAM_TYPES = ("str", "int", "bool", "choice", "secret", "list", "file")
 ON_FAILURE = ("stop", "continue")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+ROLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")    # a portal role, as a policy file names it
 STAGE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
-RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "params", "targets",
+RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "approval", "params", "targets",
                 "stages", "notices"}
 PARAM_KEYS = {"type", "required", "required_if", "default", "pattern", "help", "choices", "env", "min",
               "max", "example", "separator"}
@@ -63,6 +64,10 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
     rights = data.get("rights", [])
     if not isinstance(rights, list) or not all(isinstance(r, str) for r in rights):
         v.fail("rights", "must be a list of strings", None)
+    approval = data.get("approval")
+    if approval is not None and (not isinstance(approval, str) or not ROLE_RE.match(approval)):
+        v.fail("approval", f"{approval!r} is not a role name",
+               'name the role whose members approve a run, e.g. approval = "admin"')
 
     params = {n: v.param(n, spec) for n, spec in v.table(data, "params").items()}
     for p in params.values():
@@ -85,7 +90,7 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
         v.refs(t.settings, f"targets.{tname}", params, [])
     return Runbook(name=name, title=v.req_str(data, "title"),
                    description=v.opt_str(data, "description", ""), audiences=tuple(audiences),
-                   rights=tuple(rights), params=params, targets=targets, stages=tuple(stages),
+                   rights=tuple(rights), approval=approval, params=params, targets=targets, stages=tuple(stages),
                    notices=notices, source=source, origin=origin)
 
 

@@ -59,12 +59,24 @@ def test_a_good_runbook_loads_with_its_parts():
     (lambda t: t + '\n[[stages]]\nid = "three"\nkind = "local.file"\non_failure = "retry"\n',
      "t.toml: stages.three.on_failure: 'retry' is not allowed"),
     (lambda t: t.replace('name = "t"', 'name = "t"\n[['), "t.toml: not valid TOML"),
+    (lambda t: t.replace('title = "Test"', 'title = "Test"\napproval = ["admin"]'),
+     "t.toml: approval: ['admin'] is not a role name"),
+    (lambda t: t.replace('title = "Test"', 'title = "Test"\napproval = "two admins"'),
+     "t.toml: approval: 'two admins' is not a role name"),
 ])
 def test_mistakes_name_the_file_and_key(mutate, message):
     with pytest.raises(RunbookError) as e:
         parse(mutate(GOOD), "t.toml")
     assert str(e.value).startswith(message), str(e.value)
     assert e.value.exit_code == 2
+
+
+def test_approval_names_the_role_that_approves_and_show_says_so():
+    from runner.render_text import show
+    rb = parse(GOOD.replace('title = "Test"', 'title = "Test"\napproval = "admin"'), "t.toml")
+    assert rb.approval == "admin" and rb.to_dict()["approval"] == "admin"
+    assert "approval: in the portal a run waits for a member of admin (not the requester)" in show(rb)
+    assert parse(GOOD, "t.toml").approval is None
 
 
 def test_template_stage_needs_a_known_template():
