@@ -59,20 +59,31 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
 
 def plan(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
          on_event: EventSink | None = None, interactive: bool = False, opener=None,
-         secret_sources: dict[str, str] | None = None, extra_metrics=None) -> RunResult:
-    """Read the world and report what would change. Changes nothing."""
+         secret_sources: dict[str, str] | None = None, extra_metrics=None,
+         run_dir: RunDir | None = None) -> RunResult:
+    """Read the world and report what would change. Changes nothing.
+
+    `run_dir` (made with `new_run_dir`) lets a caller know the run's id before it starts,
+    as the portal does to show its progress."""
     return _execute(rb, params, "plan", state_dir=state_dir, secret_sources=secret_sources,
                     on_event=on_event, interactive=interactive, opener=opener,
-                    extra_metrics=extra_metrics)
+                    extra_metrics=extra_metrics, run_dir=run_dir)
 
 
 def run(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
         on_event: EventSink | None = None, interactive: bool = False, opener=None,
-        secret_sources: dict[str, str] | None = None, extra_metrics=None) -> RunResult:
-    """Check each stage's state and change what differs."""
+        secret_sources: dict[str, str] | None = None, extra_metrics=None,
+        run_dir: RunDir | None = None) -> RunResult:
+    """Check each stage's state and change what differs (`run_dir`: as for `plan`)."""
     return _execute(rb, params, "run", state_dir=state_dir, secret_sources=secret_sources,
                     on_event=on_event, interactive=interactive, opener=opener,
-                    extra_metrics=extra_metrics)
+                    extra_metrics=extra_metrics, run_dir=run_dir)
+
+
+def new_run_dir(rb: Runbook, state_dir: Path | None = None) -> RunDir:
+    """An empty run directory for `rb` under `state_dir` (the default state folder when None):
+    its run id is known before `plan` or `run` is called with it."""
+    return RunDir.create(Path(state_dir) if state_dir else default_state_dir(), rb.name)
 
 
 def load_run(run_id: str, state_dir: Path | None = None) -> tuple[RunDir, dict[str, Any], RunResult]:
@@ -128,5 +139,5 @@ def runs(state_dir: Path | None = None) -> list[dict[str, Any]]:
     return list_runs(Path(state_dir) if state_dir else default_state_dir())
 
 
-__all__ = ["catalog", "list_runbooks", "load_run", "load_runbook", "plan", "render", "resolve_params", "resume",
-           "run", "runs"]
+__all__ = ["catalog", "list_runbooks", "load_run", "load_runbook", "new_run_dir", "plan", "render", "resolve_params",
+           "resume", "run", "runs"]

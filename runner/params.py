@@ -133,7 +133,8 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
         if value is None:
             if name in needed and need_secrets:
                 when = f" when {p.required_if}" if p.required_if and not p.required else ""
-                raise ParamError(f"secret {name!r} is required{when}", param=name, hint=_give_secret(p))
+                raise ParamError(f"secret {name!r} is required{when}", param=name, missing=[name],
+                                 hint=_give_secret(p))
             continue
         values[name], sources[name] = coerce(p, value), source
     return values, sources
@@ -167,7 +168,7 @@ def _missing(runbook: Runbook, missing: list[Param]) -> ParamError:
     if len(missing) == 1:
         p = missing[0]
         what = "secret" if p.secret else "parameter"
-        return ParamError(f"{what} {p.name!r} is required", param=p.name,
+        return ParamError(f"{what} {p.name!r} is required", param=p.name, missing=[p.name],
                           hint=_give_secret(p) if p.secret else f"give {_give_value(p)}")
     plain = [f"-p {p.name}={p.example or 'VALUE'}" for p in missing if not p.secret]
     secret = [p for p in missing if p.secret]
