@@ -11,7 +11,8 @@ Set-ADAccountPassword is the first write).
 
 Hand-over: to `password_file` (0600) when given; else to the person at the terminal, once,
 in the result (a Secret: masked in every record, event, report and log). Without either the
-stage refuses before it contacts the host."""
+stage refuses before it contacts the host, unless the password was given: whoever gave it
+knows it, and it is not handed back."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def one_time_password(min_length: int = 0, avoid: list[str] | tuple[str, ...] = 
 def reset_password(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """inputs: Identity, AllowedOUs, ChangePasswordAtLogon, Unlock (the template's parameters),
     password (a Secret to set instead of a generated one), password_file (where to hand the
-    password over; empty: the terminal), template (from the stage)."""
+    password over; empty: the terminal; a given password is not handed back), template (from
+    the stage)."""
     from ..powershell.templates import render_template
 
     inputs = dict(inputs)
@@ -61,7 +63,7 @@ def reset_password(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     inputs.pop("vars", None)
     given = inputs.pop("password", None)
     password_file = str(inputs.pop("password_file", "") or "")
-    if not password_file and not ctx.interactive:
+    if not password_file and not ctx.interactive and not given:
         raise InputError("the new password has nowhere to go: no terminal to show it on and no file",
                          input="password_file",
                          hint=f"give {stage_input('password_file', 'PATH')} (written 0600), or run on a terminal")
@@ -87,6 +89,9 @@ def reset_password(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         path = write_private(password_file, new.reveal() + "\n")
         out.outputs["password_file"] = str(path)
         out.messages.append(f"The new password is in {path} (readable by you alone); hand it over, then delete it.")
+    elif given:
+        # whoever gave it knows it: it is not handed back (a portal would show it in a page)
+        out.messages.append("The password you gave is set; it is not shown or kept anywhere.")
     else:
         out.outputs["one_time_password"] = new
         out.messages.append("The new password is shown below, once; it is not kept anywhere.")

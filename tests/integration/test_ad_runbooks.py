@@ -189,6 +189,15 @@ def test_without_a_terminal_or_a_file_the_password_has_nowhere_to_go(lab: Lab):
     assert lab.host.state.invocations == [] and lab.get("pwdLastSet")["pwdLastSet"] == before
 
 
+def test_a_given_password_needs_no_terminal_and_is_not_handed_back(lab: Lab):
+    given = "Given-Pa55word-2026!"
+    res = lab.run("ad-reset-password", new_password=Secret(given, "new_password"))
+    st = stage(res, "reset")
+    assert res.status == RunStatus.SUCCEEDED and "one_time_password" not in st.outputs
+    assert "The password you gave is set; it is not shown or kept anywhere." in st.messages
+    assert lab.backend.directory.authenticate(lab.user, given).reason == "must-change"
+
+
 def test_on_a_terminal_the_password_is_in_the_result_once_and_masked_in_every_record(lab: Lab):
     from runner import render_text
     res = lab.run("ad-reset-password", interactive=True)
