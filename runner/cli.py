@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import InputError, RunnerError
+from .portal.commands import accounts as portal_accounts
 from .results import RunResult, RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DRIFT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -315,6 +316,31 @@ def demo(state_dir, output, verbose, quiet) -> None:
     code = run_demo(state_dir=state_dir, output=output, quiet=quiet,
                     progress=_progress(output, quiet), color=_color())
     sys.exit(code)
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="TLS, sign-in, policy, what the server holds per runbook (docs/portal.md); "
+                   "without it: 127.0.0.1 and a one-time sign-in link")
+@click.option("--listen", metavar="HOST:PORT", help="where to listen [default: 127.0.0.1:8765]")
+@click.option("--demo", is_flag=True, help="on the embedded simulators, with demo people to sign in as")
+@_runbooks_option
+@_state_option
+@_verbosity
+def serve(config_file, listen, demo, runbook_dirs, state_dir, verbose, quiet) -> None:
+    """The helpdesk portal: the runbooks in a browser, with roles, approvals and an audit log
+    (pip install 'psrunner[portal]')."""
+    _setup_logging(verbose, quiet)
+    if demo:
+        from .portal.demo import serve_demo
+        serve_demo(listen=listen, state_dir=state_dir, runbook_dirs=runbook_dirs, say=click.echo)
+    else:
+        from .portal.server import serve as serve_portal
+        serve_portal(config_file=config_file, listen=listen, runbook_dirs=runbook_dirs, state_dir=state_dir,
+                     say=click.echo)
+
+
+cli.add_command(portal_accounts)
 
 
 @cli.group()

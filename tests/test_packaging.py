@@ -31,6 +31,7 @@ def test_wheel_carries_templates_and_runbooks(wheel):
     assert "ps_templates/windows/host_facts.ps1.j2" in names
     assert "runner/runbooks/m365-backup-access.toml" in names
     assert "runner/data/permissions.csv" in names
+    assert {"runner/portal/templates/base.html", "runner/portal/static/portal.js"} <= set(names)
     assert not [n for n in names if n.startswith("tests/")]
     # every template and runbook in the source tree is in the wheel (a new template family
     # needs its line in setup.cfg's package_data)
