@@ -278,6 +278,7 @@ class TenantSimulator:
         if server is None:
             return
         self._stopping.set()  # ends injected waits (latency, read-timeout) at once
+        self.faults.clear()
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -480,7 +481,7 @@ class TenantSimulator:
         latency = self.faults.take(method, path, (latency_kind,))
         if latency is not None:
             self.requests.record_fault(latency_kind)
-            self._wait(latency.seconds)
+            latency.release.wait(latency.seconds)      # released early by clear() and stop()
         fault = self.faults.take(method, path, TERMINAL_KINDS)
         if fault is not None:
             self.requests.record_fault(fault.kind)

@@ -53,6 +53,12 @@ class Fault:
     seconds: float = 0.0
     requests: int = 0
     fired: int = 0
+    # set when the fault first fires: a test can wait for a request to be inside it (held by
+    # a latency fault, say) rather than sleep and hope
+    hit: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    # set to end a latency fault's hold early (the held request is then served); cleared
+    # faults and a stopping simulator release theirs
+    release: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """The rule as data (for the control endpoint and `sim serve`'s banner)."""
@@ -123,7 +129,10 @@ class FaultPlan:
     def clear(self, kinds: tuple[str, ...] | None = None) -> None:
         """Disarm every fault, or only those of `kinds`."""
         with self._lock:
-            self._faults[:] = [] if kinds is None else [f for f in self._faults if f.kind not in kinds]
+            gone = [f for f in self._faults if kinds is None or f.kind in kinds]
+            self._faults[:] = [f for f in self._faults if not (kinds is None or f.kind in kinds)]
+        for f in gone:
+            f.release.set()
 
     @property
     def rules(self) -> list[Fault]:
@@ -143,6 +152,7 @@ class FaultPlan:
             for f in self._faults:
                 if f.kind in kinds and f.active and f.matches(method, path):
                     f.fired += 1
+                    f.hit.set()
                     return f
         return None
 
@@ -260,6 +270,8 @@ class RequestCounter:
         self._faults: Counter[str] = Counter()
         self._lifetimes: list[tuple[float, float]] = []
         self._epoch = time.monotonic()  # requests started before the last reset() are not counted
+        self._idle = threading.Condition()
+        self._in_flight = 0
 
     def record(self, method: str, route: str, *, login: bool = False, token: bool = False) -> None:
         with self._lock:
@@ -285,11 +297,25 @@ class RequestCounter:
                     self._counts["batch_item_writes"] += 1
                 self._batch_routes[f"{method.upper()} {route}"] += 1
 
+    def begin(self) -> None:
+        """A request is being served (ended by record_lifetime)."""
+        with self._idle:
+            self._in_flight += 1
+
     def record_lifetime(self, start: float, end: float) -> None:
         """When one request was served (time.monotonic() at its start and end)."""
         with self._lock:
             if start >= self._epoch:  # a request still in flight at reset() belongs to the old count
                 self._lifetimes.append((start, end))
+        with self._idle:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being served: a request held by a latency or read-timeout
+        fault has been applied (its client may be long gone). False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     def round_trips(self, since: float = 0.0) -> int:
         """Sequential round trips (see the class docstring) among the requests that started

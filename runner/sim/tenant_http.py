@@ -122,13 +122,24 @@ class TenantHandler(BaseHTTPRequestHandler):
         path = unquote(split.path)
         sim = self.server.sim
         started = time.monotonic()
+        counted = not sim.is_control(path)
+        if counted:
+            sim.requests.begin()
 
         def finished() -> None:
             # A request's lifetime ends just before its answer leaves (or its connection
             # drops), so a client reading the counters right after the answer sees it.
-            if not sim.is_control(path):
+            nonlocal counted
+            if counted:
+                counted = False
                 sim.requests.record_lifetime(started, time.monotonic())
 
+        try:
+            self._answer(sim, split, path, finished)
+        finally:
+            finished()           # a client gone mid-request ends its lifetime too
+
+    def _answer(self, sim: Any, split: Any, path: str, finished: Any) -> None:
         body = self._read_body()
         if body is None:
             finished()

@@ -13,7 +13,10 @@ may return anything, to prove the client refuses what breaks the contract."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -106,6 +109,50 @@ class HostState:
     # the host's Windows services by lower-cased name; the demo set (twins_services) when None
     services: dict[str, SimService] | None = None
 
+    def __post_init__(self) -> None:
+        self.activity = TwinActivity()
+
+    def twin_started(self, template_id: str) -> threading.Event:
+        return self.activity.started(template_id)
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self.activity.wait_idle(timeout)
+
+
+class TwinActivity:
+    """Which twins started and how many run now, for tests to wait on: a pipeline running
+    on the host (to interrupt or kill its client there), or none left running (one whose
+    client died runs on, as a pipeline on a real host does). Not part of what the host holds:
+    a copy of a HostState starts with none."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._running = 0
+        self._idle = threading.Condition()
+
+    def __deepcopy__(self, memo: dict) -> TwinActivity:
+        return TwinActivity()
+
+    def started(self, template_id: str) -> threading.Event:
+        return self._events.setdefault(template_id, threading.Event())
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no twin runs; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout)
+
+    @contextlib.contextmanager
+    def running(self, template_id: str) -> Iterator[None]:
+        with self._idle:
+            self._running += 1
+        try:
+            self.started(template_id).set()
+            yield
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
 
 TwinFn = Callable[[HostState, SimWorld, dict[str, Any]], TwinOutput]
 TWINS: dict[str, TwinFn] = {}
@@ -134,13 +181,14 @@ def run_twin(script: str, state: HostState, world: SimWorld, params: dict[str, A
         raise TwinError(f"The simulator has no twin for this script (template id: {tid or 'none'}).",
                         exception_type="System.NotSupportedException", category="NotImplemented",
                         fqid="PsrunnerSimNoTwin")
-    delay = state.delays.get(tid)
-    if delay:
-        from .psrp_shell import wait_or_stop
-        if wait_or_stop(delay):
-            raise TwinError("The pipeline has been stopped.",
-                            exception_type="System.Management.Automation.PipelineStoppedException",
-                            category="OperationStopped", fqid="PipelineStopped")
-    state.invocations.append((tid, {k: ("********" if isinstance(v, SimSecureString) else v)
-                                    for k, v in params.items()}))
-    return TWINS[tid](state, world, params)
+    with state.activity.running(tid):
+        delay = state.delays.get(tid)
+        if delay:
+            from .psrp_shell import wait_or_stop
+            if wait_or_stop(delay):
+                raise TwinError("The pipeline has been stopped.",
+                                exception_type="System.Management.Automation.PipelineStoppedException",
+                                category="OperationStopped", fqid="PipelineStopped")
+        state.invocations.append((tid, {k: ("********" if isinstance(v, SimSecureString) else v)
+                                        for k, v in params.items()}))
+        return TWINS[tid](state, world, params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from runner.errors import StageFailed
@@ -12,7 +13,7 @@ WORLD: dict = {}
 
 def reset() -> None:
     WORLD.clear()
-    WORLD.update(values={}, calls=[], fail=set(), interrupts=0, closed=0)
+    WORLD.update(values={}, calls=[], fail=set(), interrupts=0, closed=0, slow_started=threading.Event())
 
 
 def ensure_value(ctx, inputs):
@@ -35,6 +36,7 @@ def ensure_value(ctx, inputs):
 
 def slow(ctx, inputs):
     conn = ctx.target()
+    WORLD["slow_started"].set()
     t_end = time.monotonic() + float(inputs.get("seconds", 30))
     while time.monotonic() < t_end and not conn.stopped:
         time.sleep(0.02)
