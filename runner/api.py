@@ -46,9 +46,9 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
              previous: RunResult | None = None, extra_metrics=None) -> RunResult:
     from .engine import Engine, Options
     if opener is None:
-        # bad target settings (a sign-in without its secret, a missing CA bundle...) and stage
-        # inputs that contradict each other end here with exit 2 naming the parameter: before
-        # a run directory, a stage or a connection
+        # bad target settings (a sign-in without its secret, a CA bundle that is not PEM...) and
+        # stage inputs (contradicting each other, a certificate file that does not open) end
+        # here with exit 2 naming the parameter: before a run directory, a stage or a connection
         check_before_run(rb, params)
     sd = Path(state_dir) if state_dir else default_state_dir()
     rd = run_dir or RunDir.create(sd, rb.name)

@@ -29,9 +29,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ParamError, RunbookError, closest
+from .errors import InputError, ParamError, RunbookError, closest
 from .runbook import Runbook
 from .runbook_loader import AUDIENCES, parse, tomllib
+from .userfiles import MiB, read_text
 
 ENV_VAR = "PSRUNNER_RUNBOOKS"
 BUILTIN = "built-in"
@@ -119,10 +120,13 @@ def _head(name: str, text: str) -> tuple[str, tuple[str, ...], str, str | None]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         return "", (), "", f"not valid TOML: {e}"
+    except RecursionError:
+        return "", (), "", "not valid TOML: nested too deeply"
     if data.get("name", name) != name:
         return "", (), "", f"the file names runbook {data.get('name')!r}; rename one of the two"
     auds = data.get("audience", "admin")
-    auds = (auds,) if isinstance(auds, str) else tuple(a for a in auds if isinstance(a, str))
+    auds = (auds,) if isinstance(auds, str) else tuple(a for a in auds if isinstance(a, str)) \
+        if isinstance(auds, list) else ()
     return str(data.get("title", "")), auds, str(data.get("description", "")).strip(), None
 
 
@@ -149,7 +153,10 @@ class Catalog:
         out = []
         for name, hits in sorted(self._located().items()):
             d, file = hits[0]
-            title, auds, desc, error = _head(name, file.read_text(encoding="utf-8"))
+            try:
+                title, auds, desc, error = _head(name, _read(file))
+            except InputError as e:
+                title, auds, desc, error = "", (), "", e.message
             entry = Entry(name, title, auds, desc, d.origin, _label(d, name, file), error,
                           tuple(_label(o, name, f) for o, f in hits[1:]))
             if audience is None or audience in entry.audiences:
@@ -180,7 +187,7 @@ class Catalog:
             return parse(res.read_text(encoding="utf-8"), name_or_path, origin=BUILTIN)
         p = Path(name_or_path)
         if name_or_path.endswith(".toml") or os.sep in name_or_path or p.exists():
-            if not p.is_file():
+            if not p.exists():
                 raise ParamError(f"runbook file {name_or_path!r} does not exist", param="RUNBOOK",
                                  hint="give a path to a .toml file, or a name from `psrunner list`")
             return load_file(p)
@@ -198,7 +205,13 @@ class Catalog:
 def load_file(path: Path, origin: str = "file") -> Runbook:
     """A runbook from a .toml file; its templates may lie beside it (never outside its folder)."""
     path = path.resolve()
-    return parse(path.read_text(encoding="utf-8"), str(path), origin=origin, folder=path.parent)
+    return parse(_read(path), str(path), origin=origin, folder=path.parent)
+
+
+def _read(path: Path) -> str:
+    """A runbook file's text: a regular UTF-8 file of at most 4 MiB (userfiles.py)."""
+    return read_text(path, what="runbook file", input="RUNBOOK", limit=4 * MiB,
+                     hint="give a path to a .toml file, or a name from `psrunner list`")
 
 
 def builtin_names() -> list[str]:

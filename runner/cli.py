@@ -284,7 +284,7 @@ def runs(ctx, state_dir, output) -> None:
     if not items:
         click.echo("no runs yet")
     for r in items:
-        click.echo(f"{r['run_id']}  {r['mode']:<4}  {r['status'] or '?':<15}  {r['runbook']}")
+        click.echo(f"{r['run_id']}  {r['mode'] or '?':<4}  {r['status'] or '?':<15}  {r['runbook'] or '?'}")
 
 
 @runs.command("show")

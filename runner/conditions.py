@@ -21,14 +21,35 @@ _ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.
                   ast.Tuple, ast.Attribute, ast.Name, ast.Load)
 
 
+# A condition is a line or two of text; these bounds keep a hostile one (`not not not ...`
+# twenty thousand times) from exhausting Python's parser and the evaluator's recursion.
+MAX_LENGTH = 1000
+MAX_DEPTH = 32
+
+
+def _depth(tree: ast.AST) -> int:
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        todo.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def check_condition(expr: str, params: Collection[str], earlier: Collection[str]) -> ast.Expression:
     """Parse a condition and check it uses only the small allowed language and names only
     `params` (parameter names) and `earlier` (ids of the stages before it). ValueError says
     what is wrong."""
+    if len(expr) > MAX_LENGTH:
+        raise ValueError(f"the condition is {len(expr):,} characters long; the limit is {MAX_LENGTH}")
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError as e:
-        raise ValueError(f"cannot parse condition {expr!r}: {e.msg}") from None
+        raise ValueError(f"cannot parse condition {expr[:80]!r}: {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ValueError(f"condition {expr[:80]!r}… is nested too deeply") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise ValueError(f"condition {expr[:80]!r} is nested more than {MAX_DEPTH} levels deep")
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise ValueError(f"condition {expr!r} uses {type(node).__name__}, which is not allowed")

@@ -20,11 +20,12 @@ from typing import Any, Callable
 
 from .conditions import evaluate_condition
 from .errors import InputError, RunnerError, StageTimeout
+from .locks import TargetLocks
 from .refs import resolve_value
-from .registry import KINDS, Connector, TargetEnv, open_target, stage_kind, target_lock_key
+from .registry import KINDS, Connector, TargetEnv, open_target, stage_kind, target_lock_keys
 from .results import Outcome, RunResult, RunStatus, StageResult, Status, timestamp
 from .runbook import Runbook, Stage
-from .rundir import RunDir, TargetLock
+from .rundir import RunDir
 from .secrets import Secret, redact
 from .user_terms import Terms
 from .values import Unknown
@@ -110,7 +111,7 @@ class Engine:
         self.lock = threading.Lock()
         self.counters: dict[str, int] = {}
         self.connectors: dict[str, Connector] = {}
-        self.locks: list[TargetLock] = []
+        self.locks = TargetLocks(run_dir.state_dir, run_dir.run_id)
         self._current_interrupted: StageResult | None = None
         self.result = RunResult(run_id=run_dir.run_id, runbook=runbook.name, mode=opts.mode,
                                 run_dir=str(run_dir.path),
@@ -125,9 +126,15 @@ class Engine:
             except Exception:  # a display problem must never break a run
                 log.debug("event sink failed", exc_info=True)
 
-    def target_key(self, name: str) -> str:
+    def target_keys(self, name: str) -> list[str]:
         t = self.runbook.targets[name]
-        return target_lock_key(t.type, t.resolved(self.params))
+        return target_lock_keys(t.type, t.resolved(self.params))
+
+    def claim(self, key: str) -> None:
+        """Take the target lock `key` for the rest of a run (a plan changes nothing), such as a
+        tenant's id a connector learns at sign-in. LockedError when another run holds it."""
+        if self.opts.mode == "run":
+            self.locks.claim(key)
 
     def connector(self, name: str) -> Any:
         with self.lock:
@@ -140,18 +147,21 @@ class Engine:
             env = TargetEnv(name=name, state_dir=self.run_dir.state_dir,
                             log=logging.getLogger(f"psrunner.target.{name}"),
                             interactive=self.opts.interactive,
-                            event=lambda type, **d: self.event(type, None, target=name, **d))
+                            event=lambda type, **d: self.event(type, None, target=name, **d),
+                            claim=self.claim)
             conn = self.opts.opener(t.type, t.resolved(self.params), env)
             self.connectors[name] = conn
             self.event("target.open", None, target=name, target_type=t.type)
             return conn
 
-    def _interrupt_all(self) -> None:
-        for conn in list(self.connectors.values()):
-            try:
-                conn.interrupt()
-            except Exception:
-                log.debug("interrupt failed", exc_info=True)
+    def _interrupt(self, only: str | None = None) -> None:
+        """Ask the connectors (or only the target named `only`) to stop their remote work."""
+        for name, conn in list(self.connectors.items()):
+            if only is None or name == only:
+                try:
+                    conn.interrupt()
+                except Exception:
+                    log.debug("interrupt failed", exc_info=True)
 
     def _close_all(self) -> None:
         for name, conn in list(self.connectors.items()):
@@ -162,6 +172,13 @@ class Engine:
 
     # -- the run ----------------------------------------------------------------
     def execute(self) -> RunResult:
+        self.run_dir.hold()          # `runs` tells a live run from one whose process is gone
+        try:
+            return self._execute()
+        finally:
+            self.run_dir.let_go()
+
+    def _execute(self) -> RunResult:
         res = self.result
         self._write_run_json()
         self.event("run.start", None, runbook=self.runbook.name, mode=self.opts.mode,
@@ -186,7 +203,10 @@ class Engine:
                 if sr.status == Status.FAILED and stage.on_failure == "stop":
                     stopped_by = stage.id
         except KeyboardInterrupt:
+            # Ctrl-C between stages (or a second one while the first was handled): the stages
+            # not recorded yet are, as not run
             interrupted = True
+            self._record_rest("not run: the run was interrupted")
         except BaseException as e:
             # a lock held by another run, or a bug: the run directory still says how it ended
             res.error = _error_dict(e)
@@ -196,10 +216,17 @@ class Engine:
             try:
                 self._close_all()
             finally:
-                for lk in self.locks:
-                    lk.release()
+                self.locks.release()
         self._finish(self._overall(interrupted))
         return res
+
+    def _record_rest(self, why: str) -> None:
+        done = {s.id for s in self.result.stages}
+        for stage in self.runbook.stages:
+            if stage.id not in done:
+                sr = self._current_interrupted if self._current_interrupted and \
+                    self._current_interrupted.id == stage.id else self._skipped(stage, why)
+                self._record(sr)
 
     def _finish(self, status: RunStatus) -> None:
         res = self.result
@@ -213,9 +240,8 @@ class Engine:
     def _take_locks(self) -> None:
         used = sorted({s.target for s in self.runbook.stages if s.target})
         for name in used:
-            lk = TargetLock(self.run_dir.state_dir, self.target_key(name), self.run_dir.run_id)
-            lk.acquire()
-            self.locks.append(lk)
+            for key in self.target_keys(name):
+                self.claim(key)
 
     def _overall(self, interrupted: bool) -> RunStatus:
         if interrupted:
@@ -329,7 +355,7 @@ class Engine:
                 box["tb"] = traceback.format_exc()
 
         worker = threading.Thread(target=work, name=f"stage-{stage.id}", daemon=True)
-        worker.start()
+        # ready before the stage starts: a Ctrl-C from its first instant records it as interrupted
         self._current_interrupted = StageResult(
             id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
             messages=["interrupted (Ctrl-C): remote work was asked to stop; the change may be partial "
@@ -338,20 +364,21 @@ class Engine:
             started=started, attempts=1, inputs_digest=None)
         timed_out = False
         try:
+            worker.start()
             while worker.is_alive():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     timed_out = True
                     ctx.cancelled.set()
-                    self._interrupt_stage(stage)
+                    self._interrupt(stage.target or "")
                     worker.join(INTERRUPT_GRACE)
                     break
                 worker.join(min(left, 0.25))
         except KeyboardInterrupt:
             ctx.cancelled.set()
-            self._interrupt_stage(stage)
-            self._interrupt_all()
-            worker.join(INTERRUPT_GRACE)
+            self._interrupt()
+            if worker.is_alive():
+                worker.join(INTERRUPT_GRACE)
             self._current_interrupted.finished = timestamp()
             self._current_interrupted.duration = round(time.monotonic() - t0, 3)
             self.event("stage.interrupted", stage.id)
@@ -389,14 +416,6 @@ class Engine:
         now = timestamp()
         return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
                            messages=[redact(_message(e))], error=_error_dict(e), started=now, finished=now)
-
-    def _interrupt_stage(self, stage: Stage) -> None:
-        conn = self.connectors.get(stage.target or "")
-        if conn is not None:
-            try:
-                conn.interrupt()
-            except Exception:
-                log.debug("interrupt failed", exc_info=True)
 
 
 def _message(e: BaseException) -> str:

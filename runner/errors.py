@@ -171,6 +171,19 @@ class TransportError(RunnerError):
         self.host, self.kind, self.retryable = host, kind, retryable
 
 
+class Unavailable(RunnerError):
+    """A service (the sign-in service, Graph) stayed unreachable or busy through every retry.
+    Exit 1, never 2: nothing the user gave is wrong, and the same run later can succeed."""
+
+
+class TlsError(RunnerError):
+    """A server's certificate did not verify: never retried (waiting does not change who
+    answers). `setting` names the CA bundle setting that decides whom to trust."""
+
+    def __init__(self, message: str, *, host: str, setting: str, hint: str | None = None):
+        super().__init__(message, hint=hint, host=host, setting=setting)
+
+
 class TemplateError(InputError):
     """A template failed to render: names the template and line."""
 

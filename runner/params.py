@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,8 @@ from .registry import check_stage, check_target
 from .runbook import Param, Runbook
 from .secrets import Secret
 from .user_terms import Terms
-from .values import Unknown, coerce
+from .userfiles import check_regular, read_text
+from .values import Unknown, clip, coerce, shown
 
 
 def parse_assignments(pairs: list[str], option: str = "-p") -> dict[str, str]:
@@ -38,19 +40,19 @@ def parse_assignments(pairs: list[str], option: str = "-p") -> dict[str, str]:
 def load_params_file(path: str) -> dict[str, Any]:
     """A params file: TOML (key = value) or JSON object."""
     import json
-    p = Path(path)
-    if not p.is_file():
-        raise ParamError(f"params file {path!r} does not exist", param="--params-file",
-                         hint="give the path of a TOML or JSON file of name = value pairs")
-    text = p.read_text(encoding="utf-8")
+    hint = "give the path of a TOML or JSON file of name = value pairs"
+    text = read_text(path, what="params file", input="--params-file", hint=hint)
     try:
-        if p.suffix.lower() == ".json":
+        if Path(path).suffix.lower() == ".json":
             data = json.loads(text)
         else:
             from .runbook_loader import tomllib
             data = tomllib.loads(text)
+    except RecursionError:
+        raise ParamError(f"params file {path!r} is nested too deeply", param="--params-file",
+                         hint="write name = value pairs, one a line") from None
     except Exception as e:
-        raise ParamError(f"params file {path!r} cannot be read: {e}", param="--params-file",
+        raise ParamError(f"params file {path!r} cannot be read: {clip(str(e), 300)}", param="--params-file",
                          hint="write name = \"value\" lines (TOML) or a JSON object") from None
     if not isinstance(data, dict):
         raise ParamError(f"params file {path!r} must hold name = value pairs", param="--params-file")
@@ -82,6 +84,10 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
     for name in list(given) + list(secret_files):
         if name not in runbook.params:
             raise _unknown(runbook, name, "--secret-file" if name in secret_files else "-p")
+    for name in secret_files:
+        if not runbook.params[name].secret:
+            raise ParamError(f"--secret-file {name}=: {name!r} is not a secret parameter", param="--secret-file",
+                             hint=f"give it with -p {name}=VALUE or in the params file")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     missing: list[Param] = []
@@ -187,7 +193,7 @@ def cli_name(runbook: Runbook) -> str:
 
 def _unknown(runbook: Runbook, name: str, option: str) -> ParamError:
     """An unknown parameter name: the one it most likely meant, or where to read them all."""
-    guess = closest(name, runbook.params)
+    guess = closest(name, runbook.params) if len(name) <= 100 else None
     if guess is not None:
         p = runbook.params[guess]
         if option == "--secret-file":
@@ -199,7 +205,7 @@ def _unknown(runbook: Runbook, name: str, option: str) -> ParamError:
         hint = "parameters: " + ", ".join(runbook.params)
     else:
         hint = f"`psrunner show {cli_name(runbook)}` lists its {len(runbook.params)} parameters"
-    return ParamError(f"unknown parameter {name!r} for runbook {runbook.name!r}", param=name, hint=hint)
+    return ParamError(f"unknown parameter {shown(name)} for runbook {runbook.name!r}", param=clip(name), hint=hint)
 
 
 def check_before_run(runbook: Runbook, values: dict[str, Any]) -> None:
@@ -240,11 +246,7 @@ def check_before_run(runbook: Runbook, values: dict[str, Any]) -> None:
 
 def _secret_value(p: Param, file: str | None, env: dict[str, str], prompt: Prompt | None):
     if file:
-        path = Path(file)
-        if not path.is_file():
-            raise ParamError(f"secret file for {p.name!r} does not exist: {file}", param=p.name,
-                             hint="give the path of a file that holds the secret alone")
-        return path.read_text(encoding="utf-8").rstrip("\r\n"), f"file:{file}"
+        return read_secret_file(p.name, file), f"file:{file}"
     if env.get(p.env_var):
         return env[p.env_var], f"env:{p.env_var}"
     if prompt is not None:
@@ -288,6 +290,25 @@ def tty_ask(p: Param, problem: str | None) -> str:
     sys.stderr.write(f"  {p.name}: ")
     sys.stderr.flush()
     return sys.stdin.readline().rstrip("\r\n")
+
+
+def read_secret_file(name: str, file: str) -> str:
+    """The secret in `file` (`--secret-file NAME=FILE`): a regular UTF-8 file only its owner
+    can read, holding the secret alone (a trailing line break is dropped)."""
+    hint = "give the path of a file that holds the secret alone"
+    what = f"secret file for {name!r}"
+    try:
+        st = check_regular(file, what=what, input=name, hint=hint)
+        if sys.platform != "win32" and st.st_mode & 0o077:
+            raise InputError(f"{what} {file!r} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}): the "
+                             "secret in it is not a secret", input=name,
+                             hint=f"make it private (chmod 600 {file}), or set {name}'s environment variable")
+        text = read_text(file, what=what, input=name, limit=64 * 1024, hint=hint)
+    except ParamError:
+        raise
+    except InputError as e:
+        raise ParamError(e.message, param=name, hint=e.hint) from None
+    return text.rstrip("\r\n")
 
 
 def tty_prompt(p: Param) -> str:

@@ -4,7 +4,7 @@ and the target types (`[targets.NAME] type = "psrp"`).
 Both tables are written out here, as module and function names, rather than discovered by
 importing: loading, validating and showing a runbook then never imports msal, pypsrp,
 cryptography or jinja2, and a module is imported only when a stage or a target of its kind
-is used (`stage_kind`, `check_stage`, `open_target`, `check_target`, `target_lock_key`).
+is used (`stage_kind`, `check_stage`, `open_target`, `check_target`, `target_lock_keys`).
 
 A stage kind may name a `check` function beside it: `(inputs) -> None`, the checks that need no
 connection (how inputs relate), run by `check_stage` before any stage runs.
@@ -13,7 +13,11 @@ A target type's module offers three functions:
 
     open_target(settings, env) -> a connector      (no network yet: it connects on first use)
     check_settings(settings, name) -> None          (offline checks: InputError naming the setting)
-    lock_key(settings) -> str                       (what two runs must not change at once)
+    lock_keys(settings) -> list[str]                (what two runs must not change at once: the
+                                                     target's canonical identities known before
+                                                     connecting; a connector claims more, such
+                                                     as a tenant's id once signed in, through
+                                                     `TargetEnv.claim`)
 
 A connector offers the engine `close()`, `metrics()` and `interrupt()` (the `Connector`
 protocol), and is a context manager that closes itself."""
@@ -63,7 +67,7 @@ KINDS: dict[str, KindSpec] = {k.name: k for k in [
              summary="ensure a client secret valid beyond N days (written to a 0600 file)",
              check="check_secret_inputs"),
     KindSpec("graph.certificate", "runner.stages.entra_credentials", "certificate", "graph",
-             summary="ensure a certificate credential (self-signed or given)"),
+             summary="ensure a certificate credential (self-signed or given)", check="check_certificate"),
     KindSpec("graph.find_application", "runner.stages.entra_access", "find_application", "graph",
              summary="find an existing application by unique name (read-only)"),
     KindSpec("graph.verify_access", "runner.stages.entra_access", "verify_access", "graph",
@@ -116,6 +120,10 @@ def _null_event(type: str, **data: Any) -> None:
     """Where a connector's events go when nobody records them."""
 
 
+def _null_claim(key: str) -> None:
+    """A connector's lock claims when nobody keeps locks (a library caller, a test)."""
+
+
 @dataclass
 class TargetEnv:
     """What a connector may use from the run that opened it. The engine makes one per
@@ -125,6 +133,9 @@ class TargetEnv:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("psrunner.target"))
     interactive: bool = False
     event: Callable[..., None] = _null_event
+    # take the target lock for an identity learnt while connected (LockedError when another
+    # run holds it); the engine's does so in a run, not in a plan
+    claim: Callable[[str], None] = _null_claim
 
 
 class Connector(Protocol):
@@ -156,6 +167,6 @@ def check_target(target_type: str, settings: dict[str, Any], name: str) -> None:
     _target_module(target_type).check_settings(settings, name)
 
 
-def target_lock_key(target_type: str, settings: dict[str, Any]) -> str:
-    """The lock two runs share when they would change the same tenant or host."""
-    return _target_module(target_type).lock_key(settings)
+def target_lock_keys(target_type: str, settings: dict[str, Any]) -> list[str]:
+    """The locks two runs share when they would change the same tenant or host."""
+    return list(_target_module(target_type).lock_keys(settings))

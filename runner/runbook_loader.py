@@ -18,7 +18,7 @@ from .errors import ParamError, RunbookError
 from .refs import REF_RE, iter_refs
 from .registry import KINDS, TARGETS
 from .runbook import Notice, Param, Runbook, Stage, Target
-from .values import coerce
+from .values import clip, coerce
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,6 +33,8 @@ ON_FAILURE = ("stop", "continue")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 ROLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")    # a portal role, as a policy file names it
 STAGE_ID_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MAX_TIMEOUT = 7 * 24 * 3600.0     # a stage deadline beyond a week is a typo
 
 RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "approval", "params", "targets",
                 "stages", "notices"}
@@ -51,6 +53,9 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
     except tomllib.TOMLDecodeError as e:
         raise RunbookError(f"not valid TOML: {e}", file=source,
                            hint="check quoting and brackets at the line named") from None
+    except RecursionError:
+        raise RunbookError("tables or arrays are nested too deeply", file=source,
+                           hint="a runbook needs a few levels of nesting at most") from None
     v = _Validator(source, folder)
     v.keys(data, RUNBOOK_KEYS, "")
     name = v.req_str(data, "name")
@@ -85,6 +90,8 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
     stages: list[Stage] = []
     for i, spec in enumerate(raw_stages):
         stages.append(v.stage(i, spec, params, targets, [s.id for s in stages]))
+    if not isinstance(data.get("notices", []), list):
+        v.fail("notices", "must be an array of tables ([[notices]])", None)
     notices = tuple(v.notice(i, n, params) for i, n in enumerate(data.get("notices", [])))
     for tname, t in targets.items():
         v.refs(t.settings, f"targets.{tname}", params, [])
@@ -144,6 +151,21 @@ class _Validator:
             self.fail(where + "choices", "a choice parameter needs a non-empty list of strings", None)
         if ptype != "choice" and choices:
             self.fail(where + "choices", "only choice parameters take choices", None)
+        for key in ("pattern", "help", "example", "required_if"):
+            if key in spec and not isinstance(spec[key], str):
+                self.fail(where + key, "must be a string", None)
+        if "required" in spec and not isinstance(spec["required"], bool):
+            self.fail(where + "required", f"{clip(repr(spec['required']))} is not true or false",
+                      "write required = true or required = false (no quotes)")
+        if "env" in spec and (not isinstance(spec["env"], str) or not ENV_RE.match(spec["env"])):
+            self.fail(where + "env", f"{clip(repr(spec['env']))} is not an environment variable name",
+                      "e.g. env = \"PSRUNNER_HOST_PASSWORD\"")
+        for key in ("min", "max"):
+            if key in spec and (ptype != "int" or not isinstance(spec[key], int) or isinstance(spec[key], bool)):
+                self.fail(where + key, f"{key} must be a whole number, on an int parameter",
+                          "write e.g. min = 1 (no quotes) on a parameter of type = \"int\"")
+        if isinstance(spec.get("min"), int) and isinstance(spec.get("max"), int) and spec["min"] > spec["max"]:
+            self.fail(where + "min", f"min ({spec['min']}) is above max ({spec['max']})", None)
         pattern = spec.get("pattern")
         if pattern is not None:
             try:
@@ -153,7 +175,7 @@ class _Validator:
         if ptype == "secret" and "default" in spec:
             self.fail(where + "default", "a secret cannot have a default",
                       "secrets come from the environment, a file or a prompt")
-        p = Param(name=name, type=ptype, required=bool(spec.get("required", False)),
+        p = Param(name=name, type=ptype, required=spec.get("required", False),
                   default=spec.get("default"), pattern=pattern, help=spec.get("help", ""),
                   choices=tuple(choices), env=spec.get("env"), min=spec.get("min"),
                   max=spec.get("max"), example=spec.get("example"), required_if=spec.get("required_if"),
@@ -171,7 +193,7 @@ class _Validator:
         if not isinstance(spec, dict):
             self.fail(f"targets.{name}", "must be a table", None)
         ttype = spec.get("type")
-        if ttype not in TARGETS:
+        if not isinstance(ttype, str) or ttype not in TARGETS:
             self.fail(f"targets.{name}.type", f"{ttype!r} is not a target type",
                       "one of: " + ", ".join(TARGETS))
         return Target(name, ttype, {k: v for k, v in spec.items() if k != "type"})
@@ -203,6 +225,8 @@ class _Validator:
         elif template is not None and not kspec.uses_template:
             self.fail(where + "template", f"stage kind {kind} takes no template", None)
         target = spec.get("target")
+        if target is not None and not isinstance(target, str):
+            self.fail(where + "target", "must be the name of a target", None)
         if kspec.target_type:
             candidates = [t for t in targets.values() if t.type == kspec.target_type]
             if target is None:
@@ -220,8 +244,9 @@ class _Validator:
             self.fail(where + "on_failure", f"{on_failure!r} is not allowed", "one of: stop, continue")
         timeout = spec.get("timeout")
         if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
-                                    or timeout <= 0):
-            self.fail(where + "timeout", "must be a positive number of seconds", None)
+                                    or not 0 < timeout <= MAX_TIMEOUT):
+            self.fail(where + "timeout", f"must be a positive number of seconds, at most {MAX_TIMEOUT:.0f} (a week)",
+                      None)
         inputs = spec.get("inputs", {})
         if not isinstance(inputs, dict):
             self.fail(where + "inputs", "must be a table", None)

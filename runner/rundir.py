@@ -8,8 +8,11 @@ replayed or resumed (ansible-runner's lesson).
         scripts/<id>.ps1    rendered scripts, as sent (secrets never in them)
         report.json         the final RunResult
         handoff.json        what a report stage hands to a person (the main runbook)
+        run.lock            held by the process working on the run: `runs` tells a live
+                            run from one whose process is gone (kill -9), `resume` refuses
+                            a run still going
     <state>/private/        0600 files holding secrets (client secret, PFX), stable across runs
-    <state>/locks/          one lock file per target (tenant, host)
+    <state>/locks/          one lock file per target (tenant, host): runner/locks.py
 
 `RunDir` is the one place that names these files, writes them and reads them back: the
 engine records a run through it, `psrunner runs` lists runs and `resume` / `runs show` load
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import secrets as _rand
 import sys
 import threading
@@ -28,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, LockedError
+from .locks import FileLock
 from .results import RunResult, RunStatus, StageResult, timestamp
 from .secrets import MASK, Secret, redact, redact_obj, write_private
-from .values import Unknown
+from .values import Unknown, clip
 
 
 def default_state_dir() -> Path:
@@ -82,6 +87,9 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+
+
 def new_run_id(runbook: str) -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{runbook}-{_rand.token_hex(3)}"
@@ -94,6 +102,7 @@ class RunDir:
     SCRIPTS = "scripts"
     REPORT = "report.json"
     HANDOFF = "handoff.json"
+    RUNNING = "run.lock"        # locked by the process working on the run (locks.FileLock)
 
     def __init__(self, state_dir: Path, run_id: str) -> None:
         self.state_dir = Path(state_dir)
@@ -101,12 +110,19 @@ class RunDir:
         self.path = self.state_dir / "runs" / run_id
         self._seq = 0
         self._lock = threading.Lock()
+        self._running = FileLock(self.path / self.RUNNING)
 
     @classmethod
     def create(cls, state_dir: Path, runbook: str) -> "RunDir":
         rd = cls(state_dir, new_run_id(runbook))
-        (rd.path / cls.STAGES).mkdir(parents=True, exist_ok=False)
-        (rd.path / cls.SCRIPTS).mkdir(exist_ok=True)
+        try:
+            (rd.path / cls.STAGES).mkdir(parents=True, exist_ok=False)
+            (rd.path / cls.SCRIPTS).mkdir(exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create a run directory under {rd.state_dir}: {e.strerror or e}",
+                             input="--state-dir",
+                             hint="give --state-dir (or PSRUNNER_STATE_DIR) a folder this user can create "
+                                  "and write") from None
         return rd
 
     @classmethod
@@ -116,13 +132,16 @@ class RunDir:
 
     @classmethod
     def open(cls, state_dir: Path, run_id: str) -> "RunDir":
+        if not RUN_ID_RE.fullmatch(run_id):
+            raise InputError(f"{clip(repr(run_id))} is not a run id", input="RUN_ID",
+                             hint="list runs with `psrunner runs`; a run id is like 20261102T101500Z-NAME-1a2b3c")
         rd = cls(state_dir, run_id)
         if not (rd.path / cls.INFO).is_file():
             raise InputError(f"no run {run_id!r} in {rd.state_dir / 'runs'}", input="RUN_ID",
                              hint="list runs with `psrunner runs`; pass the same --state-dir as the run")
         events = rd.path / cls.EVENTS
-        if events.exists():
-            with open(events, encoding="utf-8") as f:
+        if events.is_file():
+            with open(events, "rb") as f:
                 rd._seq = sum(1 for _ in f)
         return rd
 
@@ -133,7 +152,14 @@ class RunDir:
         return p
 
     def read_json(self, rel: str) -> Any:
-        return json.loads((self.path / rel).read_text(encoding="utf-8"))
+        """A JSON file of the run, or InputError naming it when it is unreadable or corrupt."""
+        try:
+            return json.loads((self.path / rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+            raise InputError(f"run {self.run_id}: {rel} is unreadable or corrupt ({why})", input="RUN_ID",
+                             hint=f"look at {self.path / rel}; start a new run with `psrunner run` "
+                                  "(re-running is safe)") from None
 
     def write_info(self, result: RunResult, *, source: str, params: dict[str, Any],
                    secret_sources: dict[str, str]) -> None:
@@ -143,11 +169,32 @@ class RunDir:
             "run_id": result.run_id, "runbook": result.runbook, "source": source,
             "mode": result.mode, "status": result.status.value, "started": result.started,
             "finished": result.finished, "resumed_from": result.resumed_from,
-            "params": dict(params), "secret_sources": secret_sources,
+            "params": dict(params), "secret_sources": secret_sources, "pid": os.getpid(),
         })
 
     def read_info(self) -> dict[str, Any]:
-        return self.read_json(self.INFO)
+        info = self.read_json(self.INFO)
+        if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("runbook", "mode", "source")):
+            raise InputError(f"run {self.run_id}: {self.INFO} is corrupt (it does not describe a run)",
+                             input="RUN_ID", hint=f"look at {self.path / self.INFO}; start a new run with "
+                                                  "`psrunner run` (re-running is safe)")
+        return info
+
+    # -- is it still running? ------------------------------------------------
+    def hold(self) -> None:
+        """Mark the run as worked on by this process until `let_go()` (or the process's end,
+        however it ends). LockedError when another process works on it."""
+        if not self._running.try_acquire({"pid": os.getpid(), "time": timestamp()}):
+            pid = self._running.owner().get("pid", "?")
+            raise LockedError(f"run {self.run_id} is still running (pid {pid})", target=self.run_id,
+                              hint="wait for it to end, or stop it (Ctrl-C) before resuming it")
+
+    def let_go(self) -> None:
+        self._running.release()
+
+    def is_live(self) -> bool:
+        """True while some process works on this run (this one or another)."""
+        return self._running.held or self._running.is_held_elsewhere()
 
     def write_stage(self, result: StageResult) -> None:
         self.write_json(f"{self.STAGES}/{result.id}.json", result.to_dict())
@@ -163,14 +210,20 @@ class RunDir:
     def load_result(self) -> RunResult:
         """The run's result: its report, or, when the process died mid-run, one rebuilt from
         the stage files written so far (status interrupted)."""
-        if (self.path / self.REPORT).is_file():
-            return RunResult.from_dict(self.read_json(self.REPORT))
-        info = self.read_info()
-        result = RunResult(run_id=self.run_id, runbook=info["runbook"], mode=info["mode"],
-                           status=RunStatus.INTERRUPTED, started=info.get("started") or "")
-        for f in sorted((self.path / self.STAGES).glob("*.json")):
-            result.stages.append(StageResult.from_dict(json.loads(f.read_text(encoding="utf-8"))))
-        return result
+        try:
+            if (self.path / self.REPORT).is_file():
+                return RunResult.from_dict(self.read_json(self.REPORT))
+            info = self.read_info()
+            result = RunResult(run_id=self.run_id, runbook=info["runbook"], mode=info["mode"],
+                               status=RunStatus.RUNNING if self.is_live() else RunStatus.INTERRUPTED,
+                               started=info.get("started") or "")
+            for f in sorted((self.path / self.STAGES).glob("*.json")):
+                result.stages.append(StageResult.from_dict(self.read_json(f"{self.STAGES}/{f.name}")))
+            return result
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"run {self.run_id}: its records are corrupt ({type(e).__name__}: {e})",
+                             input="RUN_ID", hint=f"look at {self.path}; start a new run with `psrunner run` "
+                                                  "(re-running is safe)") from None
 
     def event(self, type: str, stage: str | None = None, **data: Any) -> dict[str, Any]:
         with self._lock:
@@ -210,88 +263,17 @@ def list_runs(state_dir: Path) -> list[dict[str, Any]]:
     out = []
     for d in sorted(runs_dir.iterdir(), reverse=True):
         rd = RunDir(state_dir, d.name)
-        if (rd.path / RunDir.INFO).is_file():
-            try:
-                info = rd.read_info()
-            except (OSError, ValueError):
-                continue
-            out.append({"run_id": d.name, "runbook": info.get("runbook"), "mode": info.get("mode"),
-                        "status": info.get("status"), "started": info.get("started"),
-                        "finished": info.get("finished")})
-    return out
-
-
-# ---------------------------------------------------------------------------- target locks
-
-class TargetLock:
-    """One lock file per target (tenant, host) so two runs cannot interleave changes.
-
-    Created with O_EXCL (atomic on POSIX and Windows); holds the owner's pid and run id. A
-    lock whose pid is gone is stale and is taken over."""
-
-    def __init__(self, state_dir: Path, key: str, run_id: str) -> None:
-        import hashlib
-        self.key = key
-        self.run_id = run_id
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        self.path = Path(state_dir) / "locks" / f"{digest}.lock"
-        self.held = False
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                owner = self._owner()
-                if owner and _pid_alive(owner.get("pid", -1)):
-                    raise LockedError(
-                        f"another run ({owner.get('run_id')}, pid {owner.get('pid')}) is working on {self.key}",
-                        hint="wait for it to finish; if it died, delete " + str(self.path),
-                        target=self.key, lock=str(self.path)) from None
-                try:
-                    os.unlink(self.path)  # stale
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "run_id": self.run_id, "target": self.key,
-                           "time": timestamp()}, f)
-            self.held = True
-            return
-        raise LockedError(f"could not take the lock for {self.key}", target=self.key)  # pragma: no cover
-
-    def _owner(self) -> dict[str, Any] | None:
+        if not (rd.path / RunDir.INFO).is_file():
+            continue
         try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-
-    def release(self) -> None:
-        if self.held:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-            self.held = False
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    if sys.platform == "win32":  # pragma: no cover
-        import ctypes
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)
-        if handle:
-            ctypes.windll.kernel32.CloseHandle(handle)
-            return True
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+            info = rd.read_info()
+        except InputError:
+            out.append({"run_id": d.name, "runbook": None, "mode": None, "status": "corrupt",
+                        "started": None, "finished": None})
+            continue
+        status = info.get("status")
+        if status == RunStatus.RUNNING.value and not rd.is_live():
+            status = RunStatus.INTERRUPTED.value     # its process ended (kill -9, a second Ctrl-C)
+        out.append({"run_id": d.name, "runbook": info.get("runbook"), "mode": info.get("mode"),
+                    "status": status, "started": info.get("started"), "finished": info.get("finished")})
+    return out

@@ -116,7 +116,7 @@ def write_private(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write a file only the current user can read (0600 on POSIX; on Windows an ACL that
     grants the current user alone), atomically (temp file + rename)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    _private_dirs(p.parent)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     payload = data.encode() if isinstance(data, str) else data
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
@@ -135,6 +135,20 @@ def write_private(path: str | os.PathLike, data: str | bytes) -> Path:
             pass
         raise
     return p
+
+
+def _private_dirs(folder: Path) -> None:
+    """Create the missing folders of `folder` readable by the current user alone (0700):
+    `mkdir -p` would make them 0755 and let others list the names of private files."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:        # made meanwhile by another thread or process
+            pass
 
 
 def _restrict_windows_acl(path: Path) -> None:  # pragma: no cover - Windows only

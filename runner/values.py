@@ -21,9 +21,26 @@ from typing import Any, Protocol
 
 from .errors import InputError, ParamError
 from .secrets import Secret
+from .userfiles import check_regular
 
 TRUE = frozenset({"true", "yes", "on", "1"})
 FALSE = frozenset({"false", "no", "off", "0"})
+# The longest parameter value taken: a host name is 253 characters, a path a few hundred; a
+# value far beyond that is a mistake (a file pasted into -p) and would fill run.json and
+# every message that names it.
+MAX_TEXT = 4096
+MAX_SECRET = 8192
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """`text` shortened for a message: a value that is too long is shown by its start and its
+    length, never in full."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def shown(value: Any) -> str:
+    """A value as a message quotes it: repr, clipped."""
+    return clip(repr(value))
 
 
 class Unknown:
@@ -73,7 +90,7 @@ def as_bool(value: Any, where: str) -> bool:
     """true/false, yes/no, on/off, 1/0 (text or TOML)."""
     b = text_bool(value)
     if b is None:
-        raise InputError(f"{where}: {value!r} is not true or false", input=where, hint="use true or false")
+        raise InputError(f"{where}: {shown(value)} is not true or false", input=where, hint="use true or false")
     return b
 
 
@@ -88,7 +105,7 @@ def as_int(value: Any, where: str, *, lo: int | None = None, hi: int | None = No
         except ValueError:
             n = None
     if n is None:
-        raise InputError(f"{where}: {value!r} is not a whole number", input=where)
+        raise InputError(f"{where}: {shown(value)} is not a whole number", input=where)
     if lo is not None and n < lo:
         raise InputError(f"{where}: {n} is below the minimum {lo}", input=where)
     if hi is not None and n > hi:
@@ -106,10 +123,11 @@ def as_number(value: Any, where: str, *, lo: float | None = None) -> float:
             f = float(value.strip())
         except ValueError:
             f = None
-    if f is None or f != f:           # NaN is not a number of seconds
-        raise InputError(f"{where}: {value!r} is not a number", input=where)
+    if f is None or f != f or f in (float("inf"), float("-inf")):   # NaN and infinity are no seconds
+        raise InputError(f"{where}: {shown(value)} is not a number", input=where,
+                         hint="give a finite number" if f is not None else None)
     if lo is not None and f < lo:
-        raise InputError(f"{where}: {value!r} is below the minimum {lo:g}", input=where)
+        raise InputError(f"{where}: {shown(value)} is below the minimum {lo:g}", input=where)
     return f
 
 
@@ -123,7 +141,7 @@ def as_text(value: Any, where: str, *, required: bool = False) -> Any:
     if isinstance(value, Unknown):
         return value
     if not isinstance(value, str):
-        raise InputError(f"{where}: {value!r} is not text", input=where)
+        raise InputError(f"{where}: {shown(value)} is not text", input=where)
     return value
 
 
@@ -176,6 +194,9 @@ def coerce(spec: ValueSpec, value: Any) -> Any:
                 return value
             if not isinstance(value, str) or not value:
                 raise bad("an empty secret is not allowed")
+            if len(value) > MAX_SECRET:
+                raise bad(f"the secret is {len(value):,} characters long; the limit is {MAX_SECRET:,}",
+                          "check that the file or variable holds the secret alone")
             return as_secret(value, where, name=spec.name)
         if spec.type == "bool":
             return as_bool(value, where)
@@ -185,30 +206,40 @@ def coerce(spec: ValueSpec, value: Any) -> Any:
         raise
     except InputError as e:
         raise ParamError(e.message, param=spec.name, hint=e.hint or spec_hint(spec)) from None
+    size = len(value) if isinstance(value, str) else \
+        sum(len(x) for x in value if isinstance(x, str)) if isinstance(value, list) else 0
+    if size > MAX_TEXT:
+        raise bad(f"the value is {size:,} characters long; the limit is {MAX_TEXT:,}",
+                  "check what was given: a value this long is a mistake (a file pasted whole?)")
     if spec.type == "list":
         if isinstance(value, list):
             items = value
         elif isinstance(value, str):
             items = [x.strip() for x in value.split(spec.separator) if x.strip()]
         else:
-            raise bad(f"{value!r} is not a list")
+            raise bad(f"{shown(value)} is not a list")
         if not all(isinstance(x, str) for x in items):
             raise bad("list items must be strings")
         if spec.pattern:
             for x in items:
                 if not re.fullmatch(spec.pattern, x):
-                    raise bad(f"item {x!r} does not match the expected form")
+                    raise bad(f"item {shown(x)} does not match the expected form")
         return items
     # str, choice and file
     if not isinstance(value, str):
-        raise bad(f"{value!r} is not text")
+        raise bad(f"{shown(value)} is not text")
     if spec.type == "choice" and value not in spec.choices:
-        raise bad(f"{value!r} is not one of the choices", "choose one of: " + ", ".join(spec.choices))
+        raise bad(f"{shown(value)} is not one of the choices", "choose one of: " + ", ".join(spec.choices))
     if spec.pattern and not re.fullmatch(spec.pattern, value):
-        raise bad(f"{value!r} does not match the expected form")
+        raise bad(f"{shown(value)} does not match the expected form")
     if "\x00" in value:
         raise bad("NUL characters are not allowed")
-    if spec.type == "file" and value and not Path(value).expanduser().is_file():
-        raise bad(f"no such file: {value}", (spec.help + ": " if spec.help else "")
-                  + f"give the path of an existing file with -p {spec.name}=PATH")
+    if spec.type == "file" and value:
+        hint = (spec.help + ": " if spec.help else "") + f"give the path of an existing file with -p {spec.name}=PATH"
+        if not Path(value).expanduser().exists():
+            raise bad(f"no such file: {clip(value, 300)}", hint)
+        try:
+            check_regular(value, what="file", input=spec.name, hint=hint)
+        except InputError as e:
+            raise bad(e.message, hint) from None
     return value

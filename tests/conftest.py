@@ -7,6 +7,22 @@ import os
 
 import pytest
 
+from runner.sim.tls import make_tls
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _simulators_are_test_endpoints():
+    """The simulators are not Microsoft's hosts: tests opt in to sending tokens to them, as an
+    admin rehearsing against `psrunner sim serve` does, from the session's start (module-scoped
+    fixtures sign in too). Tests of the refusal take the opt-in away."""
+    saved = os.environ.get("PSRUNNER_ALLOW_TEST_ENDPOINTS")
+    os.environ["PSRUNNER_ALLOW_TEST_ENDPOINTS"] = "1"
+    yield
+    if saved is None:
+        os.environ.pop("PSRUNNER_ALLOW_TEST_ENDPOINTS", None)
+    else:
+        os.environ["PSRUNNER_ALLOW_TEST_ENDPOINTS"] = saved
+
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path, monkeypatch):
@@ -18,6 +34,7 @@ def _isolated_state(tmp_path, monkeypatch):
     for var in [v for v in os.environ if v.startswith("PSRUNNER_") and v != "PSRUNNER_STATE_DIR"]:
         if not var.startswith("PSRUNNER_LIVE_"):
             monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PSRUNNER_ALLOW_TEST_ENDPOINTS", "1")     # see _simulators_are_test_endpoints
     yield
 
 
@@ -29,6 +46,12 @@ def _restore_psrunner_logger():
     saved = (list(logger.handlers), logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A throwaway CA and server certificate for the simulators, one per test module."""
+    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 # Directory fixtures (a real Samba AD DC, the in-memory directory) and the summary line that

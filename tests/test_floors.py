@@ -21,11 +21,11 @@ MAX_LINES = 450
 # floor -> (modules or package prefixes ending in ".", floors it may import besides its own)
 FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "foundation": (("runner", "runner.errors", "runner.secrets"), ()),
-    "values": (("runner.values", "runner.results", "runner.derive"), ("foundation",)),
+    "values": (("runner.values", "runner.results", "runner.derive", "runner.userfiles"), ("foundation",)),
     "language": (("runner.refs", "runner.conditions", "runner.registry", "runner.powershell.templates",
                   "runner.powershell.param_block", "runner.powershell.quoting"),
                  ("foundation", "values")),
-    "records": (("runner.rundir",), ("foundation", "values")),
+    "records": (("runner.rundir", "runner.locks"), ("foundation", "values")),
     "runbook": (("runner.runbook", "runner.runbook_loader", "runner.params", "runner.catalog",
                  "runner.user_terms"),
                 ("foundation", "values", "language")),

@@ -21,6 +21,7 @@ application object (which fetches OpenID metadata) lazily."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -33,9 +34,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import AuthError, InputError, Interrupted, RunnerError, setting
+from ..errors import AuthError, InputError, Interrupted, RunnerError, Unavailable, setting
 from ..secrets import Secret, is_private, redact, register, write_private
-from .http import HttpSession
+from .http import HttpSession, tls_error
 from .retry import THROTTLE, Again, RetryLoop, RetryPolicy
 from .rights import DELEGATED_SCOPES, decode_claims
 
@@ -246,8 +247,9 @@ class TokenSource:
             self._cache = msal.SerializableTokenCache()
             if s.token_cache and Path(s.token_cache).is_file():
                 if not is_private(s.token_cache):
-                    self.log.warning("token cache %s is readable by others: it holds refresh tokens; "
-                                     "run chmod 600 on it", s.token_cache)
+                    os.chmod(s.token_cache, 0o600)
+                    self.log.warning("token cache %s was readable by others (it holds refresh tokens): made it "
+                                     "readable by you only (0600)", s.token_cache)
                 try:
                     self._cache.deserialize(Path(s.token_cache).read_text())
                 except ValueError:
@@ -281,7 +283,7 @@ class TokenSource:
         loop = RetryLoop(self.policy, wait=self.cancel.wait, cancel=self.cancel, log=self.log, name="sign-in")
         return loop.run(self._attempt)
 
-    def _busy(self, error: AuthError) -> Again:
+    def _busy(self, error: RunnerError) -> Again:
         status = self.http.last_status
         return Again(error, f"sign-in service {status}", kind=THROTTLE, retry_after=[self.http.last_retry_after])
 
@@ -291,19 +293,22 @@ class TokenSource:
         try:
             result = self._acquire_once()
         except (requests.ConnectionError, requests.Timeout) as e:
-            raise Again(AuthError(f"cannot reach the sign-in service {urlsplit(self.settings.authority).netloc}: "
-                                  f"{type(e).__name__}",
-                                  hint=f"check the network path (proxy, firewall, {setting('ca_bundle')}) "
-                                       "and re-run"),
+            tls = tls_error(e, self.settings.authority, self.http)
+            if tls is not None:
+                raise tls from None
+            raise Again(Unavailable(f"cannot reach the sign-in service {urlsplit(self.settings.authority).netloc}: "
+                                    f"{type(e).__name__}",
+                                    hint="check the network path (proxy, firewall) and re-run"),
                         "sign-in service unreachable") from None
         except requests.HTTPError as e:       # 5xx on OpenID discovery
-            raise Again(AuthError(f"the sign-in service kept failing: {e}", hint=busy), "sign-in service error") from None
+            raise Again(Unavailable(f"the sign-in service kept failing: {e}", hint=busy),
+                        "sign-in service error") from None
         except RunnerError:          # ours (AuthError, InputError, Interrupted): already clear
             raise
         except Exception as e:                # msal's ValueError / MsalServiceError on 5xx, and the like
             status = self.http.last_status
             if status is not None and (status == 429 or status >= 500):
-                raise self._busy(AuthError(f"the sign-in service kept answering {status}", hint=busy)) from None
+                raise self._busy(Unavailable(f"the sign-in service kept answering {status}", hint=busy)) from None
             text = redact(str(e))
             if isinstance(e, ValueError) and ("OIDC Discovery failed" in text or "tenant" in text.lower()):
                 raise AuthError(f"the tenant {self.settings.tenant!r} was not found at "
@@ -317,7 +322,9 @@ class TokenSource:
             return result
         status = self.http.last_status
         if status == 429 or (status is not None and status >= 500) or result.get("error") == "temporarily_unavailable":
-            raise self._busy(auth_error_from_result(result, self.settings))
+            # an outage, not a wrong credential: exit 1 like a Graph outage, never "bad input"
+            busy_error = auth_error_from_result(result, self.settings)
+            raise self._busy(Unavailable(busy_error.message, hint=busy_error.hint or busy))
         raise auth_error_from_result(result, self.settings)
 
     def _acquire_once(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import requests
 
 from ..errors import GraphError, Interrupted, StageTimeout
 from .batch import BatchRequest, send_batch
-from .http import WRITE_METHODS, GraphCounters, HttpSession, route_of
+from .http import WRITE_METHODS, GraphCounters, HttpSession, route_of, tls_error
 from .responses import GraphResponse, graph_error, is_replication_lag, request_id_of
 from .retry import LAG, THROTTLE, Again, RetryLoop, RetryPolicy
 
@@ -184,6 +184,9 @@ class GraphClient:
             try:
                 resp = self._send(method, url, json=json, params=params, headers=headers, writes=writes)
             except requests.RequestException as e:
+                tls = tls_error(e, url, self.session)
+                if tls is not None:
+                    raise tls from None
                 never_sent = isinstance(e, requests.exceptions.ConnectTimeout) or _is_connect_refused(e)
                 err = GraphError(f"Graph {method} {path_only} failed: {type(e).__name__}: {_short(e)}",
                                  status=None, code=type(e).__name__, method=method, url=path_only,

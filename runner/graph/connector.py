@@ -33,9 +33,11 @@ from typing import Any
 from ..errors import InputError
 from ..registry import TargetEnv
 from ..secrets import Secret
+from ..userfiles import check_ca_bundle
 from ..values import as_bool, as_number, as_secret
 from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named
 from .client import GraphClient
+from .endpoints import check_endpoints
 from .facts import Facts
 from .http import GraphCounters, HttpSession, route_of
 from .retry import RetryPolicy
@@ -110,6 +112,8 @@ def _ca_bundle(settings: dict[str, Any]) -> str | None:
     if ca_bundle and not Path(ca_bundle).expanduser().is_file():
         raise InputError(f"ca_bundle: no such file: {ca_bundle}", input="ca_bundle",
                          hint="give the path of a PEM file with the CA certificates to trust")
+    if ca_bundle:
+        check_ca_bundle(ca_bundle, input="ca_bundle")
     return str(Path(ca_bundle).expanduser()) if ca_bundle else None
 
 
@@ -130,6 +134,7 @@ def check_settings(settings: dict[str, Any], name: str = "tenant") -> None:
     settings = {k: v for k, v in settings.items() if v is not None and v != ""}
     _check_known(settings)
     signin = _sign_in_settings(settings)
+    check_endpoints(signin.cloud, settings)
     _ca_bundle(settings)
     _timeout(settings.get("timeout"))
     _policy(settings)
@@ -155,6 +160,9 @@ class GraphConnector:
         self.signin = _sign_in_settings(settings, token_cache=token_cache,
                                         interactive=env.interactive,
                                         prompt=self._prompt)
+        for warning in check_endpoints(self.cloud, settings):
+            self.log.warning(warning)                 # on every run: a test opt-in is never silent
+            self._event("graph.endpoint_override", message=warning)
         self.endpoint = str(settings.get("graph_endpoint") or self.cloud.graph_endpoint).rstrip("/")
         self.endpoint = self.endpoint.removesuffix("/v1.0")
         ca = _ca_bundle(settings)
@@ -165,13 +173,15 @@ class GraphConnector:
                                       on_request=lambda m, u: self.counters.add_token_request(login_route(m, u)))
         self.tokens = TokenSource(self.signin, self.token_http, policy=self.policy, logger=self.log)
         self.graph_http = HttpSession(ca_bundle=ca, timeout=timeout)
-        self.client = GraphClient(self.endpoint, self.tokens.token, self.graph_http, timeout=timeout,
+        self._claim = env.claim
+        self._claimed = False
+        self.client = GraphClient(self.endpoint, self._token, self.graph_http, timeout=timeout,
                                   policy=self.policy, counters=self.counters,
                                   before_write=self._before_write, on_event=self._on_event,
                                   logger=self.log)
         self.facts = Facts()
         self._checked_write = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # ---- what stages use ----------------------------------------------------------
 
@@ -181,8 +191,23 @@ class GraphConnector:
         self.tokens.cancel.clear()
         self.client.deadline = deadline
 
+    def _token(self) -> str:
+        """The access token (signing in when needed). After the first sign-in the run claims
+        the tenant's id as a lock, so that no other run changes this tenant however it named
+        it (domain or id)."""
+        token = self.tokens.token()
+        if not self._claimed:
+            with self._lock:
+                if not self._claimed:
+                    tid = str(self.tokens.claims().get("tid") or "")
+                    if tid:
+                        self._claim(tenant_lock_key(tid))
+                    self._claimed = True
+        return token
+
     def claims(self) -> dict[str, Any]:
         """Who signed in and what the token grants (signs in when needed)."""
+        self._token()
         d = describe(self.tokens.claims())
         d["auth"] = self.signin.kind
         return d
@@ -196,6 +221,7 @@ class GraphConnector:
     def require(self, *, manage_apps: bool = True, grant_roles: bool = False,
                 grant_graph_roles: bool = False) -> None:
         """AuthError naming what is missing unless the token grants the rights for the work."""
+        self._token()
         require_rights(self.tokens.claims(), manage_apps=manage_apps, grant_roles=grant_roles,
                        grant_graph_roles=grant_graph_roles)
 
@@ -268,9 +294,16 @@ def open_target(settings: dict[str, Any], env: TargetEnv | None = None) -> Graph
     return GraphConnector(dict(settings), env or TargetEnv(name="tenant"))
 
 
-def lock_key(settings: dict[str, Any]) -> str:
-    """Two runs must not change the same tenant at once."""
-    return f"graph:{str(settings.get('tenant', '')).lower()}"
+def tenant_lock_key(tenant: str) -> str:
+    """The lock of a tenant as written (a domain lower-cased without a trailing dot, or an id)."""
+    return f"graph-tenant:{tenant.strip().lower().rstrip('.')}"
 
 
-__all__ = ["CLOUDS", "GraphConnector", "check_settings", "lock_key", "open_target"]
+def lock_keys(settings: dict[str, Any]) -> list[str]:
+    """Two runs must not change the same tenant at once: before sign-in its normalised name;
+    once signed in, the connector claims its tenant id too (a run naming the tenant by its
+    domain and one naming it by its id then share a lock)."""
+    return [tenant_lock_key(str(settings.get("tenant") or ""))]
+
+
+__all__ = ["CLOUDS", "GraphConnector", "check_settings", "lock_keys", "open_target"]

@@ -36,9 +36,16 @@ class CredentialState:
     best: dict[str, Any] | None = None                             # the valid one lasting longest
 
 
+def is_named(credential: dict[str, Any], name: str) -> bool:
+    """True for a credential called `name`, or `name #<tag>` (credential_ledger.tagged: each
+    new secret carries a tag of its own, so an interrupted creation can be found again)."""
+    display = credential.get("displayName") or ""
+    return display == name or bool(re.fullmatch(re.escape(name) + r" #[0-9a-f]{8}", display))
+
+
 def _state(creds: list[dict[str, Any]], name: str, min_days: int, now: _dt.datetime) -> CredentialState:
     horizon = now + _dt.timedelta(days=min_days)
-    ours = [c for c in creds if (c.get("displayName") or "") == name]
+    ours = [c for c in creds if is_named(c, name)]
     valid = [c for c in ours if (parse_time(c.get("endDateTime")) or now) > horizon]
     expiring = [c for c in ours if c not in valid and (parse_time(c.get("endDateTime")) or now) > now]
     best = max(valid, key=lambda c: parse_time(c.get("endDateTime")) or now) if valid else None
@@ -66,7 +73,7 @@ def add_password(client: GraphClient, app: dict[str, Any], object_id: str, name:
         for c in current.get("passwordCredentials") or []:
             kid = str(c.get("keyId"))
             if kid not in before_ids and (c.get("displayName") or "") == name:
-                client.post(f"{path}/removePassword", json={"keyId": kid}, idempotent=True, allow=(400, 404))
+                remove_password(client, object_id, kid)
                 removed.append(kid)
         return None
 

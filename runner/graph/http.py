@@ -4,6 +4,7 @@ bundle, and the request counters reports and benchmarks read."""
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from ..errors import TlsError, setting
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
@@ -59,6 +62,39 @@ class HttpSession(requests.Session):
         if self.own_retry_after and (resp.status_code == 429 or resp.status_code >= 500):
             resp.headers["Retry-After"] = "0"
         return resp
+
+
+def _tls_reason(e: BaseException) -> str:
+    """The certificate problem behind a requests SSLError, in OpenSSL's words."""
+    seen, stack = set(), [e]
+    while stack:
+        x = stack.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, ssl.SSLCertVerificationError):
+            return x.verify_message or x.reason or "certificate verify failed"
+        if isinstance(x, ssl.SSLError) and x.reason:
+            return str(x.reason)
+        stack.extend([x.__cause__, x.__context__, getattr(x, "reason", None)])
+        stack.extend(a for a in getattr(x, "args", ()) if isinstance(a, BaseException))
+    return str(e)[:200]
+
+
+def tls_error(e: BaseException, url: str, session: Any) -> TlsError | None:
+    """A TlsError when `e` is a failed TLS handshake: never retried, since waiting does not
+    change whose certificate answers; it names the CA bundle setting. None for other errors."""
+    if not isinstance(e, requests.exceptions.SSLError):
+        return None
+    host = urlsplit(url).hostname or url
+    ca = getattr(session, "ca_bundle", None)
+    trusted = f"the CA bundle {ca} ({setting('ca_bundle')})" if ca else \
+        f"this system's CAs (no {setting('ca_bundle')} given)"
+    return TlsError(f"TLS: the certificate of {host} does not verify against {trusted}: {_tls_reason(e)}",
+                    host=host, setting="ca_bundle",
+                    hint=f"if a TLS-inspecting proxy is in the way, give its CA as a PEM file with "
+                         f"{setting('ca_bundle', 'PATH')}; otherwise something on the network path is posing as "
+                         f"{host}: do not work around it")
 
 
 def route_of(method: str, url: str) -> str:

@@ -7,6 +7,7 @@ InputError naming `targets.<name>.<setting>` and the fix."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from ..registry import TargetEnv
@@ -64,9 +65,37 @@ def check_settings(settings: dict[str, Any], name: str = "host") -> None:
     settings_from_target(settings, name)
 
 
-def lock_key(settings: dict[str, Any]) -> str:
-    """Two runs must not change the same host (and port) at once."""
-    return f"psrp:{str(settings.get('host', '')).lower()}:{settings.get('port', '')}"
+def canonical_host(host: str) -> str:
+    """A host name as locks compare it: lower case, no trailing dot, no IPv6 brackets
+    (`MGMT01.contoso.local.` and `mgmt01.contoso.local` are one host)."""
+    return host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
 
 
-__all__ = ["HostConnector", "check_settings", "lock_key", "open_target"]
+def _addresses(host: str, timeout: float = 2.0) -> list[str]:
+    """The addresses `host` resolves to, or none when it does not resolve within `timeout`
+    (getaddrinfo takes no timeout, so it runs on a thread that is left behind if slow)."""
+    import socket
+
+    found: list[str] = []
+
+    def look() -> None:
+        try:
+            found.extend(sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}))
+        except (OSError, UnicodeError, ValueError):
+            pass
+
+    t = threading.Thread(target=look, name="resolve-lock-key", daemon=True)
+    t.start()
+    t.join(timeout)
+    return list(found) if not t.is_alive() else []
+
+
+def lock_keys(settings: dict[str, Any]) -> list[str]:
+    """Two runs must not change the same host at once, whatever name or listener each uses:
+    the canonical name and, where it resolves, each of its addresses (`localhost`,
+    `localhost.` and `127.0.0.1` are one host; the port is not part of it)."""
+    name = canonical_host(str(settings.get("host") or settings.get("server") or ""))
+    return [f"psrp:{name}"] + [f"psrp-address:{a}" for a in _addresses(name)]
+
+
+__all__ = ["HostConnector", "check_settings", "lock_keys", "open_target"]

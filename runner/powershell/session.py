@@ -86,7 +86,7 @@ class HostSession:
         self._cancel_why = "interrupted"
         if settings.cert_validation is False:  # every run: each run makes its own session
             self.log.warning("TLS certificate validation is OFF for %s: anyone on the network path can pose as "
-                        "the host and read the session. Pass the CA bundle (--ca-bundle / ca_bundle) instead.",
+                        "the host and read the session. Give the CA bundle (ca_bundle) instead.",
                         settings.endpoint)
 
     # -- counters ----------------------------------------------------------------

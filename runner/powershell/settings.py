@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import InputError, setting
 from ..secrets import Secret
+from ..userfiles import check_ca_bundle
 from ..values import as_bool, as_int, as_secret, as_text
 
 AUTH_METHODS = ("negotiate", "kerberos", "ntlm", "credssp", "certificate", "basic")
@@ -101,6 +102,10 @@ class HostSettings:
                 raise self._bad("ca_bundle", f"CA bundle {self.cert_validation!r} does not exist",
                                 f"give {setting('ca_bundle')}: the PEM file of the CA that signed the host's WinRM "
                                 "HTTPS certificate")
+            try:
+                check_ca_bundle(self.cert_validation, input=f"{self.label}.ca_bundle")
+            except InputError as e:
+                raise self._bad("ca_bundle", e.message, e.hint) from None
         elif not isinstance(self.cert_validation, bool):
             raise self._bad("cert_validation", "must be true, false or a CA bundle path")
         for name in ("connection_timeout", "read_timeout", "operation_timeout"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -18,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import click
 
+from ..graph.endpoints import ALLOW_ENV
 from ..results import RunResult, RunStatus, Status
 from ..secrets import Secret
 
@@ -128,6 +130,7 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
     from .. import api, render_text
 
     t0 = time.monotonic()
+    os.environ.setdefault(ALLOW_ENV, "1")      # the demo's tenant is a simulator on loopback
     state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="psrunner-demo-"))
     say = (lambda text: None) if output == "json" else (lambda text: click.echo(text))
     rb = api.load_runbook(RUNBOOK)
@@ -252,6 +255,7 @@ def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None, faul
             click.echo(f"fault armed:      {f.kind} {f.method or '*'} {f.path.pattern} ({times})")
         control = f"curl --cacert {tenant.ca_bundle} {tenant.base_url}/_sim"
         click.echo("try:")
+        click.echo(f"  export {ALLOW_ENV}=1    (psrunner sends tokens to Microsoft's own hosts only, unless set)")
         args = " ".join(f"--secret-file {k}={v}" for k, v in files.items())
         click.echo(f"  psrunner plan {RUNBOOK} --params-file {pf} {args}")
         click.echo(f"  psrunner run {RUNBOOK} --params-file {pf} {args}")

@@ -1,19 +1,25 @@
 """Stage kinds for the Entra application's credentials: a client secret and a certificate.
-A new credential is made only when none of ours is valid past the renewal horizon; its
-secret half (the secret value, the PFX) goes to a 0600 file under the state directory, stable
-across runs, and never to outputs, messages, logs or events. The Graph side (reading the
+A new credential is made only when none of ours, whose secret half this machine holds (or
+handed over), is valid past the renewal horizon; its secret half (the secret value, the
+PFX) goes to a 0600 file under the state directory, stable across runs, and never to
+outputs, messages, logs or events. What this machine made is recorded in credential_ledger.py,
+which is how a secret created by an interrupted run is found and removed. The Graph side (reading the
 credentials, adding one) is runner/graph/credentials.py."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
+import secrets as _rand
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, stage_input
 from ..results import Outcome, Status
+from ..secrets import Secret
 from ..values import as_secret, known_or_none
 from .base import GraphTarget, StageContext
+from .credential_ledger import Ledger, tagged
 from .entra import flag, graph_target, number, offline, text
 
 
@@ -87,21 +93,42 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     object_id = str(object_id)
     app = _application(conn, object_id)
     now = now_utc()
-    state = op.secret_state(app, name, min_days, now)
+    ledger = Ledger(ctx, folder)
+    orphans = ledger.orphans(list(app.get("passwordCredentials") or []), now)
+    orphan_ids = {str(c.get("keyId")) for c in orphans}
+    left = [c for c in app.get("passwordCredentials") or [] if str(c.get("keyId")) not in orphan_ids]
+    state = op.secret_state({"passwordCredentials": left}, name, min_days, now)
     warns: list[str] = []
-    best = state.best
+    if orphans and ctx.apply:
+        for c in orphans:
+            op.remove_password(conn.client, object_id, str(c.get("keyId")))
+        app["passwordCredentials"] = left
+        ledger.save()
+    for c in orphans:
+        warns.append(f"{'removed' if ctx.apply else 'would remove'} client secret {c.get('displayName')!r} "
+                     f"({c.get('keyId')}): an interrupted run created it and its value was never stored")
+
+    def held(c: dict[str, Any]) -> Path | str | None:
+        """Where this machine keeps (or handed over) the value of secret `c`; None if it never had it."""
+        path = ctx.private_path(rel(str(c.get("keyId"))))
+        return path if path.is_file() else ledger.stored_file(str(c.get("keyId")))
+
+    mine = [c for c in state.valid if held(c)]
+    best = max(mine, key=lambda c: str(c.get("endDateTime") or "")) if mine else None
     if best is not None and not rotate:
-        path = ctx.private_path(rel(str(best.get("keyId"))))
-        path = path if path.is_file() else None
-        if path is None:
-            warns.append(f"client secret {name!r} ({best.get('hint')}…) is valid until {best.get('endDateTime')}, "
-                         "but its value is not on this machine (Graph shows it once, at creation); "
-                         "set rotate = true to create a new one")
-        return Outcome(changed=False, warnings=warns,
+        where = held(best)
+        path = where if isinstance(where, Path) else None
+        note = "" if path else f"; its value was handed over in {where} (no longer there)"
+        return Outcome(changed=bool(orphans), warnings=warns,
                        outputs={"key_id": best.get("keyId"), "hint": best.get("hint"),
                                 "expires": best.get("endDateTime"), "secret_file": str(path) if path else None},
                        messages=[f"client secret {name!r} is valid until {best.get('endDateTime')} "
-                                 f"(more than {min_days} days)"])
+                                 f"(more than {min_days} days){note}"])
+    for c in state.valid:
+        if c is not best and not held(c):
+            warns.append(f"client secret {c.get('displayName')!r} ({c.get('hint')}…) is valid until "
+                         f"{c.get('endDateTime')}, but this machine never had its value (Graph shows it once, at "
+                         "creation), so a new one is made; remove the old one once no client uses it")
     end = now + _dt.timedelta(days=lifetime)
     for c in state.expiring:
         warns.append(f"client secret {name!r} {c.get('keyId')} expires {c.get('endDateTime')}: remove it once "
@@ -110,20 +137,34 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         return Outcome(changed=True, warnings=warns, before={"valid_secrets": len(state.valid)},
                        after={"secret": name, "expires": iso(end)},
                        messages=[f"would create client secret {name!r} valid until {iso(end)}"])
-    cred, value, removed = op.add_password(conn.client, app, object_id, name, end)
+    display = tagged(name)
+    ledger.intend(display)          # before the call: a run stopped inside it leaves a trace
+    cred, value, removed = op.add_password(conn.client, app, object_id, display, end)
     warns += [f"removed client secret {kid}, created by a request whose answer was lost" for kid in removed]
     key_id = str(cred.get("keyId"))
     file = ctx.write_private_file(rel(key_id), value.reveal())
+    ledger.record(key_id, str(file))
     return Outcome(changed=True, warnings=warns,
                    outputs={"key_id": key_id, "hint": cred.get("hint"), "expires": cred.get("endDateTime"),
                             "secret_file": str(file)},
                    before={"valid_secrets": len(state.valid)},
                    after={"secret": name, "key_id": key_id, "expires": cred.get("endDateTime")},
-                   messages=[f"created client secret {name!r} ({cred.get('hint')}…), valid until "
+                   messages=[f"created client secret {display!r} ({cred.get('hint')}…), valid until "
                              f"{cred.get('endDateTime')}; its value is in {file} (readable by you only)"])
 
 
 # --------------------------------------------------------------------------- graph.certificate
+
+def check_certificate(inputs: dict[str, Any]) -> None:
+    """Before a run: a given `certificate_path` holds a certificate and its private key that
+    `certificate_password` opens (a real run would otherwise apply earlier stages first)."""
+    from ..graph.certs import load_certificate
+
+    path = text(inputs, "certificate_path")
+    if path:
+        load_certificate(path, as_secret(inputs.get("certificate_password"), "certificate_password"),
+                         input_name="certificate_path")
+
 
 def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """A certificate credential valid for more than `cert_min_days` is on the application.
@@ -133,11 +174,12 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 
     inputs:  object_id (required), unique_name (names the files), certificate_path (use this
              PFX/PEM instead of generating one), certificate_password (Secret: opens the given
-             file, and protects the generated PFX; without it the PFX is unprotected in a 0600
-             file), certificate_name (display name, default "psrunner"), certificate_subject (CN
-             of a generated certificate), cert_min_days (default 30), cert_lifetime_days
-             (default 365), rotate (bool)
-    outputs: thumbprint (SHA-1, upper-case hex as Windows shows it), expires, pfx_file, cert_file"""
+             file, and protects the generated PFX; without it a password is generated and
+             written beside the PFX, both 0600), certificate_name (display name, default
+             "psrunner"), certificate_subject (CN of a generated certificate), cert_min_days
+             (default 30), cert_lifetime_days (default 365), rotate (bool)
+    outputs: thumbprint (SHA-1, upper-case hex as Windows shows it), expires, pfx_file,
+             pfx_password_file, cert_file"""
     from ..graph import credentials as op
     from ..graph.certs import generate_self_signed, load_certificate
     from ..graph.odata import iso, now_utc
@@ -184,20 +226,31 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
             return Outcome(changed=False, outputs=outputs, warnings=warns,
                            messages=[f"certificate {thumb} is on the application"])
     else:
-        best = op.certificate_state(app, name, min_days, now).best
+        ledger = Ledger(ctx, folder)
+        valid = op.certificate_state(app, name, min_days, now).valid
+
+        def pfx_of(k: dict[str, Any]) -> Path | None:
+            thumb = op.key_thumbprint(k) or ""
+            path = ctx.private_path(rel(thumb, ".pfx")) if thumb else None
+            return path if path is not None and path.is_file() else None
+
+        mine = [k for k in valid if pfx_of(k) or ledger.is_stored(op.key_thumbprint(k) or "")]
+        best = max(mine, key=lambda k: str(k.get("endDateTime") or "")) if mine else None
         if best is not None and not rotate:
             thumb = op.key_thumbprint(best) or ""
-            pfx = ctx.private_path(rel(thumb, ".pfx")) if thumb else None
-            pfx = pfx if pfx is not None and pfx.is_file() else None
-            cer = pfx.with_suffix(".cer") if pfx else None
-            if pfx is None:
-                warns.append(f"certificate {name!r} ({thumb}) is valid until {best.get('endDateTime')}, but its "
-                             "private key is not on this machine; set rotate = true to make a new one")
+            pfx = pfx_of(best)
+            cer, pw = (pfx.with_suffix(".cer"), pfx.with_name(pfx.name + PASSWORD_SUFFIX)) if pfx else (None, None)
+            note = "" if pfx else f"; its private key was handed over in {ledger.stored_file(thumb)} (no longer there)"
             return Outcome(changed=False, warnings=warns,
                            outputs={"thumbprint": thumb or None, "expires": best.get("endDateTime"),
                                     "pfx_file": str(pfx) if pfx else None,
+                                    "pfx_password_file": str(pw) if pw and pw.exists() else None,
                                     "cert_file": str(cer) if cer and cer.exists() else None},
-                           messages=[f"certificate {name!r} ({thumb}) is valid until {best.get('endDateTime')}"])
+                           messages=[f"certificate {name!r} ({thumb}) is valid until {best.get('endDateTime')}{note}"])
+        for k in valid:
+            warns.append(f"certificate {name!r} ({op.key_thumbprint(k)}) is valid until {k.get('endDateTime')}, but "
+                         "this machine never had its private key, so a new one is made; remove the old one once no "
+                         "client uses it")
         if not ctx.apply:
             return Outcome(changed=True, warnings=warns, after={"certificate": name, "days": lifetime},
                            messages=[f"would generate a self-signed certificate {name!r} valid {lifetime} "
@@ -210,14 +263,33 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
                        messages=[f"would upload certificate {thumb} (valid until {iso(cert.not_after)})"])
     keys = op.current_keys(conn.client, app, object_id)
     if given is None:
-        pfx = ctx.write_private_file(rel(thumb, ".pfx"), cert.to_pfx(password.reveal() if password else None))
-        cer = ctx.write_private_file(rel(thumb, ".cer"), cert.cert_pem())
-        outputs.update(pfx_file=str(pfx), cert_file=str(cer))
+        outputs.update(_write_pfx(ctx, rel(thumb, ".pfx"), cert, password))
+        Ledger(ctx, folder).record(thumb, outputs["pfx_file"])
     op.upload_certificate(conn.client, app, object_id, keys, cert, name)
+    where = ""
+    if given is None:
+        where = f"; private key in {outputs['pfx_file']}" + (
+            f", protected by the password in {outputs['pfx_password_file']}" if outputs.get("pfx_password_file")
+            else ", protected by certificate_password")
     return Outcome(changed=True, outputs=outputs, warnings=warns,
                    before={"certificates": len(keys)}, after={"certificates": len(keys) + 1, "thumbprint": thumb},
-                   messages=[f"uploaded certificate {thumb} (valid until {iso(cert.not_after)})"
-                             + (f"; private key in {outputs['pfx_file']}" if given is None else "")])
+                   messages=[f"uploaded certificate {thumb} (valid until {iso(cert.not_after)}){where}"])
+
+
+PASSWORD_SUFFIX = "-password.txt"
+
+
+def _write_pfx(ctx: StageContext, rel: str, cert: Any, password: Secret | None) -> dict[str, str | None]:
+    """The PFX of a generated certificate, protected by `password`, or by a generated one
+    written beside it first (both 0600): a PFX never lies on disk without protection, nor
+    without the password that opens it."""
+    pw_file = None
+    if password is None:
+        password = Secret(_rand.token_urlsafe(24), "pfx password")
+        pw_file = ctx.write_private_file(rel + PASSWORD_SUFFIX, password.reveal())
+    pfx = ctx.write_private_file(rel, cert.to_pfx(password.reveal()))
+    cer = ctx.write_private_file(rel.removesuffix(".pfx") + ".cer", cert.cert_pem())
+    return {"pfx_file": str(pfx), "pfx_password_file": str(pw_file) if pw_file else None, "cert_file": str(cer)}
 
 
 # --------------------------------------------------------------------------- graph.retire_credentials

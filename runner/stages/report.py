@@ -21,6 +21,7 @@ FORM_FIELDS = (
     ("secret_expires", "Client secret expires"),
     ("thumbprint", "Certificate thumbprint"),
     ("pfx_file", "Certificate PFX file (0600)"),
+    ("pfx_password_file", "PFX password file (0600)"),
     ("cert_expires", "Certificate expires"),
     ("admin_url", "SharePoint admin URL"),
 )

@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import socket
 
-import click
 import pytest
-from click.testing import CliRunner
 
-from runner.cli import main
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry(ctx):
-    main(ctx.args)
+from ..cli_invoke import psrunner
 
 
 @pytest.fixture
@@ -43,9 +35,7 @@ CLIENT = "-p", "graph_client_id=11111111-1111-1111-1111-111111111111"
 
 
 def plan(tmp_path, *args):
-    r = CliRunner().invoke(_entry, ["plan", "m365-backup-access", "--state-dir", str(tmp_path / "state"),
-                                    *BASE, *args], catch_exceptions=False)
-    return r
+    return psrunner("plan", "m365-backup-access", "--state-dir", str(tmp_path / "state"), *BASE, *args)
 
 
 CASES = {

@@ -219,6 +219,7 @@ def test_on_a_terminal_the_password_is_in_the_result_once_and_masked_in_every_re
 def psrunner(lab: Lab, *args: str) -> subprocess.CompletedProcess:
     pw = lab.tmp / "host-password"
     pw.write_text(lab.host.password)
+    pw.chmod(0o600)                 # a secret file others can read is refused
     common = ["-p", f"allowed_ous={lab.ou}", "-p", f"host={lab.host.host}", "-p", f"host_port={lab.host.port}",
               "-p", "host_auth=basic", "-p", f"host_user={lab.host.username}",
               "-p", f"host_ca_bundle={lab.host.ca_bundle}", "--secret-file", f"host_password={pw}"]
@@ -270,6 +271,7 @@ def test_at_a_terminal_missing_parameters_are_asked_and_the_password_shown_once(
     from tests.terminal import at_terminal
     pw = lab.tmp / "host-password"
     pw.write_text(lab.host.password)
+    pw.chmod(0o600)                 # a secret file others can read is refused
     args = ["run", "ad-reset-password", "--yes", "-p", f"allowed_ous={lab.ou}", "-p", f"host={lab.host.host}",
             "-p", f"host_port={lab.host.port}", "-p", "host_auth=basic", "-p", f"host_user={lab.host.username}",
             "-p", f"host_ca_bundle={lab.host.ca_bundle}", "--secret-file", f"host_password={pw}"]

@@ -13,132 +13,19 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from runner.errors import AuthError, GraphError, InputError, Interrupted
-from runner.graph.connector import open_target
-from runner.results import Outcome, Status
+from runner.graph.certs import load_certificate
+from runner.results import Status
 from runner.secrets import Secret
-from runner.sim.tenant import TenantSimulator
-from runner.sim.tls import make_tls
 from runner.stages import entra as g
-from runner.stages import entra_credentials as creds
-from runner.values import Unknown
 
-from ..stage_context import FakeStageContext, runbook_notices
-
-UNIQUE = "m365-backup"
-FAST = {"backoff_base": 0.01, "retry_after_cap": 2, "lag_budget": 5, "lag_base": 0.05, "max_attempts": 6,
-        "timeout": [5, 10]}
-
+from ..stage_context import runbook_notices
+from .graph_harness import UNIQUE, StageCtx, assert_converged, connect, onboard, tenant_view
 
 # --------------------------------------------------------------------------- harness
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return make_tls(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def sim(tls):
-    s = TenantSimulator(tls=tls).start()
-    yield s
-    s.stop()
-
-
-class TargetCtx:
-    def __init__(self, state_dir: Path, interactive: bool = False) -> None:
-        self.name = "tenant"
-        self.state_dir = state_dir
-        self.log = logging.getLogger("test.graph.target")
-        self.interactive = interactive
-        self.events: list[tuple[str, dict]] = []
-
-    def event(self, type: str, **data: Any) -> None:
-        self.events.append((type, data))
-
-
-class StageCtx(FakeStageContext):
-    """A StageContext for the graph kinds: their target is the runbook's "tenant"."""
-
-    def __init__(self, conn: Any, state_dir: Path, apply: bool, deadline: float | None = None) -> None:
-        super().__init__(conn, apply, deadline, state_dir=state_dir, target="tenant", kind="graph.test",
-                         notices=runbook_notices())
-
-    def target(self, name: str | None = None) -> Any:
-        assert name == "tenant"
-        return self.connector
-
-
-def settings(sim: TenantSimulator, **over: Any) -> dict[str, Any]:
-    base = {"tenant": sim.tenant_domain, "auth": "secret", "client_id": sim.operator.client_id,
-            "client_secret": Secret(sim.operator.client_secret, "client_secret"),
-            "authority_host": sim.base_url, "graph_endpoint": sim.graph_endpoint, "ca_bundle": sim.ca_bundle,
-            **FAST}
-    base.update(over)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def connect(sim, state_dir: Path, interactive: bool = False, **over):
-    return open_target(settings(sim, **over), TargetCtx(state_dir, interactive))
-
-
-def onboard(conn, state_dir: Path, apply: bool = True, *, stages=("preflight", "application", "service_principal",
-                                                                   "consent", "client_secret"),
-            **extra: Any) -> dict[str, Outcome]:
-    """The runbook's Graph stages in order, outputs feeding inputs as the engine does (an
-    output a planned stage does not have yet arrives as an Unknown)."""
-    out: dict[str, Outcome] = {}
-
-    def ref(stage: str, key: str) -> Any:
-        o = out.get(stage)
-        v = o.outputs.get(key) if o else None
-        if v is None and not apply:
-            return Unknown(f"{stage}.{key}")
-        return v
-
-    ctx = StageCtx(conn, state_dir, apply)
-    for name in stages:
-        if name == "preflight":
-            out[name] = g.preflight(ctx, {"profile": "m365-backup"})
-        elif name == "application":
-            out[name] = g.application(ctx, {"display_name": "Microsoft 365 backup access", "unique_name": UNIQUE,
-                                            "profile": "m365-backup", **extra.get("application", {})})
-        elif name == "service_principal":
-            out[name] = g.service_principal(ctx, {"app_id": ref("application", "app_id")})
-        elif name == "consent":
-            out[name] = g.consent(ctx, {"sp_id": ref("service_principal", "sp_id"), "profile": "m365-backup"})
-        elif name == "client_secret":
-            out[name] = creds.client_secret(ctx, {"object_id": ref("application", "object_id"), "unique_name": UNIQUE,
-                                              **extra.get("client_secret", {})})
-        elif name == "certificate":
-            out[name] = creds.certificate(ctx, {"object_id": ref("application", "object_id"), "unique_name": UNIQUE,
-                                            **extra.get("certificate", {})})
-    return out
-
-
-def tenant_view(sim: TenantSimulator) -> dict[str, Any]:
-    """What the tenant holds for our app, read from the simulator's own state."""
-    st = sim.state
-    with st.lock:
-        apps = [a for a in st.applications.values() if (a.get("uniqueName") or "").lower() == UNIQUE]
-        app = apps[0] if len(apps) == 1 else None
-        sps = [s for s in st.service_principals.values() if app and s["appId"] == app["appId"]]
-        assignments = [a for a in st.app_role_assignments.values() if sps and a["principalId"] == sps[0]["id"]]
-        pairs = {(a["resourceId"], a["appRoleId"]) for a in assignments}
-        return {"apps": len(apps), "sps": len(sps), "assignments": len(assignments), "distinct": len(pairs),
-                "secrets": len(app.get("passwordCredentials") or []) if app else 0,
-                "keys": len(app.get("keyCredentials") or []) if app else 0, "app": app,
-                "sp": sps[0] if sps else None}
-
-
-def assert_converged(sim, secrets: int = 1) -> dict[str, Any]:
-    v = tenant_view(sim)
-    assert (v["apps"], v["sps"], v["assignments"], v["distinct"], v["secrets"]) == (1, 1, 46, 46, secrets), v
-    return v
-
 
 # --------------------------------------------------------------------------- the main path
 
@@ -572,13 +459,20 @@ def test_self_signed_certificate_is_uploaded_once_and_signs_in(sim, tmp_path):
                                                             "consent", "certificate"))
     cert = out["certificate"].outputs
     assert out["certificate"].changed and len(cert["thumbprint"]) == 40 and cert["thumbprint"].isupper()
-    pfx = Path(cert["pfx_file"])
+    pfx, password_file = Path(cert["pfx_file"]), Path(cert["pfx_password_file"])
     assert stat.S_IMODE(pfx.stat().st_mode) == 0o600 and Path(cert["cert_file"]).is_file()
+    # the PFX is protected, by a generated password in a 0600 file beside it, which the message names
+    assert password_file.parent == pfx.parent and stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert f"protected by the password in {password_file}" in out["certificate"].messages[0]
+    with pytest.raises(InputError, match="wrong password"):
+        load_certificate(pfx)
+    password = Secret(password_file.read_text(), "pfx password")
+    assert load_certificate(pfx, password).thumbprint == cert["thumbprint"]
     v = tenant_view(sim)
     assert v["keys"] == 1
     # the uploaded public part matches the private key on disk: the new app can sign in with it
     app_conn = connect(sim, tmp_path, auth="certificate", client_id=v["app"]["appId"], client_secret=None,
-                       certificate=str(pfx))
+                       certificate=str(pfx), certificate_password=password)
     claims = app_conn.claims()
     assert claims["sign_in"] == "app-only" and claims["client_id"] == v["app"]["appId"]
     assert len(claims["roles"]) == 40     # Microsoft Graph roles granted by the consent stage
@@ -587,6 +481,7 @@ def test_self_signed_certificate_is_uploaded_once_and_signs_in(sim, tmp_path):
     again = onboard(connect(sim, tmp_path), tmp_path, stages=("application", "certificate"))
     assert not again["certificate"].changed and again["certificate"].outputs["thumbprint"] == cert["thumbprint"]
     assert again["certificate"].outputs["pfx_file"] == str(pfx)
+    assert again["certificate"].outputs["pfx_password_file"] == str(password_file)
     assert sim.requests.writes == 0
 
     rotated = onboard(connect(sim, tmp_path), tmp_path, stages=("application", "certificate"),

@@ -92,6 +92,7 @@ def test_own_runbook_with_its_template_runs_from_runbooks(tmp_path, greet_twin):
     with HostSimulator() as host:
         pw = tmp_path / "pw"
         pw.write_text(host.password)
+        pw.chmod(0o600)             # a secret file others can read is refused
         args = ["--runbooks", str(tmp_path / "runbooks"), "-p", "who=jdoe", "-p", f"host={host.host}",
                 "-p", f"host_port={host.port}", "-p", f"host_user={host.username}",
                 "-p", f"host_ca_bundle={host.ca_bundle}", "--secret-file", f"host_password={pw}",

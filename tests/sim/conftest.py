@@ -1,17 +1,11 @@
-"""Fixtures of the simulator tests: one throwaway CA per module and a started tenant
-simulator per test (test_host_sim.py defines its own `sim`, the host simulator)."""
+"""Fixtures of the simulator tests: a started tenant simulator per test, on the module's CA
+(`tls`, tests/conftest.py); test_host_sim.py defines its own `sim`, the host simulator."""
 
 from __future__ import annotations
 
 import pytest
 
 from runner.sim.tenant import TenantSimulator
-from runner.sim.tls import make_tls
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

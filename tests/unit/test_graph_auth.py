@@ -177,9 +177,12 @@ def test_connector_maps_cloud_and_overrides_without_network(tmp_path):
     assert gov.signin.authority == "https://login.microsoftonline.us/contoso.onmicrosoft.us"
     assert gov.signin.client_id == DEFAULT_PUBLIC_CLIENT_ID
     assert gov.signin.token_cache == tmp_path / "private" / "graph" / "contoso.onmicrosoft.us" / "msal-cache.json"
+    seen = []
     sim = open_target({"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b", "auth": "secret", "client_id": "c",
                        "client_secret": "plain-text-becomes-secret", "graph_endpoint": "https://localhost:9/v1.0",
-                       "authority_host": "https://localhost:9", "timeout": 5}, T())
+                       "authority_host": "https://localhost:9", "timeout": 5},
+                      TargetEnv(name="tenant", state_dir=tmp_path, event=lambda type, **d: seen.append(type)))
+    assert seen == ["graph.endpoint_override"] * 2       # the test opt-in warns, once for each override
     assert sim.endpoint == "https://localhost:9" and sim.client.root == "https://localhost:9/v1.0"
     assert isinstance(sim.signin.client_secret, Secret) and "plain-text" not in repr(sim.signin.client_secret)
     assert sim.tenant_id == "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"      # a GUID tenant needs no sign-in

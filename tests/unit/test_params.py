@@ -109,6 +109,7 @@ def test_secret_from_environment_file_and_prompt(tmp_path):
     assert sources == {"password": "env:TEST_PASSWORD"}
     f = tmp_path / "pw"
     f.write_text("from-file\n")
+    f.chmod(0o600)
     values, sources = resolve_params(RB, {"tenant": "c.onmicrosoft.com"}, secret_files={"password": str(f)}, environ={})
     assert values["password"].reveal() == "from-file" and sources["password"] == f"file:{f}"
     values, sources = resolve_params(RB, {"tenant": "c.onmicrosoft.com", "flag": "yes"}, prompt=lambda p: "typed",

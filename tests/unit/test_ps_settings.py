@@ -8,6 +8,8 @@ import socket
 
 import pytest
 
+from runner.sim.tls import make_tls
+
 from runner.errors import InputError
 from runner.powershell.connector import open_target
 from runner.powershell.session import HostSession
@@ -86,8 +88,7 @@ def test_validation_off_warns_every_session():
 # --------------------------------------------------------------------------- target block
 
 def test_target_block_is_read_with_aliases_and_empty_values_dropped(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    ca = make_tls(tmp_path / "tls").ca_bundle
     s = settings_from_target({"host": "win01", "port": "5986", "ssl": True, "auth": "ntlm", "username": "C\\admin",
                               "password": Secret("Host-Pass-123"), "ca_bundle": str(ca), "configuration_name": "",
                               "timeouts": {"connect": 5, "read": 40, "operation": 30}}, "host")
