@@ -121,6 +121,8 @@ class PortalServer:
         say("Ctrl-C stops it")
         try:
             server.run(sockets=[self.sock])
+        except KeyboardInterrupt:          # uvicorn stops gracefully, then passes Ctrl-C on
+            say("stopped")
         finally:
             self.portal.executor.shutdown(wait=False)
             self.sock.close()
