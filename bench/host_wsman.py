@@ -23,7 +23,7 @@ HOST_STAGES = ("host-facts", "spo-module", "spo-settings", "appinv-grant")
 
 def measure(bench: Bench) -> None:
     with sims() as s, state_dir() as state:
-        first, values = s.fresh(state)
+        first, values = s.fresh(state, host=True)
         s.converge(state, values, first.result)
         for latency in LATENCIES:
             if latency:

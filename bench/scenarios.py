@@ -1,6 +1,10 @@
 """What the sections share: the onboarding runbook and its offboarding twin against the
 simulators, and one measured call.
 
+The Graph scenarios run the onboarding without a Windows host (`host` left out: its host
+stages are skipped), so a run's wall time is the Graph part alone; `host=True` gives the
+whole runbook, host stages included.
+
 Each scenario is a real `api` call through the real clients (msal, requests, pypsrp) over
 loopback HTTPS; counts come from the simulators (what they received), round trips from the
 tenant simulator's request lifetimes (`requests.round_trips`), which see concurrency only
@@ -29,6 +33,9 @@ OFFBOARD = "m365-backup-access-remove"
 # Each of its requests waits for the one before, so its wall time is modelled as requests x
 # latency.
 CLI_M365_REQUESTS = {"fresh": 50, "rerun": 50}
+# What only the Windows host's stages and target read.
+HOST_PARAMS = {"host", "host_port", "host_https", "host_auth", "host_user", "host_password", "host_ca_bundle",
+               "spo_user", "spo_password", "pnp_client_id"}
 
 
 @dataclass
@@ -39,7 +46,6 @@ class Measured:
     round_trips: int         # the longest chain of requests each waiting for the one before
     wsman: int               # WSMan requests the host received
     wall: float              # seconds the whole call took
-    graph_wall: float        # seconds inside the Graph stages
     result: RunResult
 
 
@@ -52,10 +58,13 @@ class Sims:
         self.offboard = api.load_runbook(OFFBOARD)
         self._n = 0
 
-    def values(self, runbook: Any = None, **given: Any) -> dict[str, Any]:
-        """Resolved parameters for `runbook` (default: onboarding), `given` on top."""
+    def values(self, runbook: Any = None, *, host: bool = False, **given: Any) -> dict[str, Any]:
+        """Resolved parameters for `runbook` (default: onboarding), `given` on top; without
+        `host`, none of the Windows host's (a Graph-only run)."""
         rb = runbook or self.onboard
         base = {k: v for k, v in sim_params(self.tenant, self.host, self.world).items() if k in rb.params}
+        if not host:
+            base = {k: v for k, v in base.items() if k not in HOST_PARAMS}
         values, _ = api.resolve_params(rb, {**base, **given}, environ={})
         return values
 
@@ -78,14 +87,14 @@ class Sims:
         return Measured(status=result.status.value, requests=t1["total"] - t0["total"],
                         writes=t1["writes"] - t0["writes"],
                         round_trips=self.tenant.requests.round_trips(since=t0["clock"]),
-                        wsman=h1["requests"] - h0["requests"], wall=wall,
-                        graph_wall=graph_seconds(result), result=result)
+                        wsman=h1["requests"] - h0["requests"], wall=wall, result=result)
 
     # ---- the scenarios ----------------------------------------------------------------
 
-    def fresh(self, state: Path, *, latency: float = 0.0, credential: str = "secret") -> tuple[Measured, dict]:
+    def fresh(self, state: Path, *, latency: float = 0.0, credential: str = "secret",
+              host: bool = False) -> tuple[Measured, dict]:
         """A first onboarding of a new app; returns it measured and the values used."""
-        values = self.values(credential=credential, app_unique_name=self.new_app())
+        values = self.values(credential=credential, app_unique_name=self.new_app(), host=host)
         return self.measure(lambda: api.run(self.onboard, values, state_dir=state), latency), values
 
     def converge(self, state: Path, values: dict[str, Any], first: RunResult) -> None:
@@ -104,11 +113,6 @@ class Sims:
     def offboard_run(self, state: Path, values: dict[str, Any], *, latency: float = 0.0) -> Measured:
         off = self.values(self.offboard, app_unique_name=values["app_unique_name"])
         return self.measure(lambda: api.run(self.offboard, off, state_dir=state), latency)
-
-
-def graph_seconds(result: RunResult) -> float:
-    """Seconds the run spent in its Graph stages (they run one after another)."""
-    return sum(s.duration or 0.0 for s in result.stages if s.kind.startswith("graph."))
 
 
 @contextlib.contextmanager

@@ -112,6 +112,8 @@ class Engine:
         self.counters: dict[str, int] = {}
         self.connectors: dict[str, Connector] = {}
         self.locks = TargetLocks(run_dir.state_dir, run_dir.run_id)
+        # targets this run leaves alone (a `when` the parameters make false): their stages skip
+        self.unused = {n for n, t in runbook.targets.items() if not t.used(params)}
         self._current_interrupted: StageResult | None = None
         self.result = RunResult(run_id=run_dir.run_id, runbook=runbook.name, mode=opts.mode,
                                 run_dir=str(run_dir.path),
@@ -238,7 +240,7 @@ class Engine:
         self._write_run_json()
 
     def _take_locks(self) -> None:
-        used = sorted({s.target for s in self.runbook.stages if s.target})
+        used = sorted({s.target for s in self.runbook.stages if s.target and s.target not in self.unused})
         for name in used:
             for key in self.target_keys(name):
                 self.claim(key)
@@ -313,6 +315,8 @@ class Engine:
 
     def _run_stage(self, stage: Stage) -> StageResult:
         self._current_interrupted = None
+        if stage.target in self.unused:
+            return self._skipped(stage, self.runbook.targets[stage.target].skip_reason())
         scope = self._scope()
         if stage.when:
             try:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .conditions import evaluate_condition
 from .errors import InputError, ParamError, closest
-from .refs import REF_RE, resolve_value
+from .refs import REF_RE, iter_refs, resolve_value
 from .registry import check_stage, check_target
 from .runbook import Param, Runbook
 from .secrets import Secret
@@ -216,7 +216,10 @@ def check_before_run(runbook: Runbook, values: dict[str, Any]) -> None:
     horizon). Errors name the runbook parameter behind the setting or input (user_terms).
 
     Only stages that may run count (a stage whose `when` the parameters alone make false
-    opens no target); inputs that come from earlier stages are Unknown here."""
+    opens no target, nor does one on a target this run leaves unused); inputs that come from
+    earlier stages are Unknown here. A parameter given only for an unused target is refused
+    too: it was meant for something that would silently not happen (`-p spo_user=...`
+    without a host)."""
     def may_run(stage: Any) -> bool:
         if not stage.when:
             return True
@@ -225,7 +228,9 @@ def check_before_run(runbook: Runbook, values: dict[str, Any]) -> None:
         except Exception:           # depends on an earlier stage: it may run
             return True
 
-    stages = [s for s in runbook.stages if may_run(s)]
+    unused = {n for n, t in runbook.targets.items() if not t.used(values)}
+    _refuse_unused_params(runbook, values, unused)
+    stages = [s for s in runbook.stages if s.target not in unused and may_run(s)]
     used = {s.target for s in stages if s.target}
     for name, target in runbook.targets.items():
         if name in used:
@@ -242,6 +247,45 @@ def check_before_run(runbook: Runbook, values: dict[str, Any]) -> None:
             check_stage(stage.kind, inputs)
         except InputError as e:
             raise Terms(runbook, stage=stage).restate(e) from None
+
+
+_PARAM_NAME = re.compile(r"\bparams\.([a-z][a-z0-9_]*)")     # in a condition (`when`)
+
+
+def _refuse_unused_params(runbook: Runbook, values: dict[str, Any], unused: set[str]) -> None:
+    """ParamError naming the parameters given (not left at their defaults) that only the
+    unused targets, or the stages on them, would read. Secrets are left out: they often come
+    from an environment set once for every kind of run."""
+    if not unused:
+        return
+
+    def names(*values: Any) -> set[str]:
+        found = {ref.split(".")[1] for v in values for ref, _ in iter_refs(v) if ref.startswith("params.")}
+        return found | {n for v in values if isinstance(v, str) for n in _PARAM_NAME.findall(v)}
+
+    idle: set[str] = set()
+    busy: set[str] = set()
+    for name, target in runbook.targets.items():
+        (idle if name in unused else busy).update(names(target.settings, target.when or ""))
+    for stage in runbook.stages:
+        (idle if stage.target in unused else busy).update(names(stage.inputs, stage.vars, stage.when or ""))
+    given = [n for n in sorted(idle - busy) if n in values and not runbook.params[n].secret
+             and values[n] != _default_of(runbook.params[n], values)]
+    if given:
+        reason = "; ".join(runbook.targets[t].unused or f"target {t} is not used" for t in sorted(unused))
+        flags = " ".join(f"-p {n}=..." for n in given)
+        raise ParamError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} only used on what this run "
+                         f"leaves out: {reason}", param=given[0],
+                         hint=f"give what the run needs for it, or leave out {flags}")
+
+
+def _default_of(p: Param, values: dict[str, Any]) -> Any:
+    """The value `p` has when nobody gives it (a default naming other parameters resolved)."""
+    if p.default is None:
+        return None
+    if isinstance(p.default, str) and REF_RE.search(p.default):
+        return coerce(p, resolve_value(p.default, {"params": values}, where=f"params.{p.name}"))
+    return coerce(p, p.default)
 
 
 def _secret_value(p: Param, file: str | None, env: dict[str, str], prompt: Prompt | None):

@@ -21,6 +21,8 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     [targets.tenant]                   # a connection; type graph | psrp
     type = "graph"
     tenant = "${params.tenant}"
+    when = "params.tenant != ''"       # optional: a run that leaves it unused skips its stages,
+    unused = "no tenant given"         #   saying this
 
     [[stages]]
     id = "application"
@@ -43,6 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .conditions import evaluate_condition
 from .errors import ParamError, closest
 from .refs import resolve_value
 
@@ -88,6 +91,15 @@ class Target:
     name: str
     type: str
     settings: dict[str, Any]         # as written: may hold ${params.NAME} references
+    when: str | None = None          # a condition over params: false means this run does not use it
+    unused: str = ""                 # why, in the user's words (what its skipped stages say)
+
+    def used(self, params: dict[str, Any]) -> bool:
+        """Whether this run uses the target; when it does not, its stages are skipped."""
+        return self.when is None or bool(evaluate_condition(self.when, {"params": params, "stages": {}}))
+
+    def skip_reason(self) -> str:
+        return f"not run: {self.unused or f'target {self.name} is not used ({self.when} is false)'}"
 
     def resolved(self, params: dict[str, Any]) -> dict[str, Any]:
         """The settings with parameters filled in; an empty value means "not set"."""

@@ -83,7 +83,7 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
                 check_condition(p.required_if, {k: q for k, q in params.items() if not q.secret}, [])
             except ValueError as e:
                 v.fail(f"params.{p.name}.required_if", str(e), "name non-secret parameters: params.NAME")
-    targets = {n: v.target(n, spec) for n, spec in v.table(data, "targets").items()}
+    targets = {n: v.target(n, spec, params) for n, spec in v.table(data, "targets").items()}
     raw_stages = data.get("stages", [])
     if not isinstance(raw_stages, list) or not raw_stages:
         v.fail("stages", "must be a non-empty array of tables ([[stages]])", None)
@@ -189,14 +189,25 @@ class _Validator:
                 self.fail(where + "default", f"default does not fit the parameter: {e.message}", None)
         return p
 
-    def target(self, name: str, spec: Any) -> Target:
+    def target(self, name: str, spec: Any, params: dict[str, Param]) -> Target:
         if not isinstance(spec, dict):
             self.fail(f"targets.{name}", "must be a table", None)
         ttype = spec.get("type")
         if not isinstance(ttype, str) or ttype not in TARGETS:
             self.fail(f"targets.{name}.type", f"{ttype!r} is not a target type",
                       "one of: " + ", ".join(TARGETS))
-        return Target(name, ttype, {k: v for k, v in spec.items() if k != "type"})
+        when, unused = spec.get("when"), spec.get("unused", "")
+        if when is not None:
+            try:
+                if not isinstance(when, str):
+                    raise ValueError("must be a string expression")
+                check_condition(when, {k: q for k, q in params.items() if not q.secret}, [])
+            except ValueError as e:
+                self.fail(f"targets.{name}.when", str(e), "a condition over non-secret parameters: params.NAME != ''")
+        if not isinstance(unused, str) or (unused and when is None):
+            self.fail(f"targets.{name}.unused", "a sentence for a target with a `when`", None)
+        return Target(name, ttype, {k: v for k, v in spec.items() if k not in ("type", "when", "unused")},
+                      when=when, unused=unused)
 
     def stage(self, i: int, spec: Any, params: dict[str, Param], targets: dict[str, Target],
               earlier: list[str]) -> Stage:

@@ -98,11 +98,12 @@ def test_a_mistyped_command_gets_a_guess():
 
 def test_every_missing_required_parameter_at_once(env):
     env = {k: v for k, v in env.items() if k != "PSRUNNER_HOST_PASSWORD"}
-    r = invoke("plan", "m365-backup-access", "-p", "host_user=CONTOSO\\admin", env=env)
+    r = invoke("plan", "m365-backup-access", "-p", "host=mgmt01.contoso.local", "-p", "host_user=CONTOSO\\admin",
+               env=env)
     assert r.exit_code == 2
     assert r.output == (
-        "error: 3 required parameters are missing: tenant, host, host_password\n"
-        "  fix: add -p tenant=contoso.onmicrosoft.com -p host=mgmt01.contoso.local; set PSRUNNER_HOST_PASSWORD "
+        "error: 2 required parameters are missing: tenant, host_password\n"
+        "  fix: add -p tenant=contoso.onmicrosoft.com; set PSRUNNER_HOST_PASSWORD "
         "(or --secret-file host_password=PATH); `psrunner show m365-backup-access` says what each one is\n")
 
 

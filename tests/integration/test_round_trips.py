@@ -1,6 +1,6 @@
 """The chain of Graph requests the main runbooks send, counted exactly: requests and
 sequential round trips (sign-in included) for a fresh onboarding, a converged re-run, a
-check and an offboarding. These are the counts `make bench` reports (bench/graph_chain.py
+check and an offboarding, without a Windows host (the Graph part). These are the counts `make bench` reports (bench/graph_chain.py
 measures them the same way, through bench/scenarios.py); timings are only benchmarked.
 
 Round trips are counted by the tenant simulator from request lifetimes, with latency held

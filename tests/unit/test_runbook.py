@@ -63,6 +63,10 @@ def test_a_good_runbook_loads_with_its_parts():
      "t.toml: approval: ['admin'] is not a role name"),
     (lambda t: t.replace('title = "Test"', 'title = "Test"\napproval = "two admins"'),
      "t.toml: approval: 'two admins' is not a role name"),
+    (lambda t: t + '\n[targets.host]\ntype = "psrp"\nhost = "x"\nwhen = "params.hots != \'\'"\n',
+     "t.toml: targets.host.when: condition \"params.hots != ''\" names no parameter 'hots'"),
+    (lambda t: t + '\n[targets.host]\ntype = "psrp"\nhost = "x"\nunused = "no host"\n',
+     "t.toml: targets.host.unused: a sentence for a target with a `when`"),
 ])
 def test_mistakes_name_the_file_and_key(mutate, message):
     with pytest.raises(RunbookError) as e:
