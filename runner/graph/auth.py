@@ -37,6 +37,7 @@ import requests
 from ..errors import AuthError, InputError, Interrupted, RunnerError, Unavailable, setting
 from ..secrets import Secret, is_private, redact, register, write_private
 from .http import HttpSession, tls_error
+from .http_cache import HttpCache, cache_file
 from .retry import THROTTLE, Again, RetryLoop, RetryPolicy
 from .rights import DELEGATED_SCOPES, decode_claims
 
@@ -90,6 +91,7 @@ class SignInSettings:
     certificate_password: Secret | None = None
     client_secret: Secret | None = None
     token_cache: Path | None = None
+    http_cache: Path | None = None             # folder for msal's discovery answers (http_cache.py)
     interactive: bool = True
     prompt: Callable[[str], None] = _stderr_prompt
 
@@ -196,6 +198,7 @@ class TokenSource:
         self._lock = threading.RLock()
         self._app: Any = None
         self._cache: Any = None
+        self._http_cache: HttpCache | None = None
         self._token: str | None = None
         self._expires_at = 0.0
         self._claims: dict[str, Any] | None = None
@@ -241,6 +244,9 @@ class TokenSource:
 
         s = self.settings
         common: dict[str, Any] = {"authority": s.authority, "http_client": self.http}
+        if s.http_cache is not None:
+            self._http_cache = HttpCache(cache_file(s.http_cache, s.authority), s.authority).load()
+            common["http_cache"] = self._http_cache
         if not s.needs_instance_discovery:
             common["instance_discovery"] = False
         if s.kind == "device-code":
@@ -373,6 +379,8 @@ class TokenSource:
         return accounts[0] if len(accounts) == 1 else None
 
     def _save_cache(self) -> None:
+        if self._http_cache is not None:
+            self._http_cache.save()
         cache, path = self._cache, self.settings.token_cache
         if cache is None or not path or not cache.has_state_changed:
             return

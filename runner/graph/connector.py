@@ -88,8 +88,8 @@ def _check_known(settings: dict[str, Any]) -> None:
                          hint="known settings: " + ", ".join(sorted(KNOWN_SETTINGS - {'type'})))
 
 
-def _sign_in_settings(settings: dict[str, Any], *, token_cache: Path | None = None, interactive: bool = False,
-                      prompt: Any = None) -> SignInSettings:
+def _sign_in_settings(settings: dict[str, Any], *, token_cache: Path | None = None, http_cache: Path | None = None,
+                      interactive: bool = False, prompt: Any = None) -> SignInSettings:
     cert = settings.get("certificate")
     extra = {"prompt": prompt} if prompt is not None else {}
     return SignInSettings(
@@ -102,6 +102,7 @@ def _sign_in_settings(settings: dict[str, Any], *, token_cache: Path | None = No
         certificate_password=as_secret(settings.get("certificate_password"), "certificate_password"),
         client_secret=as_secret(settings.get("client_secret"), "client_secret"),
         token_cache=token_cache,
+        http_cache=http_cache,
         interactive=interactive,
         **extra,
     )
@@ -153,11 +154,10 @@ class GraphConnector:
         self.tenant = str(settings.get("tenant") or "").strip()
         self.cloud = cloud_named(settings.get("cloud"))
         self.offline = as_bool(settings.get("offline", False), "offline")
-        state_dir = Path(env.state_dir)
+        private = Path(env.state_dir) / "private" / "graph" / _safe_name(self.tenant or "tenant")
         cache = settings.get("token_cache")
-        token_cache = Path(cache).expanduser() if cache else \
-            state_dir / "private" / "graph" / _safe_name(self.tenant or "tenant") / "msal-cache.json"
-        self.signin = _sign_in_settings(settings, token_cache=token_cache,
+        token_cache = Path(cache).expanduser() if cache else private / "msal-cache.json"
+        self.signin = _sign_in_settings(settings, token_cache=token_cache, http_cache=private,
                                         interactive=env.interactive,
                                         prompt=self._prompt)
         for warning in check_endpoints(self.cloud, settings):

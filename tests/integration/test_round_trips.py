@@ -36,9 +36,9 @@ def chain():
 @pytest.mark.parametrize("scenario, requests, round_trips", [
     ("fresh-secret", 10, 10),
     ("fresh-both", 11, 11),
-    ("rerun", 6, 6),
-    ("check", 6, 6),
-    ("offboard", 5, 5),
+    ("rerun", 5, 5),
+    ("check", 5, 5),
+    ("offboard", 4, 4),
 ])
 def test_requests_and_round_trips(chain, scenario, requests, round_trips):
     got = chain[scenario]
