@@ -13,6 +13,7 @@ when latency is armed, so every Graph figure that counts round trips arms some."
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import api
+from runner.graph.endpoints import ALLOW_ENV
 from runner.results import RunResult
 from runner.sim.demo import admin_follows_actions, sim_params, simulators
 
@@ -119,6 +121,7 @@ class Sims:
 def sims() -> Iterator[Sims]:
     """Both simulators, after one unmeasured plan: the first run in a process pays for
     importing msal, pypsrp and the rest, which no later run does."""
+    os.environ.setdefault(ALLOW_ENV, "1")      # the tenant is a simulator on loopback
     with simulators() as (world, tenant, host):
         s = Sims(world, tenant, host)
         with state_dir() as state:

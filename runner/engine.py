@@ -112,8 +112,7 @@ class Engine:
         self.counters: dict[str, int] = {}
         self.connectors: dict[str, Connector] = {}
         self.locks = TargetLocks(run_dir.state_dir, run_dir.run_id)
-        # targets this run leaves alone (a `when` the parameters make false): their stages skip
-        self.unused = {n for n, t in runbook.targets.items() if not t.used(params)}
+        self.unused = {n for n, t in runbook.targets.items() if not t.used(params)}   # their stages skip
         self._current_interrupted: StageResult | None = None
         self.result = RunResult(run_id=run_dir.run_id, runbook=runbook.name, mode=opts.mode,
                                 run_dir=str(run_dir.path),

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from runner.graph.endpoints import ALLOW_ENV
 from runner.sim.demo import simulators, write_sim_params
 from tests.terminal import psrunner
 
@@ -27,7 +28,7 @@ def graph_only(tmp_path):
         pf.write_text("\n".join(lines) + "\n")
         secrets = [a for k, v in files.items() if k.startswith("graph")
                    for a in ("--secret-file", f"{k}={v}")]
-        env = {"PSRUNNER_STATE_DIR": str(tmp_path / "state")}
+        env = {"PSRUNNER_STATE_DIR": str(tmp_path / "state"), ALLOW_ENV: "1"}
         yield tenant, host, ["--params-file", str(pf), *secrets], env
 
 
