@@ -3,6 +3,7 @@ one real connector for every target, records kept in memory, private files under
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -17,7 +18,12 @@ from runner.secrets import write_private
 
 def runbook_notices(name: str = "m365-backup-access") -> list[dict[str, Any]]:
     """The platform notices a built-in runbook declares (as the engine hands them to kinds)."""
-    return [n.to_dict() for n in load(name).notices]
+    return [dict(n) for n in _notices(name)]
+
+
+@functools.lru_cache(maxsize=None)
+def _notices(name: str) -> tuple[dict[str, Any], ...]:
+    return tuple(n.to_dict() for n in load(name).notices)      # loaded once: the matrices make many contexts
 
 
 class FakeStageContext:

@@ -78,7 +78,8 @@ def create(client: GraphClient, facts: Facts, unique_name: str, display_name: st
         created = True
     else:
         facts.apps.pop(unique_name.lower(), None)
-        found = read_state(client, facts, unique_name=unique_name)
+        # The upsert says it exists: a 404 now is replication lag, waited out like any other.
+        found = read_state(client, facts, unique_name=unique_name, lag=True)
         if found is None:
             raise GraphError(f"application {unique_name} was upserted but cannot be read back",
                              status=resp.status, code=None, hint="re-run (re-running is safe)")

@@ -110,13 +110,14 @@ def load_certificate(path: str | Path, password: Secret | None = None, *,
     return CertMaterial(cert, key)
 
 
-def generate_self_signed(common_name: str, days: int = 365, key_size: int = 2048) -> CertMaterial:
+def generate_self_signed(common_name: str, days: int = 365, key_size: int = 2048, *, key: Any = None) -> CertMaterial:
+    """A self-signed certificate for app-only sign-in, on a new RSA key (or on `key`)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64] or "psrunner")])
     now = _dt.datetime.now(_dt.timezone.utc)
     cert = (

@@ -45,17 +45,18 @@ class Facts:
 
 
 def read_state(client: GraphClient, facts: Facts, *, unique_name: str | None = None,
-               resources: Iterable[str] = ()) -> dict[str, Any] | None:
+               resources: Iterable[str] = (), lag: bool = False) -> dict[str, Any] | None:
     """Read the application (by uniqueName) unless this run already knows it, and the resource
     service principals not yet known, all of them in one filtered list request. Returns the
     application or None.
 
     Why a filtered list and not a $batch of lookups: a $batch is a POST, and a run that finds
     everything in place should send no write-shaped request at all; `appId in (...)` costs
-    the same single round trip."""
+    the same single round trip. With `lag`, the application is known to exist (an upsert said
+    so): not finding it is replication lag, waited out within the lag budget."""
     key = unique_name.lower() if unique_name else None
     if key is not None and key not in facts.apps:
-        app = get_one(client, f"{app_path(unique_name)}?$select={APP_SELECT}")  # type: ignore[arg-type]
+        app = get_one(client, f"{app_path(unique_name)}?$select={APP_SELECT}", lag=lag)  # type: ignore[arg-type]
         if app is not None:
             app.setdefault("passwordCredentials", [])
             app.setdefault("keyCredentials", [])

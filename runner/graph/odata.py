@@ -60,9 +60,11 @@ def _not_found(resp: GraphResponse) -> bool:
     return resp.status == 404 and code in (None, "Request_ResourceNotFound", "ResourceNotFound", "NotFound")
 
 
-def get_one(client: GraphClient, path: str) -> dict[str, Any] | None:
-    """One object, or None when Graph says it does not exist (any other 404 is an error)."""
-    resp = client.get(path, allow=(404,))
+def get_one(client: GraphClient, path: str, *, lag: bool = False) -> dict[str, Any] | None:
+    """One object, or None when Graph says it does not exist (any other 404 is an error).
+    With `lag`, the object is known to exist (an upsert said so): a 404 is replication lag,
+    waited out within the lag budget."""
+    resp = client.get(path, allow=() if lag else (404,), lag=lag)
     if resp.status == 404:
         if _not_found(resp):
             return None

@@ -65,12 +65,20 @@ def request_id_of(headers: Mapping[str, str] | None, body: Any = None) -> str | 
 _LAG_MESSAGES = ("not a valid reference update",)
 _LAG_CODES = frozenset({"Request_ResourceNotFound"})
 _LAG_DETAIL_CODES = frozenset({"NoBackingApplicationObject"})
+# What an app-only caller creating the service principal of an application made moments ago
+# gets before the application has replicated: a 403 with a code that otherwise means a missing
+# right, told apart by its fixed words (quoted in azure-cli #28009, azure-powershell #29530,
+# terraform-provider-azuread #504; the service writes "must in").
+_LAG_403 = re.compile(r"backing application of the service principal being created must(?: be)? in the local tenant",
+                      re.IGNORECASE)
 
 
 def is_replication_lag(status: int, body: Any) -> bool:
     """True for the documented errors of an object that exists but has not replicated yet."""
     code, message, details = error_parts(body)
     if code in _LAG_CODES:
+        return True
+    if status == 403 and code == "Authorization_RequestDenied" and _LAG_403.search(message):
         return True
     if code == "Request_BadRequest":
         if _LAG_DETAIL_CODES.intersection(details):

@@ -34,13 +34,14 @@ def upsert(client: GraphClient, facts: Facts, app_id: str, display_name: str | N
     """(the service principal, whether this call created it)."""
     body: dict[str, Any] = {"displayName": display_name} if display_name else {}
     # lag=True: right after the application is created, this upsert can fail with
-    # NoBackingApplicationObject until the application has replicated.
+    # NoBackingApplicationObject (or, app-only, 403 "... must be in the local tenant") until the
+    # application has replicated.
     resp = client.patch(_path(app_id), json=body, headers={"Prefer": "create-if-missing"}, lag=True)
     if resp.status == 201 and isinstance(resp.body, dict) and resp.body.get("id"):
         sp, created = resp.body, True
         facts.created_sps.add(sp["id"])
     else:
-        found = get_one(client, f"{_path(app_id)}?$select={SP_SELECT}")
+        found = get_one(client, f"{_path(app_id)}?$select={SP_SELECT}", lag=True)    # it exists: 404 is lag
         if found is None:
             raise GraphError(f"service principal of {app_id} was upserted but cannot be read back",
                              status=resp.status, code=None, hint="re-run (re-running is safe)")

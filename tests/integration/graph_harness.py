@@ -19,6 +19,21 @@ from runner.values import Unknown
 
 from ..stage_context import FakeStageContext, runbook_notices
 
+# The Graph call sites of a fresh onboarding: the route the simulator records -> (method, path
+# pattern to arm a fault on). A re-run adds reads (test_fault_matrix.RERUN_SITES).
+ONBOARDING_SITES: dict[str, tuple[str, str]] = {
+    "GET /{tenant}/v2.0/.well-known/openid-configuration": ("GET", r"/openid-configuration$"),
+    "POST /{tenant}/oauth2/v2.0/token": ("POST", r"/oauth2/v2\.0/token$"),
+    "GET /v1.0/applications(uniqueName={key})": ("GET", r"/v1\.0/applications\(uniqueName="),
+    "PATCH /v1.0/applications(uniqueName={key})": ("PATCH", r"/v1\.0/applications\(uniqueName="),
+    "GET /v1.0/servicePrincipals": ("GET", r"/v1\.0/servicePrincipals$"),
+    "PATCH /v1.0/servicePrincipals(appId={key})": ("PATCH", r"/v1\.0/servicePrincipals\(appId="),
+    "POST /v1.0/$batch": ("POST", r"/v1\.0/\$batch$"),
+    "POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo": ("POST", r"/appRoleAssignedTo$"),   # $batch items
+    "POST /v1.0/applications/{id}/addPassword": ("POST", r"/addPassword$"),
+    "PATCH /v1.0/applications/{id}": ("PATCH", r"/v1\.0/applications/[0-9a-f-]+$"),
+}
+
 UNIQUE = "m365-backup"
 FAST = {"backoff_base": 0.01, "retry_after_cap": 2, "lag_budget": 5, "lag_base": 0.05, "max_attempts": 6,
         "timeout": [5, 10]}

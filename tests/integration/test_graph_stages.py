@@ -23,7 +23,7 @@ from runner.secrets import Secret
 from runner.stages import entra as g
 
 from ..stage_context import runbook_notices
-from .graph_harness import UNIQUE, StageCtx, assert_converged, connect, onboard, tenant_view
+from .graph_harness import ONBOARDING_SITES, UNIQUE, StageCtx, assert_converged, connect, onboard, tenant_view
 
 # --------------------------------------------------------------------------- harness
 
@@ -162,38 +162,19 @@ def test_a_secret_near_expiry_is_renewed_once(sim, tmp_path):
 
 
 # --------------------------------------------------------------------------- faults
+# A fault that passes, at every call site: test_fault_matrix.py. Here: lasting faults, $batch
+# items, Retry-After, lag budgets, interrupts and deadlines.
 
-SITES = {
-    "token": ("POST", r"/oauth2/v2\.0/token$"),
-    "discovery": ("GET", r"openid-configuration"),
-    "app-read": ("GET", r"/v1\.0/applications\(uniqueName="),
-    "resource-read": ("GET", r"/v1\.0/servicePrincipals$"),
-    "app-upsert": ("PATCH", r"/v1\.0/applications\(uniqueName="),
-    "sp-upsert": ("PATCH", r"/v1\.0/servicePrincipals\(appId="),
-    "batch": ("POST", r"/v1\.0/\$batch$"),
-    "batch-item": ("POST", r"/appRoleAssignedTo$"),
-    "add-password": ("POST", r"/addPassword$"),
-}
+LASTING = {"app-upsert": "PATCH /v1.0/applications(uniqueName={key})",
+           "sp-upsert": "PATCH /v1.0/servicePrincipals(appId={key})", "batch": "POST /v1.0/$batch",
+           "batch-item": "POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo",
+           "add-password": "POST /v1.0/applications/{id}/addPassword"}
 
 
-@pytest.mark.parametrize("kind", ["throttle", "unavailable", "gateway", "drop"])
-@pytest.mark.parametrize("site", list(SITES))
-def test_a_passing_fault_at_any_call_site_converges_in_one_run(sim, tmp_path, site, kind):
-    method, path = SITES[site]
-    sim.faults.add(kind, method=method, path=path, count=2, retry_after=0)
-    out = onboard(connect(sim, tmp_path), tmp_path)
-    assert all(o.status is None for o in out.values()), [(k, o.messages) for k, o in out.items()]
-    assert sim.requests.faults >= 1
-    assert_converged(sim)
-    sim.requests.reset()
-    again = onboard(connect(sim, tmp_path), tmp_path)
-    assert not any(o.changed for o in again.values()) and sim.requests.writes == 0
-
-
-@pytest.mark.parametrize("site", ["app-upsert", "sp-upsert", "batch", "batch-item", "add-password"])
+@pytest.mark.parametrize("site", list(LASTING))
 @pytest.mark.parametrize("kind", ["throttle", "drop"])
 def test_a_lasting_fault_fails_clearly_and_a_rerun_converges(sim, tmp_path, site, kind):
-    method, path = SITES[site]
+    method, path = ONBOARDING_SITES[LASTING[site]]
     sim.faults.add(kind, method=method, path=path, count=None, retry_after=0)
     conn = connect(sim, tmp_path, max_attempts=3)
     with pytest.raises(GraphError) as ei:
@@ -205,34 +186,6 @@ def test_a_lasting_fault_fails_clearly_and_a_rerun_converges(sim, tmp_path, site
     sim.faults.clear()
     onboard(connect(sim, tmp_path), tmp_path)
     assert_converged(sim)
-
-
-WRITE_SITES = {
-    "app-upsert": ("PATCH", r"/v1\.0/applications\(uniqueName="),
-    "sp-upsert": ("PATCH", r"/v1\.0/servicePrincipals\(appId="),
-    "batch": ("POST", r"/v1\.0/\$batch$"),
-    "add-password": ("POST", r"/addPassword$"),
-    "key-upload": ("PATCH", r"/v1\.0/applications/[0-9a-f-]+$"),
-}
-
-
-@pytest.mark.parametrize("site", list(WRITE_SITES))
-def test_a_write_applied_but_its_answer_lost_is_not_duplicated(sim, tmp_path, site):
-    """The dangerous drop: the tenant applied the write and the connection closed before the
-    answer came back. Replaying blindly would add a second secret, certificate or assignment."""
-    method, path = WRITE_SITES[site]
-    sim.faults.add("drop-after", method=method, path=path, count=1)
-    stages = ("preflight", "application", "service_principal", "consent", "client_secret", "certificate")
-    out = onboard(connect(sim, tmp_path), tmp_path, stages=stages)
-    assert sim.requests.snapshot()["fault_kinds"] == {"drop-after": 1}
-    assert all(o.status is None for o in out.values()), [(k, o.messages) for k, o in out.items()]
-    view = assert_converged(sim)
-    assert view["keys"] == 1, view["app"]["keyCredentials"]
-    # the secret on file is the one the tenant holds
-    assert sim.state.check_secret(view["app"], Path(out["client_secret"].outputs["secret_file"]).read_text())
-    sim.requests.reset()
-    again = onboard(connect(sim, tmp_path), tmp_path, stages=stages)
-    assert not any(o.changed for o in again.values()) and sim.requests.writes == 0
 
 
 def test_batch_item_throttling_is_retried_per_item(sim, tmp_path):
