@@ -153,7 +153,7 @@ CASES: dict[str, Case] = {
     "unknown parameter 5 MB name": (plan("-p", MB5 + "=1"), "unknown parameter"),
     "parameter without a name": (plan("-p", "=x"), "unknown parameter"),
     "parameter without a value": (plan("-p", "tenant"), "-p 'tenant' is not of the form key=value"),
-    "secret on the command line": p("host_password", "hunter2"),
+    "host_password on the command line": p("host_password", "hunter2"),
     "graph_ca_bundle missing": p("graph_ca_bundle", "/nonexistent/ca.pem"),
     "graph_ca_bundle a folder": (lambda t: plan("-p", f"graph_ca_bundle={folder(t)}")(t), "'graph_ca_bundle'"),
     "graph_ca_bundle /dev/null": (plan("-p", "graph_ca_bundle=/dev/null"), "is a device"),

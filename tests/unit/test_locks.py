@@ -68,15 +68,18 @@ def spawn(code: str, *args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, text=True, **kw)
 
 
+CONTENDERS, ROUNDS = 5, 4
+
+
 def test_contending_processes_hold_the_lock_one_at_a_time(tmp_path):
     log, start = tmp_path / "log", tmp_path / "start"
-    procs = [spawn(CONTENDER, str(tmp_path / "state"), str(log), str(start), "4", "0.005",
-                   stdout=subprocess.PIPE) for _ in range(5)]
+    procs = [spawn(CONTENDER, str(tmp_path / "state"), str(log), str(start), str(ROUNDS), "0.005",
+                   stdout=subprocess.PIPE) for _ in range(CONTENDERS)]
     start.touch()
     wins = [int(p.communicate(timeout=90)[0]) for p in procs]
-    assert wins == [4] * 5
+    assert wins == [ROUNDS] * CONTENDERS
     lines = log.read_text().splitlines()
-    assert len(lines) == 40
+    assert len(lines) == 2 * ROUNDS * CONTENDERS
     for enter, leave in zip(lines[0::2], lines[1::2], strict=True):     # never two inside at once
         assert enter.startswith("in ") and leave == "out " + enter[3:]
 
