@@ -49,14 +49,18 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
                           maxmem=129 * r * n * p + 1024 * 1024)
 
 
-def verify_password(stored: str, password: Secret) -> bool:
-    """True when `password` matches `stored` (constant-time comparison)."""
+def verify_password(stored: str, candidate: str) -> bool:
+    """True when `candidate` matches `stored` (constant-time comparison).
+
+    A candidate is plain text, not a Secret: a Secret's value joins the redaction registry,
+    and every mistyped guess would then mask that word wherever it appears, for the life of
+    the process. The candidate is compared and dropped, never written anywhere."""
     try:
         scheme, n, r, p, salt, key = stored.split("$")
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(key)
-        got = _scrypt(password.reveal(), base64.b64decode(salt), int(n), int(r), int(p))
+        got = _scrypt(candidate, base64.b64decode(salt), int(n), int(r), int(p))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
@@ -92,11 +96,16 @@ def load_accounts(path: Path) -> dict[str, Account]:
     return out
 
 
-def authenticate(path: Path, name: str, password: Secret) -> Account | None:
-    """The account when `password` is right; None otherwise (unknown names take as long)."""
+def authenticate(path: Path, name: str, candidate: str) -> Account | None:
+    """The account when `candidate` is its password; None otherwise (unknown names take as
+    long, so timing does not tell which names exist)."""
     account = load_accounts(path).get(name)
-    ok = verify_password(account.password_hash if account else _DUMMY, password)
+    ok = verify_password(account.password_hash if account else _DUMMY, candidate)
     return account if ok and account is not None else None
+
+
+def known(path: Path, name: str) -> bool:
+    return name in load_accounts(path)
 
 
 def set_account(path: Path, name: str, password: Secret, roles: tuple[str, ...], display: str = "",

@@ -49,7 +49,7 @@ ENTRA_HOST = "https://login.microsoftonline.com"
 TOP_KEYS = {"server", "entra", "accounts", "policy", "runbooks"}
 SERVER_KEYS = {"listen", "tls_cert", "tls_key", "public_url", "runbooks", "workers", "state_dir"}
 ENTRA_KEYS = {"tenant", "client_id", "client_secret_file", "client_secret_env", "authority_host", "ca_bundle"}
-RUNBOOK_KEYS = {"params", "params_file", "secret_files", "max_concurrent"}
+SETUP_KEYS = {"params", "params_file", "secret_files", "max_concurrent"}
 
 
 @dataclass
@@ -204,7 +204,7 @@ def parse_config(data: dict[str, Any], path: Path) -> PortalConfig:
     if cfg.entra or cfg.accounts:
         cfg.link_roles = None          # people sign in as themselves
     for name, spec in keys(data.get("runbooks", {}), set(data.get("runbooks", {})), "runbooks").items():
-        spec = keys(spec, RUNBOOK_KEYS, f"runbooks.{name}")
+        spec = keys(spec, SETUP_KEYS, f"runbooks.{name}")
         setup = RunbookSetup()
         if "params_file" in spec:
             setup.params.update(load_params_file(str(path_of(spec["params_file"], f"runbooks.{name}.params_file"))))

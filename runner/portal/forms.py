@@ -108,7 +108,9 @@ def form_view(rb: Runbook, grant: Grant, setup: RunbookSetup, *, environ: Mappin
 
 def _field(p: Param, grant: Grant) -> Field:
     default = "" if p.default is None or (isinstance(p.default, str) and "${" in p.default) else p.default
-    f = Field(p.name, "text", value=shown(default), help=p.help, example=p.example or "")
+    lim = (grant.limits or {}).get(p.name)
+    f = Field(p.name, "text", value=shown(default), help=p.help, example=p.example or "",
+              bound=lim.describe() if lim is not None else "")
     if p.required and p.default is None:
         f.need = "required"
     elif p.required_if:
@@ -120,7 +122,6 @@ def _field(p: Param, grant: Grant) -> Field:
     elif p.type in ("bool", "choice"):
         f.widget = "select"
         options = ["true", "false"] if p.type == "bool" else list(p.choices)
-        lim = (grant.limits or {}).get(p.name)
         if lim is not None and lim.choices is not None:
             options = [o for o in options if o in lim.choices]
         labels = {"true": "yes", "false": "no"}
@@ -129,9 +130,6 @@ def _field(p: Param, grant: Grant) -> Field:
     elif p.type == "list":
         f.widget = "list"
         f.help = (f.help + " " if f.help else "") + f"(several: '{p.separator}' between them)"
-    lim = (grant.limits or {}).get(p.name)
-    if lim is not None:
-        f.bound = lim.describe()
     return f
 
 

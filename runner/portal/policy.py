@@ -45,9 +45,6 @@ class Refused(InputError):
     """A request the policy does not allow: the person may not run this, or not with these
     values. Shown as 403 and written to the audit log."""
 
-    def __init__(self, message: str, *, input: str | None = None, hint: str | None = None):
-        super().__init__(message, input=input, hint=hint)
-
 
 @dataclass(frozen=True)
 class Limit:

@@ -15,8 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import AuthError
-from ..secrets import Secret
-from .accounts import authenticate
+from .accounts import authenticate, known
 from .app import Portal, ip_of, signed_in
 from .web import User, csrf_ok
 
@@ -80,10 +79,12 @@ def routes(portal: Portal) -> list[Route]:
         blocked = too_many(request, key)
         if blocked is not None:
             return blocked
-        password = Secret(str(form.get("password", "")), "portal password")
+        password = str(form.get("password", ""))       # a guess: compared, never kept (accounts.py)
         account = await run_in_threadpool(authenticate, portal.config.accounts, name, password) if password else None
         if account is None:
-            failed(request, key, f"wrong name or password for {name!r}")
+            # a name is echoed only when it is an account's: people type passwords into name fields
+            failed(request, key, f"wrong password for {name!r}" if known(portal.config.accounts, name)
+                   else "an account name that does not exist")
             return portal.render("signin.html", request, session, status=401, title="Sign in", next=_next(request, form.get("next")),
                                  entra=portal.config.entra is not None, accounts=True,
                                  link=portal.config.link_roles is not None, error="The name or the password is wrong.")

@@ -50,7 +50,6 @@ class Session:
     user: User | None = None
     created: float = field(default_factory=time.time)
     seen: float = field(default_factory=time.time)
-    shown: set[str] = field(default_factory=set)      # one-time values already shown (desk.py)
 
 
 class SessionStore:

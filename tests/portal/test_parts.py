@@ -127,9 +127,9 @@ def test_relative_paths_are_taken_from_the_configuration_s_folder(tmp_path):
 def test_passwords_are_kept_as_scrypt_hashes_at_owasp_s_cost_in_a_private_file(tmp_path):
     stored = hash_password(Secret("correct horse battery"), n=2 ** 10)
     assert stored.startswith("scrypt$1024$8$1$") and "correct" not in stored
-    assert verify_password(stored, Secret("correct horse battery"))
-    assert not verify_password(stored, Secret("correct horse batterY"))
-    assert not verify_password("md5$abc", Secret("x")) and not verify_password("scrypt$x", Secret("x"))
+    assert verify_password(stored, "correct horse battery")
+    assert not verify_password(stored, "correct horse batterY")
+    assert not verify_password("md5$abc", "x") and not verify_password("scrypt$x", "x")
     assert SCRYPT_N == 2 ** 17                      # OWASP Password Storage Cheat Sheet
     f = tmp_path / "accounts.toml"
     set_account(f, "hdesk1", Secret("Helen-desk-pass-1"), ("helpdesk",), "Helen Desk", cost=2 ** 10)
@@ -137,8 +137,8 @@ def test_passwords_are_kept_as_scrypt_hashes_at_owasp_s_cost_in_a_private_file(t
     assert stat.S_IMODE(os.stat(f).st_mode) == 0o600 and "Helen-desk-pass-1" not in f.read_text()
     accounts = load_accounts(f)
     assert accounts["hdesk1"].display == "Helen Desk" and accounts["admin1"].roles == ("admin", "helpdesk")
-    assert authenticate(f, "hdesk1", Secret("Helen-desk-pass-1")).name == "hdesk1"
-    assert authenticate(f, "hdesk1", Secret("wrong")) is None and authenticate(f, "nobody", Secret("x")) is None
+    assert authenticate(f, "hdesk1", "Helen-desk-pass-1").name == "hdesk1"
+    assert authenticate(f, "hdesk1", "wrong") is None and authenticate(f, "nobody", "x") is None
     with pytest.raises(InputError, match="shorter than 12 characters"):
         set_account(f, "x", Secret("short"), ("helpdesk",))
 
@@ -151,7 +151,7 @@ def test_accounts_set_from_the_command_line(tmp_path):
                         "--password-stdin"], input="Helen-desk-pass-1\n", capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"{f}: account hdesk1 (helpdesk)\n"
-    assert authenticate(f, "hdesk1", Secret("Helen-desk-pass-1")) is not None
+    assert authenticate(f, "hdesk1", "Helen-desk-pass-1") is not None
     r = subprocess.run([sys.executable, "-m", "runner.cli", "accounts", "set", str(f), "x", "--role", "helpdesk"],
                        input="", capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "error: no terminal to ask for the password" in r.stderr
