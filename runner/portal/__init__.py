@@ -12,6 +12,7 @@ do not live in a terminal, with roles, four eyes and an audit trail.
     app.py       the pages and their routes (Starlette)
     server.py    `psrunner serve`: uvicorn, TLS, the one-time sign-in link
     demo.py      `psrunner serve --demo`: the portal on the simulators
+    commands.py  `psrunner accounts`; tomlfile.py: reading the portal's TOML files
 
 Nothing here is imported by `psrunner --help`, `list` or `show`: only `serve` loads it (and
 with it Starlette, uvicorn and msal). docs/portal.md describes it for a site."""

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..runbook_loader import ROLE_RE, tomllib
+from ..runbook_loader import ROLE_RE
 from ..secrets import Secret, write_private
+from .tomlfile import read_toml
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 17, 8, 1       # OWASP Password Storage Cheat Sheet (scrypt)
 SALT_BYTES, KEY_BYTES = 16, 32
@@ -79,12 +80,7 @@ class Account:
 
 
 def load_accounts(path: Path) -> dict[str, Account]:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML: {e}", input="accounts") from None
+    data = read_toml(path, what="accounts file", input="accounts", missing_ok=True)
     out = {}
     for name, spec in (data.get("accounts") or {}).items():
         if not isinstance(spec, dict) or not isinstance(spec.get("password"), str):

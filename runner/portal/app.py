@@ -25,7 +25,6 @@ from ..errors import InputError
 from ..executor import Executor, ThreadExecutor
 from ..rundir import default_state_dir
 from ..runbook import Runbook
-from ..secrets import MASK
 from .audit import AuditLog
 from .config import PortalConfig
 from .desk import Desk
@@ -61,8 +60,6 @@ class Portal:
         self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                                             autoescape=True, undefined=jinja2.StrictUndefined)
         self.templates.filters["shown"] = shown
-        from ..render_text import label
-        self.templates.globals.update(label=label, MASK=MASK)
         self.session_cookie = cookie_name(config.secure)
         self.binding_cookie = cookie_name(config.secure, "psrunner-signin")
 

@@ -39,9 +39,9 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 from ..params import load_params_file
-from ..runbook_loader import tomllib
 from ..secrets import Secret
 from .policy import Policy, default_policy, load_policy
+from .tomlfile import read_toml
 
 DEFAULT_LISTEN = ("127.0.0.1", 8765)
 DEFAULT_MAX_CONCURRENT = 2
@@ -135,14 +135,7 @@ def parse_listen(text: str, where: str = "--listen") -> tuple[str, int]:
 
 def load_config(path: str | Path) -> PortalConfig:
     p = Path(path).resolve()
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"configuration file {path} does not exist", input="--config",
-                         hint="see docs/portal.md for its form") from None
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML: {e}", input="--config") from None
-    return parse_config(data, p)
+    return parse_config(read_toml(p, what="configuration file", input="--config", hint="see docs/portal.md for its form"), p)
 
 
 def parse_config(data: dict[str, Any], path: Path) -> PortalConfig:

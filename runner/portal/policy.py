@@ -33,8 +33,9 @@ from typing import Any, Iterable
 
 from ..errors import InputError
 from ..runbook import Param, Runbook
-from ..runbook_loader import ROLE_RE, tomllib
+from ..runbook_loader import ROLE_RE
 from ..values import coerce
+from .tomlfile import read_toml
 
 CAPABILITIES = ("audit", "all-runs")
 LIMIT_KEYS = {"value", "choices", "pattern", "under"}
@@ -179,15 +180,9 @@ def default_policy() -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"policy file {path} does not exist", input="policy",
-                         hint="give the path of a TOML file with [roles.NAME] tables (docs/portal.md)") from None
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML: {e}", input="policy") from None
-    return parse_policy(data, str(p))
+    data = read_toml(path, what="policy file", input="policy",
+                     hint="give the path of a TOML file with [roles.NAME] tables (docs/portal.md)")
+    return parse_policy(data, str(path))
 
 
 def parse_policy(data: dict[str, Any], source: str) -> Policy:
