@@ -70,6 +70,17 @@ def plan(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
                     extra_metrics=extra_metrics, run_dir=run_dir)
 
 
+def check(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
+          on_event: EventSink | None = None, interactive: bool = False, opener=None,
+          secret_sources: dict[str, str] | None = None, extra_metrics=None,
+          run_dir: RunDir | None = None) -> RunResult:
+    """A plan recorded as a check: is everything in place? Changes nothing; the result's
+    `exit_code()` says 0 in place, 3 drift, 4 a person must act (runner.results)."""
+    return _execute(rb, params, "check", state_dir=state_dir, secret_sources=secret_sources,
+                    on_event=on_event, interactive=interactive, opener=opener,
+                    extra_metrics=extra_metrics, run_dir=run_dir)
+
+
 def run(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
         on_event: EventSink | None = None, interactive: bool = False, opener=None,
         secret_sources: dict[str, str] | None = None, extra_metrics=None,
@@ -139,5 +150,5 @@ def runs(state_dir: Path | None = None) -> list[dict[str, Any]]:
     return list_runs(Path(state_dir) if state_dir else default_state_dir())
 
 
-__all__ = ["catalog", "list_runbooks", "load_run", "load_runbook", "new_run_dir", "plan", "render", "resolve_params",
-           "resume", "run", "runs"]
+__all__ = ["catalog", "check", "list_runbooks", "load_run", "load_runbook", "new_run_dir", "plan", "render",
+           "resolve_params", "resume", "run", "runs"]

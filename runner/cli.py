@@ -1,99 +1,31 @@
 """The command line: parses, calls runner.api, prints. Nothing else lives here.
 
-Exit codes: 0 success (including runs that end with actions for a person, which are listed),
-1 a stage failed, 2 bad input or usage, 3 drift found (`check`), 130 interrupted.
+Exit codes (runner.results.ExitCode): 0 done / in place, 1 a stage failed, 2 bad input or
+usage, 3 drift found (`check`), 4 done or in place but a person must act (listed), 130
+interrupted. With `--output nagios` a monitoring plugin's 0-3 instead (runner.outputs).
 Heavy libraries (msal, pypsrp, cryptography) are imported only when a stage needs them, so
 `psrunner --help` and `psrunner list` start fast."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from . import __version__
+from .cli_common import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exit_status, fail, finish,
+                         gather_params, is_interactive, output_option, param_options, print_json, progress_sink,
+                         report_output_option, requested_output, runbooks_option, setup_logging, state_option,
+                         state_option_again, use_color, verbosity, yes_option)
 from .errors import InputError, RunnerError
 from .portal.commands import accounts as portal_accounts
-from .results import RunResult, RunStatus
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DRIFT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-# ---------------------------------------------------------------------------- shared options
-
-def _output_option(f):
-    return click.option("--output", "-o", type=click.Choice(["human", "json"]), default="human",
-                        show_default=True, help="human text, or JSON on stdout for scripts")(f)
-
-
-def _state_option(f, envvar: str | None = "PSRUNNER_STATE_DIR"):
-    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-                        envvar=envvar,
-                        help="where runs, locks and private files live "
-                             "[default: $PSRUNNER_STATE_DIR, else the per-user state directory]")(f)
-
-
-def _state_option_again(f):
-    """--state-dir after a subcommand of a group that takes it too (`runs show ID --state-dir D`):
-    without the environment variable, which the group's option reads, so it cannot override
-    an explicit group option."""
-    return _state_option(f, envvar=None)
-
-
-def _runbooks_option(f):
-    return click.option("--runbooks", "runbook_dirs", multiple=True, metavar="DIR",
-                        type=click.Path(file_okay=False, path_type=Path),
-                        help="look for runbooks in DIR first (repeatable); then $PSRUNNER_RUNBOOKS, "
-                             "the user's and the system's config folders, then the built-ins")(f)
-
-
-def _param_options(f):
-    f = click.option("--secret-file", "secret_files", multiple=True, metavar="NAME=PATH",
-                     help="read secret parameter NAME from a file (never pass secrets on the command line)")(f)
-    f = click.option("--params-file", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="TOML or JSON file of name = value parameters")(f)
-    f = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
-                     help="a runbook parameter (repeatable)")(f)
-    return f
-
-
-def _verbosity(f):
-    f = click.option("-v", "--verbose", count=True, help="more log output on stderr (-vv for debug)")(f)
-    f = click.option("-q", "--quiet", is_flag=True, help="only errors on stderr; no progress lines")(f)
-    return f
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    from .secrets import RedactingFilter
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("psrunner")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
-def _gather_params(rb, params, params_file, secret_files, *, need_secrets=True, partial=False):
-    from .api import resolve_params
-    from .params import load_params_file, parse_assignments, tty_ask, tty_prompt
-    given: dict[str, Any] = {}
-    if params_file:
-        given.update(load_params_file(params_file))
-    given.update(parse_assignments(list(params)))
-    files = parse_assignments(list(secret_files), "--secret-file")
-    asking = need_secrets and not partial and _interactive()      # a person can answer
-    return resolve_params(rb, given, secret_files=files, prompt=tty_prompt if need_secrets else None,
-                          need_secrets=need_secrets, partial=partial, ask=tty_ask if asking else None)
-
+from .results import ExitCode, RunResult, RunStatus
 
 # ---------------------------------------------------------------------------- the group
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="psrunner")
 def cli() -> None:
     """Runbooks for Windows and Microsoft 365 administration: Microsoft Graph and PowerShell
@@ -105,14 +37,14 @@ def cli() -> None:
 @cli.command("list")
 @click.option("--audience", type=click.Choice(["helpdesk", "admin", "scheduled"]),
               help="only the runbooks for these people")
-@_runbooks_option
-@_output_option
+@runbooks_option
+@output_option
 def list_cmd(audience: str | None, runbook_dirs: tuple[Path, ...], output: str) -> None:
     """List the runbooks: yours (--runbooks, $PSRUNNER_RUNBOOKS, config folders), then the built-ins."""
     from .api import list_runbooks
     books = list_runbooks(runbook_dirs, audience)
     if output == "json":
-        _json([b.to_dict() for b in books])
+        print_json([b.to_dict() for b in books])
         return
     from . import render_text
     for line in render_text.catalog(books):
@@ -121,8 +53,8 @@ def list_cmd(audience: str | None, runbook_dirs: tuple[Path, ...], output: str) 
 
 @cli.command()
 @click.argument("runbook")
-@_runbooks_option
-@_output_option
+@runbooks_option
+@output_option
 def show(runbook: str, runbook_dirs: tuple[Path, ...], output: str) -> None:
     """Show a runbook: what it does, where it came from, the rights it needs, its parameters
     and stages, and an example command line."""
@@ -130,58 +62,61 @@ def show(runbook: str, runbook_dirs: tuple[Path, ...], output: str) -> None:
     from . import render_text
     rb = load_runbook(runbook, runbook_dirs)
     if output == "json":
-        _json(rb.to_dict())
+        print_json(rb.to_dict())
         return
     click.echo(render_text.show(rb, runbook_dirs=runbook_dirs, given=runbook))
 
 
 def _run_common(f):
-    for deco in (_param_options, _runbooks_option, _state_option, _output_option, _verbosity):
+    for deco in (param_options, runbooks_option, state_option, report_output_option, verbosity):
         f = deco(f)
     return click.argument("runbook")(f)
 
 
 def _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
-          quiet) -> RunResult:
-    _setup_logging(verbose, quiet)
-    from .api import load_runbook
-    from .api import plan as api_plan
+          quiet, mode: str = "plan") -> RunResult:
+    setup_logging(verbose, quiet)
+    from .api import check as api_check, load_runbook, plan as api_plan
     rb = load_runbook(runbook, runbook_dirs)
-    values, sources = _gather_params(rb, params, params_file, secret_files)
-    return api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
-                    on_event=_progress(output, quiet), interactive=_interactive())
+    values, sources = gather_params(rb, params, params_file, secret_files)
+    return (api_check if mode == "check" else api_plan)(
+        rb, values, state_dir=state_dir, secret_sources=sources, on_event=progress_sink(output, quiet),
+        interactive=is_interactive())
 
 
 @cli.command()
 @_run_common
 def plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet) -> None:
     """Show what a run would change, changing nothing."""
-    _finish(_plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
+    finish(_plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
                   quiet), output)
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @_run_common
-def check(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet) -> None:
-    """Report drift: like plan, but exit 3 when anything would change (for scheduled runs)."""
+@click.option("--strict", is_flag=True,
+              help="count what the platform refuses for good as drift too (by default it is reported, "
+                   "not counted)")
+@click.option("--summary", is_flag=True, help="print one line instead of the report (human output)")
+def check(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet, strict,
+          summary) -> None:
+    """Is everything in place? Like plan, for schedulers and monitoring: exit 0 in place,
+    3 drift (something would change), 4 in place but a person must act, 1 failed."""
     result = _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
-                   quiet)
-    code = _finish(result, output, exit_now=False)
-    if code == EXIT_OK and result.changed:
-        if output == "human":
-            click.echo("drift: the stages marked 'would change' differ from the runbook", err=True)
-        sys.exit(EXIT_DRIFT)
+                   quiet, mode="check")
+    if summary and output == "human":
+        from .outputs import summary as one_line
+        click.echo(one_line(result, strict=strict))
+        sys.exit(int(result.exit_code(strict=strict)))
+    code = finish(result, output, exit_now=False, strict=strict)
+    if code == ExitCode.DRIFT and output == "human":
+        click.echo("drift: the stages marked 'would change' differ from the runbook", err=True)
     sys.exit(code)
 
 
-def _yes_option(f):
-    return click.option("--yes", "-y", is_flag=True,
-                        help="apply without asking (needed when stdin is not a terminal)")(f)
-
-
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @_run_common
-@_yes_option
+@yes_option
 @click.option("--show-secret", is_flag=True,
               help="print a newly created client secret in the report (only when stdout is a terminal)")
 def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet, yes,
@@ -190,23 +125,23 @@ def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, out
 
     On a terminal it shows the plan and asks first, unless --yes. Without a terminal a run
     that would change anything needs --yes."""
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     from .api import load_runbook, plan as api_plan, run as api_run
     rb = load_runbook(runbook, runbook_dirs)
-    values, sources = _gather_params(rb, params, params_file, secret_files)
+    values, sources = gather_params(rb, params, params_file, secret_files)
     if not yes:
         preview = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
-                           on_event=_progress(output, quiet), interactive=_interactive())
+                           on_event=progress_sink(output, quiet), interactive=is_interactive())
         if not _agreed(preview, output):
             sys.exit(EXIT_OK)
     result = api_run(rb, values, state_dir=state_dir, secret_sources=sources,
-                     on_event=_progress(output, quiet), interactive=_interactive())
+                     on_event=progress_sink(output, quiet), interactive=is_interactive())
     shown = show_secret and sys.stdout.isatty()
-    _finish(result, output, show_secret=shown, exit_now=not show_secret)
+    finish(result, output, show_secret=shown, exit_now=not show_secret)
     if show_secret and not shown:
         click.echo("--show-secret: nothing printed, because stdout is not a terminal (a secret must not "
                    "land in a pipe or a file); the report names the 0600 file that holds it", err=True)
-    sys.exit(_exit_code(result))
+    sys.exit(exit_status(result, output))
 
 
 def _agreed(preview: RunResult, output: str) -> bool:
@@ -214,62 +149,62 @@ def _agreed(preview: RunResult, output: str) -> bool:
     A failed plan ends here with its report; without a terminal a plan that would change
     anything is refused (exit 2) after printing it, so a script sees what it needs --yes for."""
     if preview.status == RunStatus.FAILED:
-        _finish(preview, output)
+        finish(preview, output)
     if not preview.changed:
         return True
     if output == "human":
         from . import render_text
-        click.echo(render_text.result(preview, color=_color()))
-    elif not _interactive():
-        _json(preview.to_dict())     # the plan the error below refers to
-    if not _interactive():
+        click.echo(render_text.result(preview, color=use_color()))
+    if not is_interactive():
+        # in JSON the plan travels inside the one error document (runner.outputs.error_document)
         raise InputError("this run would change things and no terminal is attached to confirm",
-                         input="--yes", hint="review the plan above, then run again with --yes")
+                         input="--yes", hint="review the plan above, then run again with --yes",
+                         plan=preview.to_dict() if output == "json" else None)
     if click.confirm("Apply these changes?", default=False, err=True):
         return True
     click.echo("nothing changed", err=True)
     return False
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("run_id")
 @click.option("--secret-file", "secret_files", multiple=True, metavar="NAME=PATH",
               help="read secret parameter NAME from a file")
-@_yes_option
-@_state_option
-@_output_option
-@_verbosity
+@yes_option
+@state_option
+@report_output_option
+@verbosity
 def resume(run_id, secret_files, yes, state_dir, output, verbose, quiet) -> None:
     """Continue an interrupted or failed run: stages already done with the same inputs are
     not repeated. Like `run`, it shows what it would change and asks first, unless --yes."""
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     from .api import resume as api_resume
     from .params import parse_assignments, tty_prompt
-    result = api_resume(run_id, state_dir=state_dir, on_event=_progress(output, quiet),
-                        interactive=_interactive(), prompt=tty_prompt,
+    result = api_resume(run_id, state_dir=state_dir, on_event=progress_sink(output, quiet),
+                        interactive=is_interactive(), prompt=tty_prompt,
                         secret_files=parse_assignments(list(secret_files), "--secret-file"),
                         confirm=None if yes else (lambda preview: _agreed(preview, output)))
     if result is None:
         sys.exit(EXIT_OK)
-    _finish(result, output)
+    finish(result, output)
 
 
 @cli.command()
 @click.argument("runbook")
 @click.option("--stage", "stage_id", required=True, help="the stage whose script to print")
-@_param_options
-@_runbooks_option
+@param_options
+@runbooks_option
 def render(runbook, stage_id, params, params_file, secret_files, runbook_dirs) -> None:
     """Print the PowerShell script a stage sends (values travel as parameters, not in the text)."""
     from .api import load_runbook, render as api_render
     rb = load_runbook(runbook, runbook_dirs)
-    _gather_params(rb, params, params_file, secret_files, need_secrets=False, partial=True)
+    gather_params(rb, params, params_file, secret_files, need_secrets=False, partial=True)
     click.echo(api_render(rb, stage_id), nl=False)
 
 
 @cli.group(invoke_without_command=True)
-@_state_option
-@_output_option
+@state_option
+@output_option
 @click.pass_context
 def runs(ctx, state_dir, output) -> None:
     """List past runs (newest first); `runs show RUN_ID` prints one."""
@@ -279,7 +214,7 @@ def runs(ctx, state_dir, output) -> None:
     from .api import runs as api_runs
     items = api_runs(state_dir)
     if output == "json":
-        _json(items)
+        print_json(items)
         return
     if not items:
         click.echo("no runs yet")
@@ -289,32 +224,32 @@ def runs(ctx, state_dir, output) -> None:
 
 @runs.command("show")
 @click.argument("run_id")
-@_state_option_again
-@_output_option
+@state_option_again
+@output_option
 @click.pass_context
 def runs_show(ctx, run_id, state_dir, output) -> None:
     """Print the report of one run (--state-dir before or after `show`)."""
     from .api import load_run
     _, _, result = load_run(run_id, state_dir or ctx.obj["state_dir"])
     if output == "json":
-        _json(result.to_dict())
+        print_json(result.to_dict())
         return
     from . import render_text
-    click.echo(render_text.result(result, color=_color()))
+    click.echo(render_text.result(result, color=use_color()))
 
 
 @cli.command()
-@_state_option
-@_output_option
-@_verbosity
+@state_option
+@output_option
+@verbosity
 def demo(state_dir, output, verbose, quiet) -> None:
     """Run the m365-backup-access runbook against the embedded tenant and host simulators:
     plan, run, then run again (everything already done). Needs the `sim` extra.
     Its runs are kept in a new temporary folder unless --state-dir names one."""
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     from .sim.demo import run_demo
     code = run_demo(state_dir=state_dir, output=output, quiet=quiet,
-                    progress=_progress(output, quiet), color=_color())
+                    progress=progress_sink(output, quiet), color=use_color())
     sys.exit(code)
 
 
@@ -324,13 +259,13 @@ def demo(state_dir, output, verbose, quiet) -> None:
                    "without it: 127.0.0.1 and a one-time sign-in link")
 @click.option("--listen", metavar="HOST:PORT", help="where to listen [default: 127.0.0.1:8765]")
 @click.option("--demo", is_flag=True, help="on the embedded simulators, with demo people to sign in as")
-@_runbooks_option
-@_state_option
-@_verbosity
+@runbooks_option
+@state_option
+@verbosity
 def serve(config_file, listen, demo, runbook_dirs, state_dir, verbose, quiet) -> None:
     """The helpdesk portal: the runbooks in a browser, with roles, approvals and an audit log
     (pip install 'psrunner[portal]')."""
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     if demo:
         from .portal.demo import serve_demo
         serve_demo(listen=listen, state_dir=state_dir, runbook_dirs=runbook_dirs, say=click.echo)
@@ -363,7 +298,7 @@ def sim() -> None:
               help="also serve the tenant under NAME (repeatable), e.g. graph.microsoft.com and "
                    "login.microsoftonline.com: its certificate names them; map them to 127.0.0.1 in the "
                    "hosts file and trust the printed CA")
-@_state_option
+@state_option
 def sim_serve(tenant_port, host_port, faults, public_names, state_dir) -> None:
     """Serve both simulators on loopback until Ctrl-C, printing how to point psrunner at them
     and how to inject faults while they run (to rehearse an outage)."""
@@ -374,72 +309,21 @@ def sim_serve(tenant_port, host_port, faults, public_names, state_dir) -> None:
 
 # ---------------------------------------------------------------------------- output
 
-def _interactive() -> bool:
-    """A person can answer: stdin is a terminal. Where stdout goes does not matter (`| tee`,
-    `> plan.txt`): questions, sign-in codes and prompts go to stderr."""
-    return sys.stdin.isatty()
-
-
-def _color() -> bool:
-    """Colour in the report on stdout, only when stdout is a terminal (never in a file)."""
-    return sys.stdout.isatty()
-
-
-def _json(obj: Any) -> None:
-    from .rundir import dumps
-    click.echo(dumps(obj, indent=2))
-
-
-def _progress(output: str, quiet: bool):
-    if quiet:
-        return None
-    from .render_text import Progress
-    return Progress(stream=sys.stderr, live=sys.stderr.isatty())
-
-
-def _exit_code(result: RunResult) -> int:
-    if result.status == RunStatus.INTERRUPTED:
-        return EXIT_INTERRUPTED
-    if result.status == RunStatus.FAILED:
-        codes = [(s.error or {}).get("exit_code", 1) for s in result.stages if s.status.value == "failed"]
-        return EXIT_USAGE if codes and all(c == 2 for c in codes) else EXIT_FAILED
-    return EXIT_OK
-
-
-def _finish(result: RunResult, output: str, *, exit_now: bool = True, show_secret: bool = False) -> int:
-    from . import render_text
-    if output == "json":
-        _json(result.to_dict())
-    else:
-        click.echo(render_text.result(result, color=_color(), show_secret=show_secret,
-                                      terminal=sys.stdout.isatty()))
-    # a one-time password is shown once, on a terminal, never into a pipe or a file: on stderr
-    # when the report went elsewhere (JSON, `| tee`) but a person is still watching
-    if (output == "json" or not sys.stdout.isatty()) and sys.stderr.isatty():
-        for line in render_text.one_time_passwords(result):
-            click.echo(line, err=True)
-    code = _exit_code(result)
-    if exit_now:
-        sys.exit(code)
-    return code
-
-
 def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    output = requested_output(args)
     try:
-        cli.main(args=argv, prog_name="psrunner", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        cli.main(args=args, prog_name="psrunner", standalone_mode=False)
+    except click.exceptions.Abort as e:
+        fail(e, EXIT_INTERRUPTED, output, lambda: click.echo("aborted", err=True))
     except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE)
+        fail(InputError(e.format_message(), hint="see `psrunner COMMAND --help`"), EXIT_USAGE, output, e.show)
     except RunnerError as e:
         from .secrets import redact
-        click.echo(f"error: {redact(str(e))}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        text = f"error: {redact(str(e))}"
+        fail(e, e.exit_code, output, lambda: click.echo(text, err=True))
+    except KeyboardInterrupt as e:
+        fail(e, EXIT_INTERRUPTED, output, lambda: click.echo("interrupted", err=True))
     sys.exit(EXIT_OK)
 
 

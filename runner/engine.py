@@ -8,8 +8,6 @@ events go to the run directory as they happen, so a crash leaves a readable trai
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -22,13 +20,14 @@ from .conditions import evaluate_condition
 from .errors import InputError, RunnerError, StageTimeout
 from .locks import TargetLocks
 from .refs import resolve_value
+from .refusals import KnownRefusals, settle
 from .registry import KINDS, Connector, TargetEnv, open_target, stage_kind, target_lock_keys
-from .results import Outcome, RunResult, RunStatus, StageResult, Status, timestamp
+from .results import Outcome, RunResult, RunStatus, StageResult, Status, error_message, error_record, timestamp
 from .runbook import Runbook, Stage
 from .rundir import RunDir
-from .secrets import Secret, redact
+from .secrets import redact
 from .user_terms import Terms
-from .values import Unknown
+from .values import Unknown, inputs_digest
 
 log = logging.getLogger("psrunner.engine")
 
@@ -42,13 +41,16 @@ ConnectorOpener = Callable[[str, dict[str, Any], TargetEnv], Connector]
 
 @dataclass
 class Options:
-    mode: str = "plan"                       # "plan" | "run"
+    mode: str = "plan"                       # "plan" | "check" (a plan, recorded as such) | "run"
     state_dir: Path | None = None
     interactive: bool = False
     on_event: EventSink | None = None
     opener: ConnectorOpener = open_target
     default_timeout: float = DEFAULT_TIMEOUT
     extra_metrics: Callable[[], dict[str, Any]] | None = None
+    # time.monotonic() by which the whole run must end (a fleet's per-target deadline): no
+    # stage's deadline lies past it, and a stage not started by then is not started
+    deadline: float | None = None
 
 
 class RunningStage:
@@ -210,7 +212,7 @@ class Engine:
             self._record_rest("not run: the run was interrupted")
         except BaseException as e:
             # a lock held by another run, or a bug: the run directory still says how it ended
-            res.error = _error_dict(e)
+            res.error = error_record(e)
             self._finish(RunStatus.FAILED)
             raise
         finally:
@@ -295,7 +297,7 @@ class Engine:
         for s in self.result.stages:
             stages[s.id] = {"outputs": s.outputs, "status": s.status.value, "changed": s.changed,
                             "diff": s.diff}
-        plan = self.opts.mode == "plan"
+        plan = self.opts.mode != "run"
 
         def missing(ref: str) -> Any:
             parts = ref.split(".")
@@ -332,7 +334,7 @@ class Engine:
             return self._failed_early(stage, e)
         if KINDS[stage.kind].uses_template:
             inputs = {**inputs, "template": stage.template, "vars": stage.vars}
-        digest = inputs_digest(stage, inputs)
+        digest = inputs_digest(stage.kind, stage.template, inputs)
 
         prev = self.previous.stage(stage.id) if self.previous else None
         if prev is not None and prev.status in DONE and prev.inputs_digest == digest:
@@ -343,6 +345,12 @@ class Engine:
 
         timeout = stage.timeout or self.opts.default_timeout
         deadline = time.monotonic() + timeout
+        if self.opts.deadline is not None:
+            if time.monotonic() >= self.opts.deadline:
+                return self._failed_early(stage, StageTimeout(
+                    "not started: the run's deadline had passed",
+                    hint="give the target more time (the fleet's --deadline), or look at what made it slow"))
+            deadline = min(deadline, self.opts.deadline)
         ctx = RunningStage(self, stage, deadline)
         started, t0 = timestamp(), time.monotonic()
         self.event("stage.start", stage.id, title=stage.title, kind=stage.kind, timeout=timeout,
@@ -393,7 +401,7 @@ class Engine:
             err = StageTimeout(f"stage {stage.id} did not finish within {timeout:g} s; remote work was asked to stop",
                                hint="raise the stage's timeout in the runbook, or check the host/tenant is responsive",
                                timeout=timeout)
-            return StageResult(status=Status.FAILED, error=_error_dict(err), messages=[err.message], **base)
+            return StageResult(status=Status.FAILED, error=error_record(err), messages=[err.message], **base)
         if "error" in box:
             e = box["error"]
             if isinstance(e, KeyboardInterrupt):  # pragma: no cover - only the main thread gets these
@@ -402,49 +410,29 @@ class Engine:
                 e = Terms(self.runbook, stage=stage).restate(e)
             if not isinstance(e, RunnerError):
                 log.debug("stage %s crashed:\n%s", stage.id, redact(box.get("tb", "")))
-            return StageResult(status=Status.FAILED, error=_error_dict(e),
-                               messages=[redact(_message(e))], **base)
+            return StageResult(status=Status.FAILED, error=error_record(e),
+                               messages=[redact(error_message(e))], **base)
         out: Outcome = box.get("outcome") or Outcome()
         if not isinstance(out, Outcome):  # pragma: no cover - a kind bug
             return StageResult(status=Status.FAILED, error={"type": "TypeError", "message":
                                f"stage kind {stage.kind} returned {type(out).__name__}, not an Outcome"}, **base)
         status = out.status or (Status.CHANGED if out.changed else Status.OK)
         diff = {} if out.before is None and out.after is None else {"before": out.before, "after": out.after}
-        return StageResult(status=status, changed=bool(out.changed), outputs=out.outputs, diff=diff,
-                           messages=list(out.messages), warnings=list(out.warnings),
-                           streams=out.streams, action=out.action, error=out.error, **base)
+        sr = StageResult(status=status, changed=bool(out.changed), outputs=out.outputs, diff=diff,
+                         messages=list(out.messages), warnings=list(out.warnings),
+                         streams=out.streams, action=out.action, error=out.error,
+                         refusals=list(out.refusals), **base)
+        if sr.refusals or (self.opts.mode != "run" and sr.changed):
+            settle(sr, KnownRefusals(self.run_dir.state_dir, self._refusal_key(stage)),
+                   run_id=self.run_dir.run_id, planning=self.opts.mode != "run")
+        return sr
+
+    def _refusal_key(self, stage: Stage) -> str:
+        """Whose refusals a stage's are: its target's (by lock key), or the runbook's."""
+        return self.target_keys(stage.target)[0] if stage.target else f"local:{self.runbook.name}"
 
     def _failed_early(self, stage: Stage, e: RunnerError) -> StageResult:
         e = Terms(self.runbook, stage=stage).restate(e)
         now = timestamp()
         return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
-                           messages=[redact(_message(e))], error=_error_dict(e), started=now, finished=now)
-
-
-def _message(e: BaseException) -> str:
-    return str(e) if isinstance(e, RunnerError) else f"{type(e).__name__}: {e}"
-
-
-def _error_dict(e: BaseException) -> dict[str, Any]:
-    if isinstance(e, RunnerError):
-        d = e.to_dict()
-        d["exit_code"] = e.exit_code
-    else:
-        d = {"type": type(e).__name__, "message": str(e), "exit_code": 1}
-    return json.loads(redact(json.dumps(d, default=str)))
-
-
-def inputs_digest(stage: Stage, inputs: dict[str, Any]) -> str:
-    def norm(v: Any) -> Any:
-        if isinstance(v, Secret):
-            return f"secret:{v.name}"
-        if isinstance(v, Unknown):
-            return repr(v)
-        if isinstance(v, dict):
-            return {str(k): norm(x) for k, x in sorted(v.items())}
-        if isinstance(v, (list, tuple)):
-            return [norm(x) for x in v]
-        return v
-    blob = json.dumps({"kind": stage.kind, "template": stage.template, "inputs": norm(inputs)},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+                           messages=[redact(error_message(e))], error=error_record(e), started=now, finished=now)

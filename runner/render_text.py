@@ -29,7 +29,8 @@ COLOURS = {Status.OK: "green", Status.CHANGED: "yellow", Status.FAILED: "red",
 
 
 def label(mode: str, status: Status) -> str:
-    return LABEL.get((mode, status), status.value)
+    """A stage status as a person reads it: a check speaks like a plan (`would change`)."""
+    return LABEL.get(("run" if mode == "run" else "plan", status), status.value)
 
 
 def _style(text: str, status: Status, color: bool) -> str:
@@ -127,7 +128,7 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False, te
     """The report of a run. `show_secret` adds a new client secret (asked for with --show-secret);
     `terminal` (a person is reading, not a pipe or a log) shows a one-time password once."""
     mode = res.mode
-    head = "Plan" if mode == "plan" else "Run"
+    head = {"plan": "Plan", "check": "Check"}.get(mode, "Run")
     lines = [f"{head} {res.run_id} of {res.runbook}: {res.status.value}"]
     if res.headline:
         lines.insert(0, res.headline)
@@ -146,6 +147,9 @@ def result(res: RunResult, *, color: bool = False, show_secret: bool = False, te
                     if s.kind == "report.handoff" and isinstance(s.outputs.get("handoff"), dict)), None)
     if handoff:
         lines += ["", *handoff_text(handoff, show_secret=show_secret)]
+    if res.refusals:
+        lines += ["", "Refused by the platform for good (not drift: `check --strict` counts them):"]
+        lines += ["  " + ln for ln in refusal_lines(res)]
     actions = [s for s in res.stages if s.action]
     if actions:
         lines += ["", "Action required (a person must finish these):"]
@@ -225,6 +229,20 @@ def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:
         refused = sp.get("refused") or {}
         for name in sorted(refused):
             out.append(f"    refused by the platform: {name}: {refused[name]}")
+    return out
+
+
+def refusal_lines(res: RunResult) -> list[str]:
+    """Each refusal: what was asked, since when the platform refuses it, which run met it
+    first, why, and how to stop asking."""
+    out = []
+    for stage_id, r in res.refusals:
+        wanted = str(r.wanted).lower() if isinstance(r.wanted, bool) else r.wanted
+        first = f"; first met by run {r.first_run}" if r.first_run and r.first_run != res.run_id else ""
+        out.append(f"{r.item} = {wanted} ({stage_id}): refused since {r.since or '?'}{first}")
+        out.append(f"  {r.reason}")
+        if r.fix:
+            out.append(f"  {r.fix}")
     return out
 
 

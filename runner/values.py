@@ -243,3 +243,23 @@ def coerce(spec: ValueSpec, value: Any) -> Any:
         except InputError as e:
             raise bad(e.message, hint) from None
     return value
+
+
+def inputs_digest(kind: str, template: str | None, inputs: dict[str, Any]) -> str:
+    """What a stage was asked to do, as a short hash (resume repeats a stage whose inputs
+    changed): secrets by name, values known after apply by reference, never a secret value."""
+    import hashlib
+    import json
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, Secret):
+            return f"secret:{v.name}"
+        if isinstance(v, Unknown):
+            return repr(v)
+        if isinstance(v, dict):
+            return {str(k): norm(x) for k, x in sorted(v.items())}
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        return v
+    blob = json.dumps({"kind": kind, "template": template, "inputs": norm(inputs)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

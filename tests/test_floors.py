@@ -25,7 +25,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "language": (("runner.refs", "runner.conditions", "runner.registry", "runner.powershell.templates",
                   "runner.powershell.param_block", "runner.powershell.quoting"),
                  ("foundation", "values")),
-    "records": (("runner.rundir", "runner.locks"), ("foundation", "values")),
+    "records": (("runner.rundir", "runner.locks", "runner.refusals"), ("foundation", "values")),
     "runbook": (("runner.runbook", "runner.runbook_loader", "runner.params", "runner.catalog",
                  "runner.user_terms"),
                 ("foundation", "values", "language")),
@@ -34,7 +34,8 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stages": (("runner.stages", "runner.stages."),
                ("foundation", "values", "language", "records", "runbook", "transports")),
     "engine": (("runner.engine",), ("foundation", "values", "language", "records", "runbook")),
-    "front": (("runner.api", "runner.cli", "runner.render_text", "runner.executor", "runner.portal", "runner.portal.",
+    "front": (("runner.api", "runner.cli", "runner.cli_common", "runner.render_text", "runner.outputs",
+               "runner.executor", "runner.portal", "runner.portal.",
                "runner.sim."),
               ("foundation", "values", "language", "records", "runbook", "transports", "stages", "engine")),
 }

@@ -10,10 +10,18 @@ hashtables) and nothing else:
     status    ok | changed | action-required | failed | refused   (optional; overrides `changed`)
     action    for action-required: what a person must do (url, steps, ...)
     reason    why it failed, was refused or needs a person
+    refusals  changes the platform refuses for good: a hashtable of item name ->
+              @{ wanted = <the value asked for>; reason = '...'; since = 'YYYY-MM-DD' (optional) }
 
-`refused` is the host's own policy check declining the request before any change (an
-account outside the allowed OUs, a protected account: JEA's lesson, the host decides): the
-stage fails with exit code 2, like any input psrunner itself refuses, and `reason` says why.
+Two different refusals, kept apart on purpose:
+- `status = 'refused'` is the host's own policy check declining the request before any
+  change (an account outside the allowed OUs, a protected account: JEA's lesson, the host
+  decides): the stage fails with exit code 2, like any input psrunner itself refuses, and
+  `reason` says why.
+- `refusals` is the platform answering a change it will never make again (a setting it no
+  longer allows): asking again cannot help, so it is no failure, no change and no drift
+  (runner.results.Refusal). The rest of the result stands as it is: `after` holds what the
+  platform kept, `changed` says whether anything else changed.
 
 `check_result` holds the session to it (anything else fails the invocation with a message
 that says what was wrong); `decide_failure` decides whether an invocation failed, which is
@@ -27,29 +35,48 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..results import Outcome, Status
+from ..results import Outcome, Refusal, Status
 from ..secrets import redact
 from .failures import ErrorRecordInfo
 from .serialize import ComplexObject, from_psrp
 
-RESULT_KEYS = frozenset({"changed", "before", "after", "data", "messages", "status", "action", "reason"})
+RESULT_KEYS = frozenset({"changed", "before", "after", "data", "messages", "status", "action", "reason",
+                         "refusals"})
 RESULT_STATUSES = frozenset({"ok", "changed", "action-required", "failed", "refused"})
 
 
 def template_result(*, changed: bool, before: Any = None, after: Any = None, data: Any = None,
                     messages: list[str] | tuple[str, ...] = (), status: str | None = None,
-                    action: dict[str, Any] | None = None, reason: str | None = None) -> dict[str, Any]:
+                    action: dict[str, Any] | None = None, reason: str | None = None,
+                    refusals: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The result hashtable a template emits, as a dict (for the simulator's twins)."""
     if not isinstance(changed, bool):
         raise TypeError(f"changed must be a bool, not {changed!r}")
     if status is not None and status not in RESULT_STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(sorted(RESULT_STATUSES))}")
+    problem = _refusals_problem(refusals)
+    if problem:
+        raise ValueError(problem)
     result: dict[str, Any] = {"changed": changed, "before": before, "after": after, "data": data,
                               "messages": list(messages)}
-    for key, value in (("status", status), ("action", action), ("reason", reason)):
+    for key, value in (("status", status), ("action", action), ("reason", reason), ("refusals", refusals)):
         if value is not None:
             result[key] = value
     return result
+
+
+def _refusals_problem(refusals: Any) -> str | None:
+    """What is wrong with a result's `refusals`, or None."""
+    if refusals is None:
+        return None
+    if not isinstance(refusals, dict):
+        return "the result 'refusals' must be a hashtable of item name -> @{ wanted; reason; since }"
+    for name, r in refusals.items():
+        if not isinstance(r, dict) or "wanted" not in r or not isinstance(r.get("reason"), str) \
+                or not isinstance(r.get("since", ""), (str, type(None))):
+            return (f"the result 'refusals' entry {name!r} must be a hashtable with 'wanted', a 'reason' "
+                    f"string and an optional 'since' date")
+    return None
 
 
 @dataclass
@@ -96,6 +123,9 @@ def check_result(output: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
     status = result.get("status")
     if status is not None and status not in RESULT_STATUSES:
         return None, f"the result status {status!r} is not one of {', '.join(sorted(RESULT_STATUSES))}"
+    problem = _refusals_problem(result.get("refusals"))
+    if problem:
+        return None, problem
     msgs = result.get("messages")
     if msgs is None:
         result["messages"] = []
@@ -158,8 +188,8 @@ def decide_failure(inv: Invocation, problem: str | None) -> None:
 
 def outcome_from(inv: Invocation, *, label: str) -> Outcome:
     """What a stage reports for an invocation: the result's changed, before/after, data as
-    outputs, messages and status (action-required with its action); a failed invocation is a
-    failed stage with the error records."""
+    outputs, messages, refusals and status (action-required with its action); a failed
+    invocation is a failed stage with the error records."""
     result = inv.result or {}
     data = result.get("data")
     outputs = data if isinstance(data, dict) else ({} if data is None else {"data": data})
@@ -172,6 +202,9 @@ def outcome_from(inv: Invocation, *, label: str) -> Outcome:
         warnings=list(inv.streams.get("warning", [])),
         streams=dict(inv.streams),
     )
+    out.refusals = [Refusal(item=str(name), wanted=r.get("wanted"), reason=redact(str(r.get("reason"))),
+                            since=r.get("since") or None)
+                    for name, r in sorted((result.get("refusals") or {}).items())]
     if result.get("status") == "refused" and not inv.failed:
         out.status = Status.FAILED
         out.error = {"type": "Refused", "message": redact(str(result.get("reason") or f"{label} refused")),

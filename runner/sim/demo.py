@@ -110,13 +110,10 @@ def admin_follows_actions(result: RunResult, world: Any, values: dict[str, Any])
     accept the tenant's value for a setting the platform refuses, and complete the
     appinv.aspx hand-off. Returns what was done, in words."""
     done = []
-    settings = result.stage("spo-settings")
-    if settings is not None and settings.status == Status.ACTION_REQUIRED:
-        refused = settings.outputs.get("refused") or {}
-        if "LegacyAuthProtocolsEnabled" in refused:
-            values["legacy_auth"] = False
-            done.append("== the admin accepts that the platform refuses LegacyAuthProtocolsEnabled = True "
-                        "(IDCRL is blocked for good) and runs from now on with -p legacy_auth=false")
+    if any(r.item == "LegacyAuthProtocolsEnabled" for _, r in result.refusals):
+        values["legacy_auth"] = False
+        done.append("== the admin accepts that the platform refuses LegacyAuthProtocolsEnabled = True "
+                    "(IDCRL is blocked for good) and runs from now on with -p legacy_auth=false")
     app_id = (result.stage("application").outputs if result.stage("application") else {}).get("app_id")
     grant = result.stage("appinv-grant")
     if app_id and grant is not None and grant.status == Status.ACTION_REQUIRED:

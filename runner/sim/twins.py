@@ -345,20 +345,16 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
         after = {n: (desired[n] if n in pending else bool(getattr(sp, TENANT_ATTR[n]))) for n in TENANT_SETTINGS}
     data = {"admin_url": admin_url, "desired": desired, "converged": converged,
             "pending": pending, "refused": refused, "module_installed": True}
-    if not refused:
-        return TwinOutput(template_result(changed=changed, before=before, after=after, data=data, messages=messages),
-                          warnings=warnings)
-    steps = [f"{k}: {refused[k]}" for k in sorted(refused)]
-    if "LegacyAuthProtocolsEnabled" in refused:
-        steps.append("IDCRL legacy sign-in is blocked for good since 2026-05-01: have the application that "
-                     "needed it sign in with modern authentication (an Entra app with a certificate and the "
-                     "SharePoint Sites.FullControl.All application permission).")
-    steps.append("Then stop asking for the refused value: set the desired value to what the tenant reports "
-                 "and run again.")
-    return TwinOutput(template_result(
-        changed=changed, before=before, after=after, data=data, messages=messages, status="action-required",
-        reason=" ".join(f"{k}: {refused[k]}" for k in sorted(refused)),
-        action={"refused": refused, "converged": converged, "steps": steps}), warnings=warnings)
+    refusals: dict[str, dict[str, Any]] = {}
+    for name in sorted(refused):
+        entry: dict[str, Any] = {"wanted": desired[name], "reason": refused[name]}
+        if name == "LegacyAuthProtocolsEnabled" and desired[name]:
+            entry["since"] = "2026-05-01"
+            entry["reason"] += (" IDCRL legacy sign-in is blocked for good: whatever needed it signs in with "
+                                "modern authentication (an Entra app with a certificate).")
+        refusals[name] = entry
+    return TwinOutput(template_result(changed=changed, before=before, after=after, data=data, messages=messages,
+                                      refusals=refusals or None), warnings=warnings)
 
 
 # --------------------------------------------------------------------------- sharepoint/appinv_verify

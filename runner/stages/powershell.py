@@ -97,26 +97,24 @@ def template(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     params["Apply"] = bool(ctx.apply)
     inv = invoke(ctx, rendered.text, params, secure=secure, label=template_id)
     out = outcome_from(inv, label=template_id)
-    _name_params_of_refused(ctx, out)
+    _name_params_of_refusals(ctx, out)
     return out
 
 
-def _name_params_of_refused(ctx: StageContext, out: Outcome) -> None:
-    """A refused setting's action ends with "stop asking for the refused value"; say which
-    runbook parameter that is and what to set it to, so nobody has to read the runbook."""
-    refused = out.outputs.get("refused") if isinstance(out.outputs, dict) else None
+def _name_params_of_refusals(ctx: StageContext, out: Outcome) -> None:
+    """A refusal stops coming back once the runbook stops asking for the refused value: say
+    which runbook parameter asks for it and what the platform keeps, so nobody has to read
+    the runbook."""
     raw = ctx.stage.inputs
-    if out.action is None or not isinstance(refused, dict) or not isinstance(raw, dict):
+    after = out.after if isinstance(out.after, dict) else {}
+    if not isinstance(raw, dict):
         return
-    reported = {**(out.before or {}), **(out.after or {})} if isinstance(out.after, dict) else {}
-    for name in sorted(refused):
-        m = REF_RE.fullmatch(str(raw.get(name, "")).strip())
-        if m and m.group(1).startswith("params.") and name in reported:
-            value = reported[name]
+    for r in out.refusals:
+        m = REF_RE.fullmatch(str(raw.get(r.item, "")).strip())
+        if m and m.group(1).startswith("params.") and r.item in after:
+            value = after[r.item]
             shown = str(value).lower() if isinstance(value, bool) else value
-            out.action.setdefault("steps", []).append(
-                f"With psrunner: accept the tenant's value for {name} by running with "
-                f"-p {m.group(1)[len('params.'):]}={shown}")
+            r.fix = f"to stop asking, accept the value the platform keeps: -p {m.group(1)[len('params.'):]}={shown}"
 
 
 __all__ = ["invoke", "template", "template_parameters"]

@@ -34,16 +34,18 @@ def test_plan_run_rerun_through_the_cli(lab):
     assert {s["id"]: s["status"] for s in plan["stages"]}["application"] == "changed"
 
     r = psrunner("run", RUNBOOK, *args, "--yes", "-o", "json", "-q", env=env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr                                 # done, but a person must act
     first = json.loads(r.stdout)
     by_id = {s["id"]: s for s in first["stages"]}
     assert first["status"] == "action-required"
     assert by_id["appinv-grant"]["status"] == "action-required"        # no API: a person's hand-off
-    # the platform refuses LegacyAuthProtocolsEnabled = true: reported, not a crash, not success
-    assert by_id["spo-settings"]["status"] == "action-required"
+    # the platform refuses LegacyAuthProtocolsEnabled = true: reported with its date, not a crash,
+    # not a success, and nothing a person can do but stop asking
+    assert by_id["spo-settings"]["status"] == "changed"
     assert set(by_id["spo-settings"]["outputs"]["refused"]) == {"LegacyAuthProtocolsEnabled"}
-    assert by_id["spo-settings"]["action"]["steps"][-1] == (
-        "With psrunner: accept the tenant's value for LegacyAuthProtocolsEnabled by running with -p legacy_auth=false")
+    (refusal,) = by_id["spo-settings"]["refusals"]
+    assert refusal["since"] == "2026-05-01" and refusal["first_run"] == first["run_id"]
+    assert refusal["fix"] == "to stop asking, accept the value the platform keeps: -p legacy_auth=false"
     assert by_id["appinv-grant"]["action"]["url"] == "https://contoso-admin.sharepoint.com/_layouts/15/appinv.aspx"
     (app,) = apps_named(tenant, "m365-backup-access")
     sp = tenant.state.sp_by_app_id(app["appId"])
@@ -72,7 +74,7 @@ def test_human_report_names_the_handoff_and_the_notices(lab):
     world, tenant, host, args, env, _ = lab
     # --show-secret prints the secret on a terminal only; here stdout is a pipe
     r = psrunner("run", RUNBOOK, *args, "--yes", "--show-secret", env=env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr                  # done, and the appinv hand-off waits for a person
     out = r.stdout
     assert 'Hand-off (for "Add Microsoft 365 Organization Manually"):' in out
     assert "Application (client) ID" in out and "Directory (tenant) ID" in out
@@ -115,14 +117,14 @@ def test_interrupted_run_resumes_without_repeating_done_stages(lab):
     r = psrunner("resume", run_dir.name, "-q", env=env)
     assert r.returncode == 2 and "run again with --yes" in r.stderr
     r = psrunner("resume", run_dir.name, "--yes", "-o", "json", "-q", env=env)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr                  # done, and the appinv hand-off waits for a person
     resumed = json.loads(r.stdout)
     assert resumed["run_id"] == run_dir.name and resumed["resumed_from"] == run_dir.name
     by_id = {s["id"]: s for s in resumed["stages"]}
     for done in ("application", "service-principal", "consent", "secret", "certificate"):
         assert by_id[done]["messages"][-1].endswith("not repeated on resume"), done
     assert by_id["spo-module"]["status"] == "changed"
-    assert by_id["spo-settings"]["status"] == "action-required"      # the refusal, as in any first run
+    assert by_id["spo-settings"]["refusals"][0]["item"] == "LegacyAuthProtocolsEnabled"  # as in any first run
     assert tenant.requests.snapshot()["writes"] == writes          # no Graph stage was repeated
     assert len(apps_named(tenant, "m365-backup-access")) == 1
 

@@ -138,13 +138,14 @@ def test_tenant_settings_refusal_is_reported_per_setting(sim, conn):
     sim.state.modules[SPO] = "16.0.26712.12000"
     out, _ = run_stage(ps_stages.template, conn, spo_inputs(LegacyAuthProtocolsEnabled=True,
                                                          DisableCustomAppAuthentication=False), apply=True)
-    # not a crash (no error), not a success: a person decides what to do instead
-    assert out.status is Status.ACTION_REQUIRED and out.changed is True and out.error is None
+    # not a crash (no error), not a success, not a person's task: a refusal for good, dated
+    assert out.status is None and out.changed is True and out.error is None and out.action is None
     assert out.outputs["converged"] == ["DisableCustomAppAuthentication"]
     assert set(out.outputs["refused"]) == {"LegacyAuthProtocolsEnabled"}
-    assert "LegacyAuthProtocolsEnabled" in out.action["reason"] and "ignores" in out.action["reason"]
-    assert set(out.action["refused"]) == {"LegacyAuthProtocolsEnabled"}
-    assert any("modern authentication" in step for step in out.action["steps"])
+    (refusal,) = out.refusals
+    assert (refusal.item, refusal.wanted, refusal.since) == ("LegacyAuthProtocolsEnabled", True, "2026-05-01")
+    assert "ignores" in refusal.reason and "modern authentication" in refusal.reason
+    assert refusal.fix is None               # the inputs here are values, not runbook parameters
     assert sim.world.sharepoint.disable_custom_app_authentication is False
     assert sim.world.sharepoint.legacy_auth_protocols_enabled is False
 

@@ -191,16 +191,20 @@ def test_tenant_settings_plan_apply_reapply_with_a_refusal(state, world):
     r = applied.result
     assert world.sharepoint.disable_custom_app_authentication is False
     assert world.sharepoint.legacy_auth_protocols_enabled is False          # refused: blocked since 2026-05-01
-    assert r["changed"] is True and r["status"] == "action-required"
-    assert r["action"]["refused"] == r["data"]["refused"] and any("2026-05-01" in x for x in r["action"]["steps"])
+    assert r["changed"] is True and "status" not in r and "action" not in r
+    assert r["refusals"] == {"LegacyAuthProtocolsEnabled": {
+        "wanted": True, "since": "2026-05-01", "reason": r["data"]["refused"]["LegacyAuthProtocolsEnabled"]
+        + " IDCRL legacy sign-in is blocked for good: whatever needed it signs in with modern authentication "
+          "(an Entra app with a certificate)."}}
     assert r["data"]["converged"] == ["DisableCustomAppAuthentication"]
     assert list(r["data"]["refused"]) == ["LegacyAuthProtocolsEnabled"]
-    assert "still reports False" in r["reason"]
+    assert "still reports False" in r["refusals"]["LegacyAuthProtocolsEnabled"]["reason"]
     assert r["before"] == {"LegacyAuthProtocolsEnabled": False, "DisableCustomAppAuthentication": True}
     assert r["after"] == {"LegacyAuthProtocolsEnabled": False, "DisableCustomAppAuthentication": False}
 
     again = twins.spo_tenant_settings(state, world, settings_params(state, True, **desired))
-    assert again.result["changed"] is False and again.result["status"] == "action-required"
+    assert again.result["changed"] is False and "status" not in again.result
+    assert list(again.result["refusals"]) == ["LegacyAuthProtocolsEnabled"]      # the platform says no again
 
 
 def test_tenant_settings_converge_when_the_platform_allows(state, world):
