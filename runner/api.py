@@ -9,6 +9,7 @@ can call them directly.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -17,8 +18,11 @@ from .errors import InputError
 from .params import Prompt, check_before_run, resolve_params
 from .registry import open_target
 from .results import RunResult
+from .retention import Removed, default_keep_checks, keep_newest, kind_of, parse_age, prune
 from .rundir import RunDir, default_state_dir, list_runs
 from .runbook import Runbook
+
+log = logging.getLogger("psrunner.api")
 
 if TYPE_CHECKING:       # the engine is imported when something runs: `list` and `show` start faster
     from .engine import EventSink
@@ -43,7 +47,8 @@ def load_runbook(name_or_path: str, runbook_dirs: Sequence[str | Path] = ()) -> 
 def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path | None,
              secret_sources: dict[str, str] | None, on_event: EventSink | None,
              interactive: bool, opener=None, run_dir: RunDir | None = None,
-             previous: RunResult | None = None, extra_metrics=None) -> RunResult:
+             previous: RunResult | None = None, extra_metrics=None, keep: int | None = None,
+             deadline: float | None = None) -> RunResult:
     from .engine import Engine, Options
     if opener is None:
         # bad target settings (a sign-in without its secret, a CA bundle that is not PEM...) and
@@ -53,42 +58,64 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
     sd = Path(state_dir) if state_dir else default_state_dir()
     rd = run_dir or RunDir.create(sd, rb.name)
     opts = Options(mode=mode, state_dir=sd, interactive=interactive, on_event=on_event,
-                   opener=opener or open_target, extra_metrics=extra_metrics)
-    return Engine(rb, params, rd, opts, secret_sources=secret_sources, previous=previous).execute()
+                   opener=opener or open_target, extra_metrics=extra_metrics, deadline=deadline)
+    result = Engine(rb, params, rd, opts, secret_sources=secret_sources, previous=previous).execute()
+    _retain(rd, mode, keep)
+    return result
+
+
+def _retain(rd: RunDir, mode: str, keep: int | None) -> None:
+    """Keep the newest `keep` runs of this kind (runbook, targets, mode); checks keep
+    retention.default_keep_checks() unless told otherwise. A run never fails for it."""
+    n = keep if keep is not None else (default_keep_checks() if mode == "check" else None)
+    if n is None:
+        return
+    try:
+        removed = keep_newest(rd.state_dir, kind_of(rd.read_info()), n, spare=rd.run_id)
+    except OSError as e:
+        log.warning("could not remove older runs from %s: %s", rd.state_dir / "runs", e)
+        return
+    if removed:
+        log.info("removed %d older %s run(s) of %s, keeping the newest %d", len(removed), mode, removed[0].runbook, n)
 
 
 def plan(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
          on_event: EventSink | None = None, interactive: bool = False, opener=None,
          secret_sources: dict[str, str] | None = None, extra_metrics=None,
-         run_dir: RunDir | None = None) -> RunResult:
+         run_dir: RunDir | None = None, keep: int | None = None, deadline: float | None = None) -> RunResult:
     """Read the world and report what would change. Changes nothing.
 
     `run_dir` (made with `new_run_dir`) lets a caller know the run's id before it starts,
-    as the portal does to show its progress."""
+    as the portal does to show its progress. `keep`: afterwards keep only the newest N runs
+    of this runbook, targets and mode (runner.retention). `deadline`: a time.monotonic() by
+    which the run ends, stages cut short at it (a fleet's per-target deadline). The same
+    for `check` and `run`."""
     return _execute(rb, params, "plan", state_dir=state_dir, secret_sources=secret_sources,
                     on_event=on_event, interactive=interactive, opener=opener,
-                    extra_metrics=extra_metrics, run_dir=run_dir)
+                    extra_metrics=extra_metrics, run_dir=run_dir, keep=keep, deadline=deadline)
 
 
 def check(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
           on_event: EventSink | None = None, interactive: bool = False, opener=None,
           secret_sources: dict[str, str] | None = None, extra_metrics=None,
-          run_dir: RunDir | None = None) -> RunResult:
+          run_dir: RunDir | None = None, keep: int | None = None, deadline: float | None = None) -> RunResult:
     """A plan recorded as a check: is everything in place? Changes nothing; the result's
-    `exit_code()` says 0 in place, 3 drift, 4 a person must act (runner.results)."""
+    `exit_code()` says 0 in place, 3 drift, 4 a person must act (runner.results). Keeps the
+    newest retention.default_keep_checks() checks of this runbook and targets unless `keep`."""
     return _execute(rb, params, "check", state_dir=state_dir, secret_sources=secret_sources,
                     on_event=on_event, interactive=interactive, opener=opener,
-                    extra_metrics=extra_metrics, run_dir=run_dir)
+                    extra_metrics=extra_metrics, run_dir=run_dir, keep=keep, deadline=deadline)
 
 
 def run(rb: Runbook, params: dict[str, Any], *, state_dir: Path | None = None,
         on_event: EventSink | None = None, interactive: bool = False, opener=None,
         secret_sources: dict[str, str] | None = None, extra_metrics=None,
-        run_dir: RunDir | None = None) -> RunResult:
-    """Check each stage's state and change what differs (`run_dir`: as for `plan`)."""
+        run_dir: RunDir | None = None, keep: int | None = None, deadline: float | None = None) -> RunResult:
+    """Check each stage's state and change what differs (`run_dir`, `keep`, `deadline`: as
+    for `plan`)."""
     return _execute(rb, params, "run", state_dir=state_dir, secret_sources=secret_sources,
                     on_event=on_event, interactive=interactive, opener=opener,
-                    extra_metrics=extra_metrics, run_dir=run_dir)
+                    extra_metrics=extra_metrics, run_dir=run_dir, keep=keep, deadline=deadline)
 
 
 def new_run_dir(rb: Runbook, state_dir: Path | None = None) -> RunDir:
@@ -150,5 +177,12 @@ def runs(state_dir: Path | None = None) -> list[dict[str, Any]]:
     return list_runs(Path(state_dir) if state_dir else default_state_dir())
 
 
-__all__ = ["catalog", "check", "list_runbooks", "load_run", "load_runbook", "new_run_dir", "plan", "render",
-           "resolve_params", "resume", "run", "runs"]
+def prune_runs(older_than: str, state_dir: Path | None = None, *, dry_run: bool = False) -> list[Removed]:
+    """Remove the finished runs started more than `older_than` ('30d', '12h') ago; never a
+    run under way, never private files (runner.retention). Returns what was removed."""
+    return prune(Path(state_dir) if state_dir else default_state_dir(), older_than=parse_age(older_than),
+                 dry_run=dry_run)
+
+
+__all__ = ["catalog", "check", "list_runbooks", "load_run", "load_runbook", "new_run_dir", "plan", "prune_runs",
+           "render", "resolve_params", "resume", "run", "runs"]

@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .cli_common import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exit_status, fail, finish,
-                         gather_params, is_interactive, output_option, param_options, print_json, progress_sink,
+                         gather_params, is_interactive, keep_option, output_option, param_options, print_json, progress_sink,
                          report_output_option, requested_output, runbooks_option, setup_logging, state_option,
                          state_option_again, use_color, verbosity, yes_option)
 from .errors import InputError, RunnerError
@@ -68,12 +68,12 @@ def show(runbook: str, runbook_dirs: tuple[Path, ...], output: str) -> None:
 
 
 def _run_common(f):
-    for deco in (param_options, runbooks_option, state_option, report_output_option, verbosity):
+    for deco in (param_options, runbooks_option, state_option, keep_option, report_output_option, verbosity):
         f = deco(f)
     return click.argument("runbook")(f)
 
 
-def _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
+def _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, keep, output, verbose,
           quiet, mode: str = "plan") -> RunResult:
     setup_logging(verbose, quiet)
     from .api import check as api_check, load_runbook, plan as api_plan
@@ -81,15 +81,16 @@ def _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, o
     values, sources = gather_params(rb, params, params_file, secret_files)
     return (api_check if mode == "check" else api_plan)(
         rb, values, state_dir=state_dir, secret_sources=sources, on_event=progress_sink(output, quiet),
-        interactive=is_interactive())
+        interactive=is_interactive(), keep=keep)
 
 
 @cli.command()
 @_run_common
-def plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet) -> None:
+def plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, keep, output, verbose,
+         quiet) -> None:
     """Show what a run would change, changing nothing."""
-    finish(_plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
-                  quiet), output)
+    finish(_plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, keep, output, verbose,
+                 quiet), output)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -98,11 +99,11 @@ def plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, ou
               help="count what the platform refuses for good as drift too (by default it is reported, "
                    "not counted)")
 @click.option("--summary", is_flag=True, help="print one line instead of the report (human output)")
-def check(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet, strict,
-          summary) -> None:
+def check(runbook, params, params_file, secret_files, runbook_dirs, state_dir, keep, output, verbose, quiet,
+          strict, summary) -> None:
     """Is everything in place? Like plan, for schedulers and monitoring: exit 0 in place,
     3 drift (something would change), 4 in place but a person must act, 1 failed."""
-    result = _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose,
+    result = _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, keep, output, verbose,
                    quiet, mode="check")
     if summary and output == "human":
         from .outputs import summary as one_line
@@ -119,7 +120,7 @@ def check(runbook, params, params_file, secret_files, runbook_dirs, state_dir, o
 @yes_option
 @click.option("--show-secret", is_flag=True,
               help="print a newly created client secret in the report (only when stdout is a terminal)")
-def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, output, verbose, quiet, yes,
+def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, keep, output, verbose, quiet, yes,
         show_secret) -> None:
     """Apply a runbook: check each stage's state, change what differs, report each stage.
 
@@ -135,7 +136,7 @@ def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, out
         if not _agreed(preview, output):
             sys.exit(EXIT_OK)
     result = api_run(rb, values, state_dir=state_dir, secret_sources=sources,
-                     on_event=progress_sink(output, quiet), interactive=is_interactive())
+                     on_event=progress_sink(output, quiet), interactive=is_interactive(), keep=keep)
     shown = show_secret and sys.stdout.isatty()
     finish(result, output, show_secret=shown, exit_now=not show_secret)
     if show_secret and not shown:
@@ -219,7 +220,23 @@ def runs(ctx, state_dir, output) -> None:
     if not items:
         click.echo("no runs yet")
     for r in items:
-        click.echo(f"{r['run_id']}  {r['mode'] or '?':<4}  {r['status'] or '?':<15}  {r['runbook'] or '?'}")
+        click.echo(f"{r['run_id']}  {r['mode'] or '?':<5}  {r['status'] or '?':<15}  {r['runbook'] or '?'}")
+
+
+@runs.command("prune")
+@click.option("--older-than", required=True, metavar="AGE", help="remove runs started before this: 30d, 12h, 2w")
+@click.option("--dry-run", is_flag=True, help="say what would be removed, remove nothing")
+@state_option_again
+@click.pass_context
+def runs_prune(ctx, older_than, dry_run, state_dir) -> None:
+    """Remove finished runs older than AGE, saying which. Never a run under way, never the
+    private files (secrets the next run reads)."""
+    from .api import prune_runs
+    removed = prune_runs(older_than, state_dir or ctx.obj["state_dir"], dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for r in removed:
+        click.echo(f"{verb} {r.run_id}  {r.mode:<5}  {r.runbook}  started {r.started}  ({r.bytes // 1024} KB)")
+    click.echo(f"{verb} {len(removed)} run(s), {sum(r.bytes for r in removed) // 1024} KB")
 
 
 @runs.command("show")

@@ -38,6 +38,12 @@ def state_option(f, envvar: str | None = "PSRUNNER_STATE_DIR"):
                              "[default: $PSRUNNER_STATE_DIR, else the per-user state directory]")(f)
 
 
+def keep_option(f):
+    return click.option("--keep", type=click.IntRange(min=1), metavar="N",
+                        help="afterwards keep only the newest N runs of this runbook, targets and mode "
+                             "[checks keep $PSRUNNER_KEEP_CHECKS, else 96, unless told]")(f)
+
+
 def state_option_again(f):
     """--state-dir after a subcommand of a group that takes it too (`runs show ID --state-dir D`):
     without the environment variable, which the group's option reads, so it cannot override

@@ -48,9 +48,7 @@ class Options:
     opener: ConnectorOpener = open_target
     default_timeout: float = DEFAULT_TIMEOUT
     extra_metrics: Callable[[], dict[str, Any]] | None = None
-    # time.monotonic() by which the whole run must end (a fleet's per-target deadline): no
-    # stage's deadline lies past it, and a stage not started by then is not started
-    deadline: float | None = None
+    deadline: float | None = None            # monotonic time no stage outlives (a fleet's per-target deadline)
 
 
 class RunningStage:
@@ -281,7 +279,11 @@ class Engine:
 
     def _write_run_json(self) -> None:
         self.run_dir.write_info(self.result, source=self.runbook.source, params=self.params,
-                                secret_sources=self.secret_sources)
+                                secret_sources=self.secret_sources, targets=self._target_keys())
+
+    def _target_keys(self) -> list[str]:
+        """The lock keys of the targets the stages use (what retention groups runs by)."""
+        return sorted({k for n in {s.target for s in self.runbook.stages if s.target} for k in self.target_keys(n)})
 
     def _record(self, sr: StageResult) -> None:
         self.result.stages.append(sr)

@@ -162,14 +162,16 @@ class RunDir:
                                   "(re-running is safe)") from None
 
     def write_info(self, result: RunResult, *, source: str, params: dict[str, Any],
-                   secret_sources: dict[str, str]) -> None:
+                   secret_sources: dict[str, str], targets: list[str] | None = None) -> None:
         """run.json: what ran with which inputs (secrets masked; where each came from, so
-        `resume` can ask the same place again) and how it stands."""
+        `resume` can ask the same place again), on which targets (their lock keys: what
+        retention groups runs by), and how it stands."""
         self.write_json(self.INFO, {
             "run_id": result.run_id, "runbook": result.runbook, "source": source,
             "mode": result.mode, "status": result.status.value, "started": result.started,
             "finished": result.finished, "resumed_from": result.resumed_from,
-            "params": dict(params), "secret_sources": secret_sources, "pid": os.getpid(),
+            "params": dict(params), "secret_sources": secret_sources, "targets": list(targets or []),
+            "pid": os.getpid(),
         })
 
     def read_info(self) -> dict[str, Any]:

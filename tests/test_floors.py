@@ -25,7 +25,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "language": (("runner.refs", "runner.conditions", "runner.registry", "runner.powershell.templates",
                   "runner.powershell.param_block", "runner.powershell.quoting"),
                  ("foundation", "values")),
-    "records": (("runner.rundir", "runner.locks", "runner.refusals"), ("foundation", "values")),
+    "records": (("runner.rundir", "runner.locks", "runner.refusals", "runner.retention"), ("foundation", "values")),
     "runbook": (("runner.runbook", "runner.runbook_loader", "runner.params", "runner.catalog",
                  "runner.user_terms"),
                 ("foundation", "values", "language")),

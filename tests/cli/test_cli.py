@@ -125,7 +125,7 @@ def test_runs_lists_and_shows(tmp_path):
     r = invoke("plan", "sharepoint-scripts", "-p", f"dest={tmp_path}", "-o", "json", "-q")
     run_id = json.loads(r.output)["run_id"]
     r = invoke("runs")
-    assert r.output.startswith(f"{run_id}  plan  succeeded        sharepoint-scripts")
+    assert r.output.startswith(f"{run_id}  plan   succeeded        sharepoint-scripts")
     r = invoke("runs", "show", run_id, "-o", "json")
     assert json.loads(r.output)["run_id"] == run_id
     assert invoke("runs", "show", "nope").exit_code == 2
