@@ -326,6 +326,15 @@ def sim_serve(tenant_port, host_port, faults, public_names, state_dir) -> None:
 
 # ---------------------------------------------------------------------------- output
 
+def _register_fleet_commands() -> None:
+    from .cli_fleet import fleet, worker
+    cli.add_command(fleet)
+    cli.add_command(worker)
+
+
+_register_fleet_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     output = requested_output(args)
@@ -334,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort as e:
         fail(e, EXIT_INTERRUPTED, output, lambda: click.echo("aborted", err=True))
     except click.ClickException as e:
-        fail(InputError(e.format_message(), hint="see `psrunner COMMAND --help`"), EXIT_USAGE, output, e.show)
+        fail(InputError(e.format_message(), hint="the command's -h lists its options"), EXIT_USAGE, output, e.show)
     except RunnerError as e:
         from .secrets import redact
         text = f"error: {redact(str(e))}"

@@ -351,8 +351,9 @@ class Engine:
             if time.monotonic() >= self.opts.deadline:
                 return self._failed_early(stage, StageTimeout(
                     "not started: the run's deadline had passed",
-                    hint="give the target more time (the fleet's --deadline), or look at what made it slow"))
-            deadline = min(deadline, self.opts.deadline)
+                    hint="give the target more time (its deadline in the inventory), or look at what made it slow"))
+            if self.opts.deadline < deadline:        # the run's deadline comes first: say so in seconds
+                deadline, timeout = self.opts.deadline, round(self.opts.deadline - time.monotonic(), 1)
         ctx = RunningStage(self, stage, deadline)
         started, t0 = timestamp(), time.monotonic()
         self.event("stage.start", stage.id, title=stage.title, kind=stage.kind, timeout=timeout,

@@ -7,13 +7,14 @@ progress: every run writes its events to its run directory as they happen (rundi
 that is where progress is read from, whoever executes the run. So an executor only has to
 run jobs, say how many of a runbook are under way, and refuse more than a limit.
 
-`ThreadExecutor` runs jobs on threads of this process. A Celery executor implements the same
-three methods (`submit`, `active`, `shutdown`) with workers that share the state folder; what
-it must add is a way to hand over secrets without putting them in a broker message (a job's
-secret parameters are `Secret` objects here, which cannot be pickled on purpose)."""
+`ThreadExecutor` runs jobs on threads of this process; `runner.fleet.celery_app.CeleryExecutor`
+sends them to Celery workers, as `job_message` describes them: parameters and credential
+*references* (a job's secret parameters are `Secret` objects here, which cannot be pickled on
+purpose, and never travel). Both serve the portal and the fleet."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from .errors import RunnerError
+from .errors import InputError, RunnerError
+from .fleet.credentials import REFERENCE_KINDS, CredentialRef
 from .results import RunResult
 from .rundir import RunDir
 from .runbook import Runbook
@@ -35,26 +37,35 @@ class Busy(RunnerError):
 
 @dataclass
 class Job:
-    """One plan or run of a runbook with parameters already checked (api.resolve_params)."""
+    """One plan, check or run of a runbook with parameters already checked (api.resolve_params).
+
+    A secret may be left out of `params` when `secret_sources` names where to read it
+    (`env:NAME`, `file:PATH`, `keyring:SERVICE/USER`): it is read where the job runs, which is
+    how a job crosses to a worker without its secrets (`job_message`)."""
     runbook: Runbook
-    mode: str                                   # "plan" | "run"
+    mode: str                                   # "plan" | "check" | "run"
     params: dict[str, Any]
-    run_dir: RunDir                             # made beforehand (api.new_run_dir): its id is known
+    run_dir: RunDir | None = None               # made beforehand (api.new_run_dir): its id is known
     secret_sources: dict[str, str] = field(default_factory=dict)
     on_done: Callable[[RunResult | None, BaseException | None], None] | None = None
+    state: Path | None = None                   # without a run_dir: where the run is made (None: default)
+    deadline: float | None = None               # seconds the job may take once it starts
+    keep: int | None = None                     # keep the newest N runs of its kind (runner.retention)
+    label: str = ""                             # what it is for, e.g. a fleet's target name
 
     @property
-    def run_id(self) -> str:
-        return self.run_dir.run_id
+    def run_id(self) -> str | None:
+        return self.run_dir.run_id if self.run_dir else None
 
     @property
-    def state_dir(self) -> Path:
-        return self.run_dir.state_dir
+    def state_dir(self) -> Path | None:
+        return self.run_dir.state_dir if self.run_dir else self.state
 
 
 class Executor(Protocol):
     def submit(self, job: Job, *, limit: int | None = None) -> Future:
-        """Start `job`; raise Busy when `limit` runs of its runbook are already under way."""
+        """Start `job`; raise Busy when `limit` runs of its runbook are already under way.
+        The future's result is the RunResult."""
 
     def active(self, runbook: str) -> int:
         """How many plans and runs of `runbook` are under way."""
@@ -64,11 +75,51 @@ class Executor(Protocol):
 
 
 def execute(job: Job) -> RunResult:
-    """Carry out one job in this process, as any executor's worker does."""
+    """Carry out one job in this process, as any executor's worker does: secrets named by
+    reference are read here, the deadline counts from now."""
+    import time
+
     from . import api
-    fn = api.run if job.mode == "run" else api.plan
-    return fn(job.runbook, job.params, state_dir=job.state_dir, secret_sources=job.secret_sources,
-              run_dir=job.run_dir)
+    fn = {"run": api.run, "check": api.check}.get(job.mode, api.plan)
+    params = dict(job.params)
+    for name, source in job.secret_sources.items():
+        p = job.runbook.params.get(name)
+        if p is not None and p.secret and name not in params and source.partition(":")[0] in REFERENCE_KINDS:
+            params[name] = CredentialRef.from_source(source).resolve(name)
+    deadline = time.monotonic() + job.deadline if job.deadline else None
+    return fn(job.runbook, params, state_dir=job.state_dir, secret_sources=job.secret_sources,
+              run_dir=job.run_dir, keep=job.keep, deadline=deadline)
+
+
+def job_message(job: Job) -> dict[str, Any]:
+    """The job as a broker message may carry it: the runbook's source, the mode, the plain
+    parameters and where each secret is to be read. No secret value, ever: a secret that was
+    typed, prompted for or written out cannot be sent (InputError naming it)."""
+    from .rundir import dumps
+    plain: dict[str, Any] = {}
+    for name, value in job.params.items():
+        p = job.runbook.params.get(name)
+        if p is not None and p.secret:
+            if job.secret_sources.get(name, "").partition(":")[0] not in REFERENCE_KINDS:
+                raise InputError(f"secret {name!r} cannot be sent to a worker: it was not given by reference",
+                                 input=name, hint="name where each worker reads it: an environment variable, "
+                                                  "a 0600 file or the OS keyring")
+            continue
+        plain[name] = value
+    refs = {k: v for k, v in job.secret_sources.items() if v.partition(":")[0] in REFERENCE_KINDS}
+    return {"runbook": job.runbook.source, "mode": job.mode, "params": json.loads(dumps(plain)),
+            "secret_sources": refs, "deadline": job.deadline, "keep": job.keep, "label": job.label}
+
+
+def job_from_message(message: dict[str, Any], state: Path | None = None) -> Job:
+    """The job a message describes, to run here (its runbook loaded by source, its state in
+    this machine's state folder)."""
+    from . import api
+    rb = api.load_runbook(str(message["runbook"]))
+    values, _ = api.resolve_params(rb, dict(message.get("params") or {}), environ={}, need_secrets=False)
+    return Job(rb, str(message["mode"]), values, secret_sources=dict(message.get("secret_sources") or {}),
+               state=state, deadline=message.get("deadline"), keep=message.get("keep"),
+               label=str(message.get("label") or ""))
 
 
 class ThreadExecutor:
@@ -93,14 +144,17 @@ class ThreadExecutor:
             self._release(name)
             raise
 
-    def _work(self, job: Job) -> RunResult | None:
+    def _work(self, job: Job) -> RunResult:
+        """Run the job; the future holds its result, or the error it ended with (after
+        `on_done` heard of it), so a caller waiting on the future learns why."""
         result: RunResult | None = None
         error: BaseException | None = None
         try:
             result = execute(job)
         except BaseException as e:       # the run directory records how it ended (engine)
             error = e
-            log.warning("%s of %s (%s) ended with %s", job.mode, job.runbook.name, job.run_id, type(e).__name__)
+            log.info("%s of %s (%s) ended with %s", job.mode, job.runbook.name, job.label or job.run_id,
+                     type(e).__name__)
         finally:
             self._release(job.runbook.name)
         if job.on_done is not None:
@@ -108,6 +162,9 @@ class ThreadExecutor:
                 job.on_done(result, error)
             except Exception:
                 log.exception("after %s of %s", job.mode, job.runbook.name)
+        if error is not None:
+            raise error
+        assert result is not None
         return result
 
     def _release(self, name: str) -> None:
@@ -122,4 +179,4 @@ class ThreadExecutor:
         self._pool.shutdown(wait=wait)
 
 
-__all__ = ["Busy", "Executor", "Job", "ThreadExecutor", "execute"]
+__all__ = ["Busy", "Executor", "Job", "ThreadExecutor", "execute", "job_from_message", "job_message"]

@@ -64,8 +64,12 @@ def nagios_error(e: BaseException) -> str:
 
 def summary(res: RunResult, *, strict: bool = False) -> str:
     """One line for a log or a mail subject: what the run found, in words, and its run id."""
-    code = res.exit_code(strict=strict)
-    return f"{res.runbook}: {_verdict(res, code, strict)} (run {res.run_id}, exit {int(code)})"
+    return f"{res.runbook}: {verdict(res, strict=strict)} (run {res.run_id}, exit {int(res.exit_code(strict=strict))})"
+
+
+def verdict(res: RunResult, *, strict: bool = False) -> str:
+    """What the run found, in a few words: in place, drift in ..., a person must act: ..."""
+    return _verdict(res, res.exit_code(strict=strict), strict)
 
 
 def _verdict(res: RunResult, code: ExitCode, strict: bool = False) -> str:
@@ -83,7 +87,7 @@ def _verdict(res: RunResult, code: ExitCode, strict: bool = False) -> str:
         return f"drift in {len(drifted)} stage(s): {ids(drifted)}"
     refused = f"; refused by the platform: {', '.join(r.item for _, r in res.refusals)}" if res.refusals else ""
     if code == ExitCode.ACTION:
-        return f"in place, a person must act: {ids(res.actions)}{refused}"
+        return f"{'done' if res.mode == 'run' else 'in place'}, a person must act: {ids(res.actions)}{refused}"
     if res.mode == "run":
         changed = [s for s in res.stages if s.changed]
         return (f"changed {ids(changed)}" if changed else "nothing to change") + refused
@@ -168,4 +172,4 @@ def _one_line(text: str) -> str:
 
 
 __all__ = ["REPORT_FORMATS", "error_document", "junit", "junit_suite", "nagios", "nagios_code", "nagios_error",
-           "summary"]
+           "summary", "verdict"]

@@ -136,8 +136,9 @@ def test_parameters_are_written_out_only_where_the_runbook_is_known():
 def test_settings_are_marked_not_written_as_toml():
     # `auth = 'certificate'` in a transport's hint names a setting the person never typed; a
     # `key = value` may appear only where it is a key of the runbook file itself
+    from runner.fleet.inventory import INVENTORY_KEYS
     from runner.runbook_loader import PARAM_KEYS, RUNBOOK_KEYS, STAGE_KEYS
-    keys = PARAM_KEYS | RUNBOOK_KEYS | STAGE_KEYS
+    keys = PARAM_KEYS | RUNBOOK_KEYS | STAGE_KEYS | INVENTORY_KEYS     # an inventory is a file people write too
     wrong = [(_rel(path), m.group(1), hint) for path, hint in ALL
              for m in re.finditer(r"\b([a-z_]+) = [\"'\w]", hint) if m.group(1) not in keys]
     assert wrong == []

@@ -34,9 +34,9 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stages": (("runner.stages", "runner.stages."),
                ("foundation", "values", "language", "records", "runbook", "transports")),
     "engine": (("runner.engine",), ("foundation", "values", "language", "records", "runbook")),
-    "front": (("runner.api", "runner.cli", "runner.cli_common", "runner.render_text", "runner.outputs",
-               "runner.executor", "runner.portal", "runner.portal.",
-               "runner.sim."),
+    "front": (("runner.api", "runner.cli", "runner.cli_common", "runner.cli_fleet", "runner.executor",
+               "runner.render_text", "runner.outputs", "runner.fleet", "runner.fleet.", "runner.portal",
+               "runner.portal.", "runner.sim."),
               ("foundation", "values", "language", "records", "runbook", "transports", "stages", "engine")),
 }
 
