@@ -22,7 +22,14 @@ def fleet() -> None:
     once, each in its own run directory, with one aggregate report."""
 
 
+def _redeliver_option(f):
+    return click.option("--redeliver-after", type=click.FloatRange(min=1), default=3600, show_default=True,
+                        metavar="SECONDS", help="with Celery: a task whose worker was lost goes to another worker "
+                                                "after this long (more than the longest target deadline)")(f)
+
+
 def _fleet_options(f):
+    f = _redeliver_option(f)
     f = click.option("--broker", metavar="URL", envvar="PSRUNNER_BROKER",
                      help="with --executor celery: the broker, e.g. redis://host:6379/0 [$PSRUNNER_BROKER]")(f)
     f = click.option("--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
@@ -41,8 +48,8 @@ def _fleet_options(f):
     return click.argument("runbook")(f)
 
 
-def _fleet(mode: str, runbook, inventory, limits, parallel, shard, executor, broker, runbook_dirs, state_dir,
-           keep, verbose, quiet, output, strict: bool = False) -> None:
+def _fleet(mode: str, runbook, inventory, limits, parallel, shard, executor, broker, redeliver_after, runbook_dirs,
+           state_dir, keep, verbose, quiet, output, strict: bool = False) -> None:
     setup_logging(verbose, quiet)
     from .fleet.inventory import load_inventory, shard as share
     from .fleet.report import junit, table
@@ -52,7 +59,7 @@ def _fleet(mode: str, runbook, inventory, limits, parallel, shard, executor, bro
     ex = None
     if executor == "celery":
         from .fleet.celery_app import CeleryExecutor
-        ex = CeleryExecutor(broker)
+        ex = CeleryExecutor(broker, redeliver_after=redeliver_after)
     say = None if quiet or output != "human" else (
         lambda t: click.echo(f"{t.exit_code:>4}  {t.target}: {t.summary}", err=True))
     result = run_fleet(runbook, inv, targets, mode=mode, parallel=parallel, executor=ex, state_dir=state_dir,
@@ -103,15 +110,16 @@ def fleet_run(yes, **kw) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
               help="tasks (targets) this worker runs at once")
 @click.option("--name", "hostname", metavar="NAME", help="the worker's name (default: psrunner@HOSTNAME)")
+@_redeliver_option
 @state_option
 @verbosity
-def worker(broker, concurrency, hostname, state_dir, verbose, quiet) -> None:
+def worker(broker, concurrency, hostname, redeliver_after, state_dir, verbose, quiet) -> None:
     """A Celery worker that runs psrunner's fleet tasks: each one target's plan, check or run,
     in this machine's state folder, with the secrets this machine's references name."""
     setup_logging(verbose, quiet)
     from .fleet.celery_app import run_worker
     run_worker(broker, concurrency=concurrency, hostname=hostname, state_dir=Path(state_dir) if state_dir else None,
-               loglevel="INFO" if verbose else "WARNING")
+               loglevel="INFO" if verbose else "WARNING", redeliver_after=redeliver_after)
 
 
 __all__ = ["fleet", "worker"]

@@ -122,26 +122,53 @@ def job_from_message(message: dict[str, Any], state: Path | None = None) -> Job:
                label=str(message.get("label") or ""))
 
 
+class UnderWay:
+    """How many jobs of each runbook an executor has under way, admitted against a limit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count: dict[str, int] = {}
+
+    def admit(self, name: str, limit: int | None) -> None:
+        """Count one more job of runbook `name`, or raise Busy at `limit`."""
+        with self._lock:
+            if limit is not None and self._count.get(name, 0) >= limit:
+                raise Busy(f"{self._count[name]} run(s) of {name} are under way, the most allowed at once",
+                           hint="try again when one has finished", runbook=name, limit=limit)
+            self._count[name] = self._count.get(name, 0) + 1
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._count[name] -= 1
+
+    def __call__(self, name: str) -> int:
+        with self._lock:
+            return self._count.get(name, 0)
+
+
+def tell_done(job: Job, result: RunResult | None, error: BaseException | None) -> None:
+    """Call the job's `on_done`, if any; its failure is logged, never raised."""
+    if job.on_done is not None:
+        try:
+            job.on_done(result, error)
+        except Exception:
+            log.exception("after %s of %s", job.mode, job.runbook.name)
+
+
 class ThreadExecutor:
     """Jobs on a pool of threads in this process (a stage already runs on a thread of its own
     inside the engine, so a job's thread mostly waits)."""
 
     def __init__(self, workers: int = 4) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="psrunner-job")
-        self._lock = threading.Lock()
-        self._active: dict[str, int] = {}
+        self.active = UnderWay()
 
     def submit(self, job: Job, *, limit: int | None = None) -> Future:
-        name = job.runbook.name
-        with self._lock:
-            if limit is not None and self._active.get(name, 0) >= limit:
-                raise Busy(f"{self._active[name]} run(s) of {name} are under way, the most allowed at once",
-                           hint="try again when one has finished", runbook=name, limit=limit)
-            self._active[name] = self._active.get(name, 0) + 1
+        self.active.admit(job.runbook.name, limit)
         try:
             return self._pool.submit(self._work, job)
         except BaseException:
-            self._release(name)
+            self.active.release(job.runbook.name)
             raise
 
     def _work(self, job: Job) -> RunResult:
@@ -156,27 +183,16 @@ class ThreadExecutor:
             log.info("%s of %s (%s) ended with %s", job.mode, job.runbook.name, job.label or job.run_id,
                      type(e).__name__)
         finally:
-            self._release(job.runbook.name)
-        if job.on_done is not None:
-            try:
-                job.on_done(result, error)
-            except Exception:
-                log.exception("after %s of %s", job.mode, job.runbook.name)
+            self.active.release(job.runbook.name)
+        tell_done(job, result, error)
         if error is not None:
             raise error
         assert result is not None
         return result
 
-    def _release(self, name: str) -> None:
-        with self._lock:
-            self._active[name] -= 1
-
-    def active(self, runbook: str) -> int:
-        with self._lock:
-            return self._active.get(runbook, 0)
-
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait)
 
 
-__all__ = ["Busy", "Executor", "Job", "ThreadExecutor", "execute", "job_from_message", "job_message"]
+__all__ = ["Busy", "Executor", "Job", "ThreadExecutor", "UnderWay", "execute", "job_from_message", "job_message",
+           "tell_done"]

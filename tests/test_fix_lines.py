@@ -106,7 +106,7 @@ def test_the_hints_were_found():
 def test_options_commands_and_environment_variables_named_by_hints_exist():
     options, commands = _cli_names()
     env_vars = {p.env_var for rb in RUNBOOKS for p in rb.params.values() if p.secret}
-    env_vars |= {"PSRUNNER_STATE_DIR", "PSRUNNER_RUNBOOKS"}
+    env_vars |= {"PSRUNNER_STATE_DIR", "PSRUNNER_RUNBOOKS", "PSRUNNER_BROKER", "PSRUNNER_KEEP_CHECKS"}
     wrong = []
     for path, hint in ALL:
         for opt in re.findall(r"(?<![\w-])--[a-z][a-z-]+", hint):

@@ -114,7 +114,7 @@ def _carry_out(rb: Runbook, target: Target, inventory: Inventory, ex: Executor, 
     try:
         job = job_for(rb, target, inventory, mode=mode, state_dir=state, keep=keep)
         future = ex.submit(job)
-        result = future.result(timeout=target.deadline + WAIT_GRACE)
+        result = future.result(timeout=target.deadline + WAIT_GRACE + getattr(ex, "extra_wait", 0.0))
     except FutureTimeout:
         return TargetOutcome(target.name, int(ExitCode.FAILED), "no-answer",
                              f"no answer within its deadline ({target.deadline:g} s) and {WAIT_GRACE:g} s more",
