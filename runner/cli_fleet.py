@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from .cli_common import (EXIT_CODES_HELP, is_interactive, keep_option, print_json, runbooks_option, setup_logging,
+from .cli_common import (is_interactive, keep_option, print_json, runbooks_option, setup_logging,
                          state_option, verbosity)
 
-FLEET_EXIT_HELP = EXIT_CODES_HELP.replace("Exit codes:", "Exit code: the worst of the targets' (130, 1, 2, 3, 4, "
-                                          "0 in that order);").split("; with --output nagios")[0] + "."
+FLEET_EXIT_HELP = ("Exit code: the worst of the targets' (in this order: 130 interrupted, 1 failed, 2 bad input, "
+                   "3 drift, 4 a person must act, 0 done / in place).")
 
 
 @click.group()
@@ -104,7 +104,7 @@ def fleet_run(yes, **kw) -> None:
     _fleet("run", **kw)
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
+@click.command()
 @click.option("--broker", metavar="URL", envvar="PSRUNNER_BROKER", required=True,
               help="the broker to take tasks from, e.g. redis://host:6379/0 [$PSRUNNER_BROKER]")
 @click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
