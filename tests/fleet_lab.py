@@ -14,6 +14,7 @@ from runner.secrets import Secret, write_private
 from runner.sim.demo import sim_params
 from runner.sim.host import HostSimulator
 from runner.sim.tenant import TenantSimulator
+from runner.sim.tls import make_tls
 from runner.sim.world import SharePointState, SimWorld
 
 
@@ -59,10 +60,14 @@ def fleet_lab(base: Path, n: int, *, deadline: float = 60, groups: dict[str, lis
             world = SimWorld(tenant_id=f"8f7c1b2a-3d4e-4f50-9a6b-{i:012d}", tenant_domain=f"{name}.onmicrosoft.com",
                              sharepoint=SharePointState(tenant_name=name))
             tenant = TenantSimulator(world=world).start()
-            host = HostSimulator(world=world).start()
+            # each host its own loopback address: two targets on one address would be one host
+            # (its lock key is the machine, whatever the port)
+            address = f"127.0.{1 + i // 250}.{1 + i % 250}"
+            tls = make_tls(base / "tls" / name, ips=(address,))
+            host = HostSimulator(world=world, host=address, tls=tls).start()
             st = SimTarget(name, world, tenant, host)
             sims.append(st)
-            params = {**sim_params(tenant, host, world), "credential": "secret"}
+            params = {**sim_params(tenant, host, world), "credential": "secret", "host": address}
             plain = {k: v for k, v in params.items() if not isinstance(v, Secret)}
             member = [g for g, nums in (groups or {}).items() if i in nums]
             lines += [f"[targets.{name}]", f"groups = [{', '.join(_toml(g) for g in member)}]",
