@@ -15,13 +15,11 @@ A reference becomes a `Secret` when resolved, and is described in a run's `secre
 from __future__ import annotations
 
 import os
-import stat
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..params import read_secret_file
 from ..secrets import Secret
 
 KINDS = ("env", "file", "keyring")
@@ -81,28 +79,9 @@ class CredentialRef:
                 raise InputError(f"secret {param!r}: the environment variable {self.name} is not set", input=param,
                                  hint=f"set {self.name} where the target runs (on every worker)")
             return Secret(value, param)
-        if self.kind == "file":
-            return Secret(read_secret_file(Path(self.name), param), param)
+        if self.kind == "file":       # the same checks as --secret-file: regular, private, UTF-8
+            return Secret(read_secret_file(param, self.name), param)
         return Secret(_from_keyring(self.name, self.username, param), param)
-
-
-def read_secret_file(path: Path, param: str) -> str:
-    """A secret file's content (one trailing newline dropped), refusing anything but a regular
-    file only its owner can read: a secret others could read is no longer one."""
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise InputError(f"secret {param!r}: cannot read {path}: {e.strerror}", input=param,
-                         hint="give the path of a file that holds the secret alone") from None
-    if not stat.S_ISREG(st.st_mode):
-        what = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
-            "not a regular file"
-        raise InputError(f"secret {param!r}: {path} is {what}", input=param,
-                         hint="give the path of a regular file that holds the secret alone")
-    if sys.platform != "win32" and st.st_mode & 0o077:
-        raise InputError(f"secret {param!r}: {path} can be read by others (mode {stat.S_IMODE(st.st_mode):04o})",
-                         input=param, hint=f"chmod 600 {path}")
-    return path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
 
 
 def _from_keyring(service: str, username: str, param: str) -> str:
@@ -123,4 +102,4 @@ def _from_keyring(service: str, username: str, param: str) -> str:
     return value
 
 
-__all__ = ["REFERENCE_KINDS", "CredentialRef", "read_secret_file"]
+__all__ = ["REFERENCE_KINDS", "CredentialRef"]

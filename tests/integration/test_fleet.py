@@ -105,11 +105,11 @@ def test_a_target_with_bad_input_or_an_unreadable_secret_fails_alone(tmp_path, m
         assert lines[1].startswith("t01        0  planned ")
         assert lines[2] == ("t02        2  bad input           refused: secret 'host_password': the environment "
                             "variable FLEET_T02_HOST_PASSWORD is not set"[:100 - 3] + "...")
-        assert lines[3].startswith("t03        2  bad input           refused: secret 'spo_password': ")
+        assert lines[3].startswith("t03        2  bad input           refused: secret file for 'spo_password' ")
         report = json.loads((tmp_path / "state" / "fleet" / os.listdir(tmp_path / "state" / "fleet")[0]
                              / "report.json").read_text())
-        assert report["targets"][2]["error"]["message"] == (f"secret 'spo_password': {secret} can be read by "
-                                                            f"others (mode 0644)")
+        assert report["targets"][2]["error"]["message"] == (f"secret file for 'spo_password' '{secret}' is readable "
+                                                            f"by others (mode 0644): the secret in it is not a secret")
 
 
 @pytest.mark.parametrize("n", [3])

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from runner.errors import InputError
-from runner.fleet.credentials import CredentialRef, read_secret_file
+from runner.fleet.credentials import CredentialRef
 from runner.fleet.inventory import load_inventory, shard
 
 INVENTORY = '''
@@ -99,16 +99,17 @@ def test_secret_files_must_be_private_regular_files(tmp_path):
     f = tmp_path / "pw"
     f.write_text("s3cret\n")
     os.chmod(f, 0o600)
-    assert read_secret_file(f, "p") == "s3cret"
+    ref = CredentialRef.from_source(f"file:{f}")
+    assert ref.resolve("p").reveal() == "s3cret"
     os.chmod(f, 0o640)
-    with pytest.raises(InputError, match=r"can be read by others \(mode 0640\)"):
-        read_secret_file(f, "p")
+    with pytest.raises(InputError, match=r"is readable by others \(mode 0640\)"):
+        ref.resolve("p")
     with pytest.raises(InputError, match="is a directory"):
-        read_secret_file(tmp_path, "p")
+        CredentialRef.from_source(f"file:{tmp_path}").resolve("p")
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo, 0o600)
     with pytest.raises(InputError, match="is a FIFO"):
-        read_secret_file(fifo, "p")
+        CredentialRef.from_source(f"file:{fifo}").resolve("p")
 
 
 def test_keyring_reference_reads_the_os_keyring():
