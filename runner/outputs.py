@@ -33,7 +33,7 @@ REPORT_FORMATS = ("human", "json", "junit", "nagios")
 
 def nagios_code(code: int) -> tuple[int, str]:
     """A psrunner exit code as a monitoring plugin's (exit status, word)."""
-    return NAGIOS.get(ExitCode(code), NAGIOS_UNKNOWN) if code in ExitCode._value2member_map_ else NAGIOS_UNKNOWN
+    return NAGIOS.get(code, NAGIOS_UNKNOWN)          # ExitCode members are ints: any int looks up
 
 
 # ---------------------------------------------------------------------------- errors

@@ -17,22 +17,24 @@ WORDS = {ExitCode.OK: "in place", ExitCode.DRIFT: "drift", ExitCode.ACTION: "a p
          ExitCode.FAILED: "failed", ExitCode.USAGE: "bad input", ExitCode.INTERRUPTED: "interrupted"}
 
 
+def _found(fleet: FleetResult, code: int) -> str:
+    """What a target's exit code says, in words fit for the mode (a plan places nothing)."""
+    if code == ExitCode.OK and fleet.mode != "check":
+        return "done" if fleet.mode == "run" else "planned"
+    return WORDS.get(code, str(code))
+
+
 def table(fleet: FleetResult, width: int = 100) -> str:
-    """One line a target (name, exit code, what it found, its run), then the totals."""
+    """One line a target (name, exit code, what it found, its run or why), then the totals."""
     name_w = max([len("target")] + [len(t.target) for t in fleet.targets])
     lines = [f"{'target':<{name_w}}  exit  {'found':<18}  run / why"]
-    for t in fleet.targets:
-        word = WORDS.get(ExitCode(t.exit_code), str(t.exit_code)) if t.exit_code in ExitCode._value2member_map_ \
-            else str(t.exit_code)
-        if t.exit_code == ExitCode.OK and fleet.mode != "check":
-            word = "done" if fleet.mode == "run" else "planned"
-        why = t.run_id if t.exit_code in (ExitCode.OK,) and t.run_id else t.summary
-        line = f"{t.target:<{name_w}}  {t.exit_code:>4}  {word:<18}  {why}"
-        lines.append(line if len(line) <= width else line[: width - 3] + "...")
     counts: dict[str, int] = {}
     for t in fleet.targets:
-        key = WORDS.get(ExitCode(t.exit_code), "other") if t.exit_code in ExitCode._value2member_map_ else "other"
-        counts[key] = counts.get(key, 0) + 1
+        word = _found(fleet, t.exit_code)
+        counts[word] = counts.get(word, 0) + 1
+        why = t.run_id if t.exit_code == ExitCode.OK and t.run_id else t.summary
+        line = f"{t.target:<{name_w}}  {t.exit_code:>4}  {word:<18}  {why}"
+        lines.append(line if len(line) <= width else line[: width - 3] + "...")
     total = ", ".join(f"{n} {w}" for w, n in counts.items())
     lines += ["", f"{fleet.mode} of {fleet.runbook} on {len(fleet.targets)} target(s): {total or 'none'}; "
                   f"exit {int(fleet.exit_code)}"]
