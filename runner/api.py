@@ -44,6 +44,18 @@ def load_runbook(name_or_path: str, runbook_dirs: Sequence[str | Path] = ()) -> 
     return Catalog(runbook_dirs).load(name_or_path)
 
 
+def applicable(rb: Runbook, given: Mapping[str, Any],
+               runbook_dirs: Sequence[str | Path] = ()) -> tuple[dict[str, Any], list[str]]:
+    """(`given` without what only the runbooks `rb` accepts the parameters of take, the
+    names left out): a params file written for onboarding serves offboarding. Any other
+    unknown name stays, for resolve_params to refuse."""
+    theirs: set[str] = set()
+    for name in rb.accepts_params_of:
+        theirs |= set(load_runbook(name, runbook_dirs).params)
+    foreign = theirs - set(rb.params)
+    return {k: v for k, v in given.items() if k not in foreign}, sorted(k for k in given if k in foreign)
+
+
 def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path | None,
              secret_sources: dict[str, str] | None, on_event: EventSink | None,
              interactive: bool, opener=None, run_dir: RunDir | None = None,

@@ -14,11 +14,13 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_common import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exit_status, fail, finish,
-                         gather_params, is_interactive, keep_option, output_option, param_options, print_json, progress_sink,
-                         report_output_option, requested_output, runbooks_option, setup_logging, state_option,
-                         state_option_again, use_color, verbosity, yes_option)
+from .cli_common import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, error_text, exit_status, fail,
+                         finish, gather_params, is_interactive, keep_option, output_option, param_options,
+                         print_json, progress_sink, report, report_output_option, requested_output,
+                         runbooks_option, setup_logging, state_option, state_option_again, use_color, verbosity,
+                         yes_option)
 from .errors import InputError, RunnerError
+from .text_width import terminal_width
 from .portal.commands import accounts as portal_accounts
 from .results import ExitCode, RunResult, RunStatus
 
@@ -78,7 +80,7 @@ def _plan(runbook, params, params_file, secret_files, runbook_dirs, state_dir, k
     setup_logging(verbose, quiet)
     from .api import check as api_check, load_runbook, plan as api_plan
     rb = load_runbook(runbook, runbook_dirs)
-    values, sources = gather_params(rb, params, params_file, secret_files)
+    values, sources = gather_params(rb, params, params_file, secret_files, runbook_dirs)
     return (api_check if mode == "check" else api_plan)(
         rb, values, state_dir=state_dir, secret_sources=sources, on_event=progress_sink(output, quiet),
         interactive=is_interactive(), keep=keep)
@@ -129,7 +131,7 @@ def run(runbook, params, params_file, secret_files, runbook_dirs, state_dir, kee
     setup_logging(verbose, quiet)
     from .api import load_runbook, plan as api_plan, run as api_run
     rb = load_runbook(runbook, runbook_dirs)
-    values, sources = gather_params(rb, params, params_file, secret_files)
+    values, sources = gather_params(rb, params, params_file, secret_files, runbook_dirs)
     if not yes:
         preview = api_plan(rb, values, state_dir=state_dir, secret_sources=sources,
                            on_event=progress_sink(output, quiet), interactive=is_interactive())
@@ -154,8 +156,7 @@ def _agreed(preview: RunResult, output: str) -> bool:
     if not preview.changed:
         return True
     if output == "human":
-        from . import render_text
-        click.echo(render_text.result(preview, color=use_color()))
+        click.echo(report(preview))
     if not is_interactive():
         # in JSON the plan travels inside the one error document (runner.outputs.error_document)
         raise InputError("this run would change things and no terminal is attached to confirm",
@@ -199,7 +200,7 @@ def render(runbook, stage_id, params, params_file, secret_files, runbook_dirs) -
     """Print the PowerShell script a stage sends (values travel as parameters, not in the text)."""
     from .api import load_runbook, render as api_render
     rb = load_runbook(runbook, runbook_dirs)
-    gather_params(rb, params, params_file, secret_files, need_secrets=False, partial=True)
+    gather_params(rb, params, params_file, secret_files, runbook_dirs, need_secrets=False, partial=True)
     click.echo(api_render(rb, stage_id), nl=False)
 
 
@@ -251,8 +252,7 @@ def runs_show(ctx, run_id, state_dir, output) -> None:
     if output == "json":
         print_json(result.to_dict())
         return
-    from . import render_text
-    click.echo(render_text.result(result, color=use_color()))
+    click.echo(report(result))
 
 
 @cli.command()
@@ -266,7 +266,7 @@ def demo(state_dir, output, verbose, quiet) -> None:
     setup_logging(verbose, quiet)
     from .sim.demo import run_demo
     code = run_demo(state_dir=state_dir, output=output, quiet=quiet,
-                    progress=progress_sink(output, quiet), color=use_color())
+                    progress=progress_sink(output, quiet), color=use_color(), width=terminal_width())
     sys.exit(code)
 
 
@@ -345,8 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         fail(InputError(e.format_message(), hint="the command's -h lists its options"), EXIT_USAGE, output, e.show)
     except RunnerError as e:
-        from .secrets import redact
-        text = f"error: {redact(str(e))}"
+        text = error_text(e)
         fail(e, e.exit_code, output, lambda: click.echo(text, err=True))
     except KeyboardInterrupt as e:
         fail(e, EXIT_INTERRUPTED, output, lambda: click.echo("interrupted", err=True))

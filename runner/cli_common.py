@@ -13,6 +13,7 @@ import click
 
 from .outputs import REPORT_FORMATS
 from .results import ExitCode, RunResult
+from .text_width import fill, terminal_width
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = ExitCode.OK, ExitCode.USAGE, ExitCode.INTERRUPTED
 EXIT_CODES_HELP = ("Exit codes: 0 done / in place, 1 a stage failed, 2 bad input, 3 drift (check), "
@@ -86,14 +87,18 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
-def gather_params(rb, params, params_file, secret_files, *, need_secrets=True, partial=False):
-    from .api import resolve_params
+def gather_params(rb, params, params_file, secret_files, runbook_dirs=(), *, need_secrets=True, partial=False):
+    from .api import applicable, resolve_params
     from .params import load_params_file, parse_assignments, tty_ask, tty_prompt
-    given: dict[str, Any] = {}
-    if params_file:
-        given.update(load_params_file(params_file))
+    # a params file (or secret files) written for a runbook whose parameters this one accepts
+    # serves here too: what only that one takes is left out, with one note
+    given, ignored = applicable(rb, load_params_file(params_file) if params_file else {}, runbook_dirs)
     given.update(parse_assignments(list(params)))
-    files = parse_assignments(list(secret_files), "--secret-file")
+    files, ignored_files = applicable(rb, parse_assignments(list(secret_files), "--secret-file"), runbook_dirs)
+    if ignored or ignored_files:
+        names = sorted(set(ignored) | set(ignored_files))
+        note(f"{len(names)} parameter(s) of {', '.join(rb.accepts_params_of)} do not apply to {rb.name} "
+             f"and are ignored: {', '.join(names)}")
     asking = need_secrets and not partial and is_interactive()      # a person can answer
     return resolve_params(rb, given, secret_files=files, prompt=tty_prompt if need_secrets else None,
                           need_secrets=need_secrets, partial=partial, ask=tty_ask if asking else None)
@@ -110,6 +115,27 @@ def use_color() -> bool:
     return sys.stdout.isatty()
 
 
+def note(text: str) -> None:
+    """A line for the person on stderr, never mixed into what a script reads on stdout."""
+    click.echo("\n".join(fill(f"note: {text}", terminal_width(sys.stderr, sys.stdout), hang="      ")), err=True)
+
+
+def report(result: RunResult, **kw: Any) -> str:
+    """A run's report for a person: coloured and wrapped when a terminal shows it."""
+    from . import render_text
+    return render_text.result(result, color=use_color(), width=terminal_width(), **kw)
+
+
+def error_text(e: Any) -> str:
+    """`error: ...` and its `fix: ...` line, each wrapped under itself, secrets redacted."""
+    from .secrets import redact
+    width = terminal_width(sys.stderr, sys.stdout)
+    lines = fill(f"error: {redact(e.message)}", width, hang="       ")
+    if e.hint:
+        lines += fill(f"fix: {redact(e.hint)}", width, "  ", "     ")
+    return "\n".join(lines)
+
+
 def print_json(obj: Any) -> None:
     from .rundir import dumps
     click.echo(dumps(obj, indent=2))
@@ -119,7 +145,7 @@ def progress_sink(output: str, quiet: bool):
     if quiet:
         return None
     from .render_text import Progress
-    return Progress(stream=sys.stderr, live=sys.stderr.isatty())
+    return Progress(stream=sys.stderr, live=sys.stderr.isatty(), width=terminal_width(sys.stderr))
 
 
 def exit_status(result: RunResult, output: str, *, strict: bool = False) -> int:
@@ -142,8 +168,7 @@ def finish(result: RunResult, output: str, *, exit_now: bool = True, show_secret
     elif output == "nagios":
         click.echo(outputs.nagios(result, strict=strict)[0])
     else:
-        click.echo(render_text.result(result, color=use_color(), show_secret=show_secret,
-                                      terminal=sys.stdout.isatty()))
+        click.echo(report(result, show_secret=show_secret, terminal=sys.stdout.isatty()))
     # a one-time password is shown once, on a terminal, never into a pipe or a file: on stderr
     # when the report went elsewhere (JSON, `| tee`) but a person is still watching
     if (output != "human" or not sys.stdout.isatty()) and sys.stderr.isatty():

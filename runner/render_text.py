@@ -15,8 +15,9 @@ from typing import Any, Sequence, TextIO
 
 from .catalog import BUILTIN, Entry
 from .results import RunResult, RunStatus, StageResult, Status
-from .runbook import Runbook
+from .runbook import Runbook, quoted_notice
 from .secrets import Secret
+from .text_width import fill, fill_after
 
 LABEL = {
     ("plan", Status.OK): "ok",
@@ -124,56 +125,84 @@ def _summary(s: StageResult) -> str:
     return ""
 
 
-def result(res: RunResult, *, color: bool = False, show_secret: bool = False, terminal: bool = False) -> str:
-    """The report of a run. `show_secret` adds a new client secret (asked for with --show-secret);
-    `terminal` (a person is reading, not a pipe or a log) shows a one-time password once."""
+def result(res: RunResult, *, color: bool = False, show_secret: bool = False, terminal: bool = False,
+           width: int | None = None) -> str:
+    """The report of a run, wrapped to `width` columns (None: not wrapped). `show_secret` adds
+    a new client secret (asked for with --show-secret); `terminal` (a person is reading, not a
+    pipe or a log) shows a one-time password once. Each distinct warning is printed once:
+    a warning that quotes a platform notice points to it, as the notices close the report."""
     mode = res.mode
     head = {"plan": "Plan", "check": "Check"}.get(mode, "Run")
-    lines = [f"{head} {res.run_id} of {res.runbook}: {res.status.value}"]
-    if res.headline:
-        lines.insert(0, res.headline)
-    width = max((len(s.id) for s in res.stages), default=8)
-    for s in res.stages:
-        lab = label(mode, s.status)
-        lines.append(f"  {_style(f'{lab:<15}', s.status, color)} {s.id:<{width}}  {_summary(s)}"
-                     .rstrip())
-        for m in s.messages[1:6]:
-            lines.append(f"  {'':<15} {'':<{width}}  {m}")
-        for w in s.warnings:
-            lines.append(f"  {'':<15} {'':<{width}}  warning: {w}")
-        if s.error and s.error.get("hint"):
-            lines.append(f"  {'':<15} {'':<{width}}  fix: {s.error['hint']}")
+    lines = fill(res.headline, width) if res.headline else []
+    lines += fill(f"{head} {res.run_id} of {res.runbook}: {res.status.value}", width, hang="  ")
+    lines += _stage_rows(res, color, width)
     handoff = next((s.outputs.get("handoff") for s in res.stages
                     if s.kind == "report.handoff" and isinstance(s.outputs.get("handoff"), dict)), None)
     if handoff:
-        lines += ["", *handoff_text(handoff, show_secret=show_secret)]
+        lines += ["", *handoff_text(handoff, show_secret=show_secret, width=width)]
     if res.refusals:
         lines += ["", "Refused by the platform for good (not drift: `check --strict` counts them):"]
-        lines += ["  " + ln for ln in refusal_lines(res)]
+        lines += [ln for r in refusal_lines(res) for ln in fill(r, width, "  ", "  ")]
     actions = [s for s in res.stages if s.action]
     if actions:
         lines += ["", "Action required (a person must finish these):"]
         for s in actions:
-            lines += ["  " + ln for ln in action_text(s).splitlines()]
+            lines += action_lines(s, width, _notice_titles(res))
     passwords = one_time_passwords(res)
     if passwords:
         lines += [""] + (passwords if terminal else ["New password: (not shown here: this output is not a terminal)"])
     if res.notices:
         lines += ["", "Platform notices:"]
         for n in res.notices:
-            lines.append(f"  - {n['date']}  {n['title']}")
-            lines.append(f"    {n['says']}")
-            lines.append(f"    Instead: {n['instead']}")
+            lines += fill(f"- {n['date']}  {n['title']}", width, "  ", "  ")
+            lines += fill(n["says"], width, "    ")
+            lines += fill(f"Instead: {n['instead']}", width, "    ")
     m = res.metrics
     counts = ", ".join(f"{m.get(st.value.replace('-', '_'), 0)} {label(mode, st)}" for st in
                        (Status.OK, Status.CHANGED, Status.ACTION_REQUIRED, Status.FAILED, Status.SKIPPED)
                        if m.get(st.value.replace("-", "_")))
     lines += ["", f"{len(res.stages)} stages: {counts or 'none'}"]
     if res.run_dir:
-        lines.append(f"artifacts: {res.run_dir}")
+        lines += fill(f"artifacts: {res.run_dir}", width, hang="  ")
     if mode == "run" and res.run_dir and res.status in (RunStatus.INTERRUPTED, RunStatus.FAILED):
-        lines.append(f"to continue: {resume_command(res.run_dir)}")
+        lines += fill(f"to continue: {resume_command(res.run_dir)}", width, hang="  ")
     return "\n".join(lines)
+
+
+def _notice_titles(res: RunResult) -> dict[str, str]:
+    """A notice as stages quote it -> its title, which the report names instead."""
+    return {quoted_notice(n): n["title"] for n in res.notices}
+
+
+def _stage_rows(res: RunResult, color: bool, width: int | None) -> list[str]:
+    """One row per stage: status, id, what it did; then its other messages, warnings (each
+    distinct one once per run) and the fix. Side by side when the terminal leaves the text at
+    least 50 columns; else the text goes under the stage, indented."""
+    idw = max((len(s.id) for s in res.stages), default=8)
+    table = width is None or width - (2 + 15 + 1 + idw + 2) >= 50
+    notices, seen = _notice_titles(res), set()
+    out = []
+    for s in res.stages:
+        texts = [(_summary(s), ""), *((m, "") for m in s.messages[1:6])]
+        for w in s.warnings:
+            w = f"platform notice \"{notices[w]}\" (see below)" if w in notices else w
+            if w not in seen:
+                seen.add(w)
+                texts.append((f"warning: {w}", "  "))
+        if s.error and s.error.get("hint"):
+            texts.append((f"fix: {s.error['hint']}", "     "))
+        lab = _style(f"{label(res.mode, s.status):<15}", s.status, color)
+        if table:
+            indent = 2 + 15 + 1 + idw + 2
+            first, rest = texts[0], texts[1:]
+            out += fill_after(f"  {lab} {s.id:<{idw}}  ", indent, first[0], width, first[1])
+        else:
+            indent, rest = 6, texts
+            out.append(f"  {lab} {s.id}")
+        for text, hang in rest:
+            if text:
+                out += fill(text, width, " " * indent, hang)
+    return [ln.rstrip() for ln in out]
 
 
 def resume_command(run_dir: str) -> str:
@@ -193,42 +222,47 @@ def one_time_passwords(res: RunResult) -> list[str]:
     return [f"New password (shown once, kept nowhere): {p.reveal()}" for p in found if isinstance(p, Secret)]
 
 
-def handoff_text(h: dict[str, Any], *, show_secret: bool = False) -> list[str]:
+def handoff_text(h: dict[str, Any], *, show_secret: bool = False, width: int | None = None) -> list[str]:
     """The values to copy into the backup product's "Add Microsoft 365 Organization
-    Manually" form, and the consent state of the permissions."""
+    Manually" form, and the consent state of the permissions: those granted by this run, or
+    that a plan would grant, listed API by API."""
     out = ["Hand-off (for \"Add Microsoft 365 Organization Manually\"):"]
     labels = h.get("form_labels", {})
-    form = h.get("form", {})
-    width = max((len(v) for v in labels.values()), default=10)
-    for key, value in form.items():
-        out.append(f"  {labels.get(key, key):<{width}}  {value}")
+    form = dict(h.get("form", {}))
     if show_secret and form.get("secret_file"):
-        from pathlib import Path
         try:
-            secret = Path(form["secret_file"]).read_text(encoding="utf-8").strip()
-            out.append(f"  {'Client secret value':<{width}}  {secret}")
+            form["Client secret value"] = Path(form["secret_file"]).read_text(encoding="utf-8").strip()
         except OSError as e:
-            out.append(f"  {'Client secret value':<{width}}  (cannot read the file: {e.strerror})")
-    for key, value in (h.get("pending") or {}).items():
-        out.append(f"  {labels.get(key, key):<{width}}  {value}")
+            form["Client secret value"] = f"(cannot read the file: {e.strerror})"
+    rows = [(labels.get(k, k), str(v)) for k, v in (*form.items(), *(h.get("pending") or {}).items())]
+    lw = max((len(k) for k, _ in rows), default=10)
+    for key, value in rows:
+        out += fill_after(f"  {key:<{lw}}  ", lw + 4, value, width)
     summary = h.get("permissions_summary") or {}
     if summary:
         out.append("  Permissions: " + ", ".join(f"{n} {state}" for state, n in sorted(summary.items())))
-        for p in h.get("permissions", []):
+        perms = h.get("permissions", [])
+        from .graph.permissions import by_api
+        for state, words in (("would-grant", "to grant"), ("added", "granted now")):
+            pairs = [(p.get("resource"), p.get("permission")) for p in perms if p.get("state") == state]
+            for api, names in by_api(pairs):
+                out += fill(f"{words} on {api} ({len(names)}): " + ", ".join(names), width, "    ", "  ")
+        for p in perms:
             if p.get("state") not in ("granted", "added", "would-grant"):
-                out.append(f"    {p.get('state')}: {p.get('resource')} {p.get('permission')}"
-                           + (f" ({p['note']})" if p.get("note") else ""))
+                out += fill(f"{p.get('state')}: {p.get('resource')} {p.get('permission')}"
+                            + (f" ({p['note']})" if p.get("note") else ""), width, "    ", "  ")
     sp = h.get("sharepoint")
     if isinstance(sp, dict) and (sp.get("before") or sp.get("after")):
         out.append("  SharePoint settings:")
         before, after = sp.get("before") or {}, sp.get("after") or {}
+
         def shown(v: Any) -> str:
             return "(not read yet)" if v is None else str(v)
         for name in sorted(set(before) | set(after)):
             out.append(f"    {name}: {shown(before.get(name))} -> {shown(after.get(name))}")
         refused = sp.get("refused") or {}
         for name in sorted(refused):
-            out.append(f"    refused by the platform: {name}: {refused[name]}")
+            out += fill(f"refused by the platform: {name}: {refused[name]}", width, "    ", "  ")
     return out
 
 
@@ -247,30 +281,40 @@ def refusal_lines(res: RunResult) -> list[str]:
 
 
 def action_text(s: StageResult) -> str:
+    """What a person must do for one stage, unwrapped (for a page, a ticket, an e-mail)."""
+    return "\n".join(ln[2:] for ln in action_lines(s, None, {}))
+
+
+def action_lines(s: StageResult, width: int | None, notices: dict[str, str]) -> list[str]:
+    """The steps of a stage's action, wrapped; XML to paste is never wrapped, and a note that
+    quotes a platform notice points to it."""
     a: dict[str, Any] = s.action or {}
-    out = [f"{s.title} ({s.id})"]
+    out = fill(f"{s.title} ({s.id})", width, "  ")
     if a.get("summary"):
-        out.append(a["summary"])
+        out += fill(a["summary"], width, "  ")
     for i, step in enumerate(a.get("steps", []), 1):
-        out.append(f"  {i}. {step}")
+        out += fill(f"{i}. {step}", width, "    ", "   ")
     for key in ("url", "app_id", "app_domain"):
         if a.get(key):
-            out.append(f"  {key.replace('_', ' ')}: {a[key]}")
+            out += fill(f"{key.replace('_', ' ')}: {a[key]}", width, "    ", "  ")
     if a.get("xml"):
-        out.append("  XML to paste:")
-        out += ["    " + ln for ln in str(a["xml"]).splitlines()]
+        out.append("    XML to paste:")
+        out += ["      " + ln for ln in str(a["xml"]).splitlines()]
     if a.get("notice"):
-        out.append(f"  note: {a['notice']}")
-    return "\n".join(out)
+        note = a["notice"]
+        note = f"see the platform notice \"{notices[note]}\" below" if note in notices else note
+        out += fill(f"note: {note}", width, "    ", "  ")
+    return out
 
 
 class Progress:
     """Live progress on stderr: on a terminal, the running stage with its elapsed time on
     one updating line; elsewhere, one plain line when a stage starts and one when it ends."""
 
-    def __init__(self, stream: TextIO = sys.stderr, live: bool = False) -> None:
+    def __init__(self, stream: TextIO = sys.stderr, live: bool = False, width: int | None = None) -> None:
         self.stream = stream
         self.live = live
+        self.width = width              # the updating line must fit, or it cannot be redrawn
         self._current: tuple[str, str, float] | None = None
         self._lock = threading.Lock()
         self._ticker: threading.Thread | None = None
@@ -314,7 +358,8 @@ class Progress:
                     cur = self._current
                 if cur:
                     sid, title, t0 = cur
-                    self._write(f"\r\033[K  running       {sid}: {title} ({time.monotonic() - t0:.0f} s)")
+                    line = f"  running       {sid}: {title} ({time.monotonic() - t0:.0f} s)"
+                    self._write("\r\033[K" + (line[:self.width - 1] if self.width else line))
         self._ticker = threading.Thread(target=tick, daemon=True)
         self._ticker.start()
 

@@ -11,6 +11,8 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     rights = ["..."]                   # what the operator needs, in words
     approval = "admin"                 # optional: in the portal, a run waits until a member of
                                        # this role (not the requester) approves it
+    accepts_params_of = ["..."]        # runbooks whose params files serve this one too: what
+                                       # only they take is ignored, with one note
 
     [params.tenant]
     type = "str"                       # str | int | bool | choice | secret | list | file
@@ -141,6 +143,13 @@ class Notice:
                 "instead": self.instead}
 
 
+def quoted_notice(notice: dict[str, Any]) -> str:
+    """A platform notice (as `Notice.to_dict` gives it) in one line, as a stage quotes it in
+    a warning or a note; the report knows the line and points to the notice instead of
+    printing it again."""
+    return f"{notice['date']}: {notice['says']} Instead: {notice['instead']}"
+
+
 @dataclass(frozen=True)
 class Runbook:
     name: str
@@ -156,6 +165,7 @@ class Runbook:
     approval: str | None = None      # the role that must approve a run started in the portal
     origin: str = ""                 # where the catalog found it: --runbooks, user, built-in ...
     shadows: tuple[str, ...] = ()    # same-named runbooks further down the search path
+    accepts_params_of: tuple[str, ...] = ()   # runbooks whose params files serve this one too
 
     @property
     def audience(self) -> str:

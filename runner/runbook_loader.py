@@ -37,7 +37,7 @@ ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_TIMEOUT = 7 * 24 * 3600.0     # a stage deadline beyond a week is a typo
 
 RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "approval", "params", "targets",
-                "stages", "notices"}
+                "stages", "notices", "accepts_params_of"}
 PARAM_KEYS = {"type", "required", "required_if", "default", "pattern", "help", "choices", "env", "min",
               "max", "example", "separator"}
 STAGE_KEYS = {"id", "title", "kind", "template", "vars", "inputs", "when", "on_failure",
@@ -73,6 +73,9 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
     if approval is not None and (not isinstance(approval, str) or not ROLE_RE.match(approval)):
         v.fail("approval", f"{approval!r} is not a role name",
                'name the role whose members approve a run, e.g. approval = "admin"')
+    accepts = data.get("accepts_params_of", [])
+    if not isinstance(accepts, list) or not all(isinstance(r, str) and STAGE_ID_RE.match(r) for r in accepts):
+        v.fail("accepts_params_of", "must be a list of runbook names", 'e.g. accepts_params_of = ["m365-backup-access"]')
 
     params = {n: v.param(n, spec) for n, spec in v.table(data, "params").items()}
     for p in params.values():
@@ -98,7 +101,8 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
     return Runbook(name=name, title=v.req_str(data, "title"),
                    description=v.opt_str(data, "description", ""), audiences=tuple(audiences),
                    rights=tuple(rights), approval=approval, params=params, targets=targets, stages=tuple(stages),
-                   notices=notices, source=source, origin=origin)
+                   notices=notices, source=source, origin=origin,
+                   accepts_params_of=tuple(accepts))
 
 
 class _Validator:

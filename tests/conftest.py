@@ -31,6 +31,7 @@ def _isolated_state(tmp_path, monkeypatch):
     monkeypatch.setenv("PSRUNNER_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "etc-xdg"))
+    monkeypatch.delenv("COLUMNS", raising=False)       # reports wrap only where a test asks
     for var in [v for v in os.environ if v.startswith("PSRUNNER_") and v != "PSRUNNER_STATE_DIR"]:
         if not var.startswith("PSRUNNER_LIVE_"):
             monkeypatch.delenv(var, raising=False)

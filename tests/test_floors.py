@@ -35,7 +35,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                ("foundation", "values", "language", "records", "runbook", "transports")),
     "engine": (("runner.engine",), ("foundation", "values", "language", "records", "runbook")),
     "front": (("runner.api", "runner.cli", "runner.cli_common", "runner.cli_fleet", "runner.executor",
-               "runner.render_text", "runner.outputs", "runner.fleet", "runner.fleet.", "runner.portal",
+               "runner.text_width", "runner.render_text", "runner.outputs", "runner.fleet", "runner.fleet.", "runner.portal",
                "runner.portal.", "runner.sim."),
               ("foundation", "values", "language", "records", "runbook", "transports", "stages", "engine")),
 }

@@ -196,6 +196,15 @@ def _did_you_mean(app_id: str, perm: str) -> str:
 SP_SELECT = "id,appId,displayName,appRoles"
 
 
+def by_api(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(API, its permissions) from (API, permission) pairs, APIs in the order they first
+    appear: how a plan lists what it would grant, add or remove."""
+    grouped: dict[str, list[str]] = {}
+    for api, permission in pairs:
+        grouped.setdefault(api, []).append(permission)
+    return list(grouped.items())
+
+
 def resource_sp_path(app_id: str) -> str:
     return f"/servicePrincipals(appId='{quote(app_id, safe='')}')?$select={SP_SELECT}"
 

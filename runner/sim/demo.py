@@ -123,7 +123,7 @@ def admin_follows_actions(result: RunResult, world: Any, values: dict[str, Any])
 
 
 def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
-             progress: Callable | None, color: bool) -> int:
+             progress: Callable | None, color: bool, width: int | None = None) -> int:
     from .. import api, render_text
 
     t0 = time.monotonic()
@@ -143,12 +143,12 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
         say("== 1. plan: what would change (nothing is changed)")
         counters.mark()
         plan = api.plan(rb, values, **common)
-        say(render_text.result(plan, color=color) + "\n")
+        say(render_text.result(plan, color=color, width=width) + "\n")
 
         say("== 2. run: apply")
         counters.mark()
         first = api.run(rb, values, **common)
-        say(render_text.result(first, color=color) + "\n")
+        say(render_text.result(first, color=color, width=width) + "\n")
 
         for step in admin_follows_actions(first, world, values):
             say(step)
@@ -157,7 +157,7 @@ def run_demo(*, state_dir: Path | None, output: str, quiet: bool,
         say("== 3. run again: everything is in place, nothing to do")
         counters.mark()
         second = api.run(rb, values, **common)
-        say(render_text.result(second, color=color) + "\n")
+        say(render_text.result(second, color=color, width=width) + "\n")
 
     elapsed = time.monotonic() - t0
     if output == "json":

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..results import Outcome, StageResult
+from ..runbook import quoted_notice
 
 if TYPE_CHECKING:                    # types only: kinds receive these, they never build them
     from ..graph.auth import SignInSettings
@@ -81,7 +82,7 @@ def notice_line(ctx: StageContext, notice_id: str) -> str | None:
     not declare it or it does not apply to this run. Stage code names notices by id; their
     text lives once, in the runbook's [[notices]]."""
     n = next((n for n in ctx.notices if n.get("id") == notice_id), None)
-    return None if n is None else f"{n['date']}: {n['says']} Instead: {n['instead']}"
+    return None if n is None else quoted_notice(n)
 
 
 class GraphTarget(Protocol):

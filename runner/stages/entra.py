@@ -11,7 +11,9 @@ Unknown when that stage would create the object; the kind then reports what it w
 from __future__ import annotations
 
 import re
-from typing import Any
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
 
 from ..errors import InputError, setting
 from ..results import Outcome, Status
@@ -59,6 +61,16 @@ def _wanted(inputs: dict[str, Any]) -> tuple[list, list[str]]:
 
     profile = inputs.get("profile", DEFAULT_PROFILE)
     return wanted_for(profile or "none", inputs.get("permissions") or [])
+
+
+def _file_part(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", value)[:120] or "x"
+
+
+def _private_dir(conn: GraphTarget, unique: str) -> str:
+    """Where the credential stages keep an application's secret and PFX, under the state
+    directory's private/ folder (offboarding removes it)."""
+    return f"graph/{_file_part(conn.tenant.lower())}/{_file_part(unique)}"
 
 
 def slug(text: str) -> str:
@@ -195,9 +207,9 @@ def application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if "displayName" in d.patch:
         changes.append(("rename", f"{app.get('displayName')!r} to {display_name!r}"))
     if d.missing:
-        changes.append(("add", f"{len(d.missing)} permission(s): " + ", ".join(label(k) for k in d.missing)))
+        changes.append(("add", f"{len(d.missing)} permission(s): " + _per_api(label(k) for k in d.missing)))
     if d.remove:
-        changes.append(("remove", f"{len(d.remove)} permission(s): " + ", ".join(label(k) for k in d.remove)))
+        changes.append(("remove", f"{len(d.remove)} permission(s): " + _per_api(label(k) for k in d.remove)))
     before = {"display_name": app.get("displayName"), "permissions": len(d.existing)}
     after = {"display_name": display_name, "permissions": len(d.existing) + len(d.missing) - len(d.remove),
              "add": [label(k) for k in d.missing], "remove": [label(k) for k in d.remove]}
@@ -209,6 +221,14 @@ def application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     done = {"rename": "renamed", "add": "added", "remove": "removed"}
     return Outcome(changed=True, outputs=outputs, before=before, after=after, warnings=warns,
                    messages=[f"{done[verb]} {what}" for verb, what in changes])
+
+
+def _per_api(labels: Iterable[str]) -> str:
+    """"API: A, B; API2: C" from "API: Permission" labels: what a plan adds or removes,
+    API by API."""
+    from ..graph.permissions import by_api
+    return "; ".join(f"{api}: {', '.join(names)}" for api, names in
+                     by_api(tuple(lb.split(": ", 1)) if ": " in lb else ("", lb) for lb in labels))
 
 
 # --------------------------------------------------------------------------- graph.service_principal
@@ -341,11 +361,13 @@ def consent(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 
 def remove_application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """Offboarding: delete the application; its service principal, role assignments and
-    credentials go with it.
+    credentials go with it, and so do the private files on this machine that hold its
+    secret and PFX (worthless once it is gone). What it leaves is said, not undone.
 
     inputs:  unique_name or app_id, purge (bool, default false: also delete it from deleted
-             items, which frees the uniqueName at once)
-    outputs: removed (bool), app_id, object_id"""
+             items, which frees the uniqueName at once), leaves (what the runbook knows it
+             leaves behind, in words: one line each in the report)
+    outputs: removed (bool), app_id, object_id, private_files (removed or to remove)"""
     from ..graph import removal as op
 
     conn = graph_target(ctx, inputs)
@@ -353,22 +375,40 @@ def remove_application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     app_id = text(inputs, "app_id")
     if not unique_name and not app_id:
         raise InputError("remove_application needs unique_name or app_id", input="unique_name")
+    leaves = [f"left as it is: {line}" for line in inputs.get("leaves") or []]
     if offline(conn, ctx):
         return Outcome(changed=True, messages=["offline plan: not checked; would remove the application if present"])
     purge = flag(inputs, "purge", False)
     app, sp = op.read(conn.client, unique_name=unique_name, app_id=app_id)
-    if app is None:
+    folder, files = _private_files(ctx, conn, str(unique_name or app_id))
+    if app is None and not files:
         what = f"uniqueName {unique_name}" if unique_name else f"appId {app_id}"
-        return Outcome(changed=False, outputs={"removed": False},
-                       messages=[f"no application with {what}: nothing to remove"])
-    gone = [f"application {app.get('displayName')!r} ({app['appId']})"]
-    if sp:
-        gone.append(f"its service principal {sp['id']} with its app role assignments")
-    outputs = {"removed": bool(ctx.apply), "app_id": app["appId"], "object_id": app["id"]}
-    before = {"application": app["appId"], "service_principal": sp["id"] if sp else None}
-    if not ctx.apply:
-        return Outcome(changed=True, outputs=outputs, before=before, after=None,
-                       messages=["would delete " + " and ".join(gone) + ("" if purge else RESTORABLE)])
-    op.delete(conn.client, conn.facts, app, purge=purge)
-    return Outcome(changed=True, outputs=outputs, before=before, after=None,
-                   messages=["deleted " + " and ".join(gone) + (" (purged)" if purge else RESTORABLE)])
+        return Outcome(changed=False, outputs={"removed": False, "private_files": []},
+                       messages=[f"no application with {what}: nothing to remove", *leaves])
+    verb = "deleted" if ctx.apply else "would delete"
+    gone, before = [], {}
+    if app is not None:
+        gone.append(f"application {app.get('displayName')!r} ({app['appId']})")
+        if sp:
+            gone.append(f"its service principal {sp['id']} with its app role assignments")
+        before = {"application": app["appId"], "service_principal": sp["id"] if sp else None}
+        if ctx.apply:
+            op.delete(conn.client, conn.facts, app, purge=purge)
+    messages = [f"{verb} " + " and ".join(gone) + (" (purged)" if purge and ctx.apply else "" if purge else RESTORABLE)
+                ] if gone else []
+    if files:
+        if ctx.apply:
+            shutil.rmtree(folder)
+        messages.append(f"{'removed' if ctx.apply else 'would remove'} {len(files)} private file(s) in {folder} "
+                        "(the secret and certificate written for it)")
+    outputs = {"removed": bool(ctx.apply), "private_files": [str(f) for f in files]}
+    if app is not None:
+        outputs.update(app_id=app["appId"], object_id=app["id"])
+    return Outcome(changed=True, outputs=outputs, before=before or None, after=None, messages=messages + leaves)
+
+
+def _private_files(ctx: StageContext, conn: GraphTarget, unique: str) -> tuple[Path, list[Path]]:
+    """The folder under the state directory's private/ folder where the credential stages
+    write this application's secret and certificate, and the files in it."""
+    folder = ctx.private_path(_private_dir(conn, unique))
+    return folder, sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []

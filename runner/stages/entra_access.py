@@ -28,8 +28,7 @@ from ..errors import AuthError, InputError
 from ..results import Outcome, Status
 from ..secrets import Secret
 from .base import GraphTarget, StageContext
-from .entra import _wanted, graph_target, number, text
-from .entra_credentials import _private_dir
+from .entra import _private_dir, _wanted, graph_target, number, text
 
 
 def _days_left(cred: dict[str, Any], now: _dt.datetime) -> int | None:

@@ -9,7 +9,6 @@ credentials, adding one) is runner/graph/credentials.py."""
 from __future__ import annotations
 
 import datetime as _dt
-import re
 import secrets as _rand
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,7 @@ from ..secrets import Secret
 from ..values import as_secret, known_or_none
 from .base import GraphTarget, StageContext
 from .credential_ledger import Ledger, tagged
-from .entra import flag, graph_target, number, offline, text
-
-
-def _file_part(value: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", value)[:120] or "x"
-
-
-def _private_dir(conn: GraphTarget, unique: str) -> str:
-    return f"graph/{_file_part(conn.tenant.lower())}/{_file_part(unique)}"
+from .entra import _file_part, _private_dir, flag, graph_target, number, offline, text
 
 
 def _application(conn: GraphTarget, object_id: str) -> dict[str, Any]:

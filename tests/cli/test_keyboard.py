@@ -170,3 +170,15 @@ def test_list_json_carries_whole_descriptions():
         written = tomllib.loads((builtin_dir() / f"{name}.toml").read_text(encoding="utf-8"))["description"]
         assert text == written.strip(), name
     assert described["m365-backup-access"].endswith("reported as refused or without effect, with what to do instead.")
+
+
+def test_errors_wrap_to_the_terminal_under_themselves(env):
+    env = {k: v for k, v in env.items() if k != "PSRUNNER_HOST_PASSWORD"}
+    r = invoke("plan", "m365-backup-access", "-p", "host=mgmt01.contoso.local", "-p", "host_user=CONTOSO\\admin",
+               env={**env, "COLUMNS": "80"})
+    assert r.exit_code == 2
+    assert r.output == (
+        "error: 2 required parameters are missing: tenant, host_password\n"
+        "  fix: add -p tenant=contoso.onmicrosoft.com; set PSRUNNER_HOST_PASSWORD (or\n"
+        "       --secret-file host_password=PATH); `psrunner show m365-backup-access`\n"
+        "       says what each one is\n")
