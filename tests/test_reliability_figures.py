@@ -11,6 +11,7 @@ from tests.cli import test_hostile_input as hostile
 from tests.integration import test_crash_matrix as crash
 from tests.integration import test_fault_matrix as faults
 from tests.integration import test_secret_canaries as canaries
+from tests.portal import test_canaries as portal_canaries
 from tests.unit import test_locks as locks
 
 PAGE = Path(__file__).resolve().parents[1] / "RELIABILITY.md"
@@ -40,7 +41,7 @@ def test_the_figures_are_the_tests():
         "hostile inputs refused with exit 2 naming the input": str(len(hostile.CASES)),
         "hostile values that reach PowerShell only as parameters": str(len(hostile.ACCEPTED)),
         "tracebacks": "0",
-        "secret canary scans": str(sum(name.startswith("test_") for name in dir(canaries))),
+        "secret canary scans": str(sum(name.startswith("test_") for m in (canaries, portal_canaries) for name in dir(m))),
         "encodings a canary is looked for in": str(Canaries(["canary-value"]).encodings),
         "leaks": "0",
         "processes contending for one target lock": str(locks.CONTENDERS),
