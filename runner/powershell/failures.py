@@ -92,7 +92,7 @@ def classify_exception(e: BaseException, started: bool) -> tuple[str, str]:
     )
 
     detail = redact(_short(e))
-    if isinstance(e, AuthenticationError):
+    if isinstance(e, AuthenticationError) or _no_credential(e):
         return "auth", detail
     if isinstance(e, requests.exceptions.SSLError):
         return "tls", detail
@@ -129,6 +129,16 @@ def classify_exception(e: BaseException, started: bool) -> tuple[str, str]:
     return "protocol", detail
 
 
+def _no_credential(e: BaseException) -> bool:
+    """True for pyspnego's refusal to start without credentials: no Kerberos ticket (kinit not
+    run, or expired), or none it may use. A sign-in problem, not a protocol one."""
+    try:
+        from spnego.exceptions import CredentialsExpiredError, InvalidCredentialError, NoCredentialError
+    except ImportError:  # pragma: no cover - pyspnego comes with pypsrp
+        return False
+    return _caused_by(e, (NoCredentialError, CredentialsExpiredError, InvalidCredentialError))
+
+
 def _short(e: BaseException) -> str:
     text = str(e) or type(e).__name__
     # urllib3 wraps the real reason several layers deep; the last "(...)" part reads best.
@@ -137,7 +147,7 @@ def _short(e: BaseException) -> str:
     return text[:400]
 
 
-def _caused_by(e: BaseException, cls: type) -> bool:
+def _caused_by(e: BaseException, cls: type | tuple[type, ...]) -> bool:
     seen = set()
     stack: list[Any] = [e]
     while stack:
@@ -161,7 +171,8 @@ def transport_error(e: BaseException, started: bool, settings: HostSettings) -> 
     kind, detail = classify_exception(e, started)
     msg = {
         "auth": f"{where}: authentication failed for {settings.username or '(current user)'} "
-                f"with {settings.auth}",
+                f"with {settings.auth}" + (": no Kerberos ticket to present (run kinit first, or check "
+                                           "KRB5CCNAME)" if _no_credential(e) else ""),
         "connect": f"{where}: connection failed: {detail}",
         "dns": f"{where}: the host name {host!r} does not resolve",
         "tls": f"{where}: TLS handshake failed: {detail}",

@@ -108,6 +108,8 @@ class HostSession:
             read_timeout=s.read_timeout, operation_timeout=s.operation_timeout, encryption=s.encryption,
             proxy=s.proxy, no_proxy=s.no_proxy, reconnection_retries=0, reconnection_backoff=0.5,
         )
+        if s.spn_host:
+            kwargs["negotiate_hostname_override"] = s.spn_host
         if s.auth == "certificate":
             kwargs.update(certificate_pem=s.certificate_pem, certificate_key_pem=s.certificate_key_pem)
         try:

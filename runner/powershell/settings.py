@@ -46,6 +46,10 @@ class HostSettings:
     proxy: str | None = None
     no_proxy: bool = False
     label: str = "host"                     # how errors name the target ("targets.<name>")
+    # Kerberos: the host name in its service principal (HTTP/NAME) when connecting by an
+    # address or an alias; the ticket is asked for that name (pypsrp's
+    # negotiate_hostname_override)
+    spn_host: str | None = None
 
     def __post_init__(self) -> None:
         self.password = as_secret(self.password, f"{self.label}.password", name="psrp password")
@@ -115,6 +119,14 @@ class HostSettings:
         if self.read_timeout <= self.operation_timeout:
             raise self._bad("read_timeout", f"must be longer than operation_timeout ({self.operation_timeout} s): "
                             f"the server answers a long poll only when the operation timeout ends")
+        if self.spn_host is not None:
+            if self.auth not in ("negotiate", "kerberos"):
+                raise self._bad("spn_host", f"a service principal name means Kerberos, not {self.auth}",
+                                f"set {setting('auth', 'kerberos')}, or leave {setting('spn_host')} out")
+            if not self.spn_host.strip() or any(c in self.spn_host for c in "/ \t@:"):
+                raise self._bad("spn_host", f"{self.spn_host!r} is not a host name",
+                                f"give the name in the host's HTTP/ service principal, e.g. "
+                                f"{setting('spn_host', 'win01.contoso.com')}")
         if not self.configuration_name or any(c in self.configuration_name for c in "/ \t"):
             raise self._bad("configuration_name", f"{self.configuration_name!r} is not a session configuration name",
                             "e.g. Microsoft.PowerShell, or the name of a JEA endpoint")
@@ -135,6 +147,7 @@ _ALIASES = {
     "connection_timeout": "connection_timeout", "read_timeout": "read_timeout",
     "operation_timeout": "operation_timeout",
     "proxy": "proxy", "no_proxy": "no_proxy",
+    "spn_host": "spn_host",
 }
 _SPECIAL = {"scheme", "ssl", "ca_bundle", "cert_validation", "timeouts", "type", "description"}
 _TIMEOUT_KEYS = {"connect": "connection_timeout", "connection": "connection_timeout", "read": "read_timeout",

@@ -7,6 +7,8 @@ talks to, with template twins standing in for the PowerShell engine.
         with RunspacePool(wsman) as pool: ...
 
     HostSimulator(scheme="http", auth="ntlm")     # NTLM + WinRM message encryption
+    HostSimulator(scheme="http", auth="kerberos", keytab=path, principals=["jdoe@CONTOSO.TEST"])
+                                                  # Kerberos from a real KDC (the Samba DC's)
 
 Pieces: wsman_server (HTTP(S), auth, encryption), wsman_soap (envelopes), psrp_shell
 (psrpcore Runspace Pools, pipelines, twins, long-poll), ps_binding (param() binding).
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -26,7 +29,7 @@ from .psrp_shell import ShellEngine, stop_requested, wait_or_stop
 from .tls import TLSMaterial, make_tls
 from .twin_types import HostState
 from .world import SimWorld
-from .wsman_auth import NTLM_USERS
+from .wsman_auth import KEYTABS, NTLM_USERS
 from .wsman_server import Listener
 
 __all__ = ["FAULT_KINDS", "Counter", "Faults", "HostSimulator", "serve", "stop_requested", "wait_or_stop"]
@@ -35,7 +38,7 @@ FAULT_KINDS = ("wrong_password", "refuse", "slow", "hang", "break_pool",
                "terminating_error", "non_terminating_error")
 ONE_SHOT_FAULTS = ("break_pool", "terminating_error", "non_terminating_error")
 ACTIONS = ("Create", "Command", "Send", "Receive", "Signal", "Delete")
-AUTHS = ("basic", "ntlm", "negotiate")
+AUTHS = ("basic", "ntlm", "negotiate", "kerberos")
 
 
 class Faults:
@@ -168,7 +171,8 @@ class HostSimulator:
     def __init__(self, world: SimWorld | None = None, state: HostState | None = None, *,
                  tls: TLSMaterial | None = None, scheme: str = "https", auth: str = "basic",
                  username: str = "psrunner-admin", password: str = "Sim-Host-Pa55!",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, keytab: str | Path | None = None,
+                 principals: Iterable[str] = ()) -> None:
         if scheme not in ("http", "https"):
             raise InputError(f"Host simulator scheme must be 'http' or 'https', not {scheme!r}.",
                              input="scheme", hint="use https (Basic) or http (NTLM with encryption)")
@@ -178,6 +182,9 @@ class HostSimulator:
         if not username or not password:
             raise InputError("The host simulator needs a username and a password.", input="username/password",
                              hint="keep the defaults or pass both")
+        if auth == "kerberos" and not (keytab and Path(keytab).is_file()):
+            raise InputError("A Kerberos host simulator needs the keytab of its HTTP/ service principal.",
+                             input="keytab", hint="export it from the KDC (runner.sim.directory.kerberos)")
         register(password)  # redact() scrubs it should it ever reach a log
         self.world = world if world is not None else SimWorld()
         self.state = state if state is not None else HostState()
@@ -188,6 +195,11 @@ class HostSimulator:
         self.bind_host = host
         self.host = "localhost"
         self.port = port
+        # Kerberos: the keytab, and who may sign in (user@REALM, as the ticket names them);
+        # `signed_in` records (principal, mechanism) of each authenticated connection
+        self.keytab = str(keytab) if keytab else None
+        self.principals = {p.lower() for p in principals}
+        self.signed_in: list[tuple[str, str]] = []
         self._tls = tls
         self._own_tls = False
         self._cond = threading.Condition(threading.RLock())
@@ -211,7 +223,9 @@ class HostSimulator:
                 self._tls = make_tls()
                 self._own_tls = True
             ctx = self._tls.server_context()
-        if self.auth != "basic":
+        if self.auth == "kerberos":
+            KEYTABS.register(id(self), self.keytab)
+        elif self.auth != "basic":
             NTLM_USERS.register(id(self), self.username, self.password, self.state.computer_name)
         self._listener = Listener(self, self.bind_host, self.port, ctx)
         try:
@@ -232,7 +246,9 @@ class HostSimulator:
         if self._listener is not None:
             self._listener.close()
             self._listener.drop_connections()
-        if self.auth != "basic":
+        if self.auth == "kerberos":
+            KEYTABS.unregister(id(self))
+        elif self.auth != "basic":
             NTLM_USERS.unregister(id(self))
         if self._own_tls and self._tls is not None:
             shutil.rmtree(self._tls.directory, ignore_errors=True)

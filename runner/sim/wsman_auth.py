@@ -2,10 +2,14 @@
 
 - Basic: checked per request (requests sends it pre-emptively). Like WinRM's default
   (AllowUnencrypted=false), Basic over plain HTTP is refused with 401.
-- NTLM / Negotiate: pyspnego's acceptor, one security context per TCP connection as HTTP.sys
-  keeps it; once a connection is authenticated its later requests need no header. Over HTTP
-  the bodies are sealed with that context ("multipart/encrypted" as MS-WSMV 2.2.9.1 and
-  pypsrp's `WinRMEncryption` shape them).
+- NTLM / Negotiate / Kerberos: pyspnego's acceptor, one security context per TCP connection
+  as HTTP.sys keeps it; once a connection is authenticated its later requests need no header.
+  Over HTTP the bodies are sealed with that context ("multipart/encrypted" as MS-WSMV 2.2.9.1
+  and pypsrp's `WinRMEncryption` shape them; the answer names the protocol the request named,
+  HTTP-SPNEGO- or HTTP-Kerberos-session-encrypted).
+- Kerberos needs a real KDC and the host's keytab: GSSAPI finds the acceptor's keys through
+  KRB5_KTNAME, which is process-wide, so a running Kerberos simulator points it at its keytab
+  (KEYTABS) and puts the previous value back when it stops; one keytab at a time.
 - pyspnego's NTLM acceptor reads its user store from the file named by `NTLM_USER_FILE`
   at each authentication. The store is process-wide, so every running NTLM simulator
   registers its account in one shared 0600 temp file and the variable points at it while any
@@ -49,15 +53,26 @@ def check_basic(header: str | None, username: str, password: str) -> bool:
 
 
 class NegotiateState:
-    """The NTLM/Negotiate security context of one HTTP connection."""
+    """The NTLM/Negotiate/Kerberos security context of one HTTP connection."""
 
     def __init__(self) -> None:
         self.context = None
         self.scheme = "Negotiate"
+        self.sealing = ENCRYPTED_PROTOCOL       # the protocol the client names in sealed bodies
 
     @property
     def complete(self) -> bool:
         return self.context is not None and self.context.complete
+
+    @property
+    def principal(self) -> str | None:
+        """Who authenticated (`user@REALM` for Kerberos, `DOMAIN\\user` for NTLM)."""
+        return getattr(self.context, "client_principal", None) if self.complete else None
+
+    @property
+    def mechanism(self) -> str | None:
+        """"kerberos" or "ntlm": what the negotiation settled on."""
+        return getattr(self.context, "negotiated_protocol", None) if self.complete else None
 
     def step(self, header: str) -> bytes | None:
         """Feed the client's Authorization header; return the token to answer with (or None).
@@ -86,6 +101,8 @@ class NegotiateState:
         """Decrypt a multipart/encrypted request body."""
         m = re.search(r'boundary="?([^";]+)"?', content_type)
         boundary = (m.group(1) if m else BOUNDARY).encode()
+        named = re.search(r'protocol="?([^";]+)"?', content_type)
+        self.sealing = named.group(1) if named else ENCRYPTED_PROTOCOL
         parts = [p for p in re.split(b"--" + re.escape(boundary) + b"\r\n", body) if p]
         out = b""
         for i in range(0, len(parts) - 1, 2):
@@ -105,12 +122,12 @@ class NegotiateState:
         res = self.context.wrap_winrm(message)
         sealed = struct.pack("<I", len(res.header)) + res.header + res.data
         head = (
-            f"--{BOUNDARY}\r\n\tContent-Type: {ENCRYPTED_PROTOCOL}\r\n"
+            f"--{BOUNDARY}\r\n\tContent-Type: {self.sealing}\r\n"
             f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={len(message) + res.padding_length}\r\n"
             f"--{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n"
         ).encode()
         body = head + sealed + f"--{BOUNDARY}--\r\n".encode()
-        return f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="{BOUNDARY}"', body
+        return f'multipart/encrypted;protocol="{self.sealing}";boundary="{BOUNDARY}"', body
 
 
 class _NTLMUserStore:
@@ -159,3 +176,36 @@ class _NTLMUserStore:
 
 
 NTLM_USERS = _NTLMUserStore()
+
+
+class _KeytabEnv:
+    """KRB5_KTNAME for the running Kerberos simulators (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[int, str] = {}
+        self._saved: str | None = None
+
+    def register(self, key: int, keytab: str) -> None:
+        value = f"FILE:{Path(keytab).resolve()}"
+        with self._lock:
+            if self._users and value not in self._users.values():
+                from ..errors import InputError
+                raise InputError("Another Kerberos host simulator with another keytab is running in this process.",
+                                 input="keytab", hint="stop it first, or give both the same keytab")
+            if not self._users:
+                self._saved = os.environ.get("KRB5_KTNAME")
+            self._users[key] = value
+            os.environ["KRB5_KTNAME"] = value
+
+    def unregister(self, key: int) -> None:
+        with self._lock:
+            if self._users.pop(key, None) is None or self._users:
+                return
+            if self._saved is None:
+                os.environ.pop("KRB5_KTNAME", None)
+            else:
+                os.environ["KRB5_KTNAME"] = self._saved
+
+
+KEYTABS = _KeytabEnv()

@@ -229,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not self.nego.complete:
                 self._unauthorized(out)
                 return False
-            if sim.faults.active("wrong_password"):
+            if sim.faults.active("wrong_password") or not self._admitted():
                 self.nego = NegotiateState()
                 self._unauthorized()
                 return False
@@ -238,6 +238,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._unauthorized()
             return False
         return None
+
+    def _admitted(self) -> bool:
+        """A Kerberos host takes a Kerberos sign-in of one of its principals only (an NTLM
+        fallback, or another user of the realm, gets 401, as an account the host does not
+        allow would); the others take whom the NTLM user store knows."""
+        sim = self.sim
+        principal, mechanism = self.nego.principal or "", self.nego.mechanism or ""
+        if sim.auth == "kerberos" and (mechanism != "kerberos" or principal.lower() not in sim.principals):
+            log.debug("kerberos sign-in of %r (%s) not admitted", principal, mechanism)
+            return False
+        sim.signed_in.append((principal, mechanism))
+        return True
 
     def _unauthorized(self, token: bytes | None = None) -> None:
         www = "Negotiate" if token is None else "Negotiate " + base64.b64encode(token).decode()

@@ -151,6 +151,25 @@ def kerberos_realm(samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory) 
     return write_krb5_conf(samba_dc, tmp_path_factory.mktemp("krb5") / "krb5.conf")
 
 
+KERBEROS_PASSWORD = "Kerb-Start-Pa55"
+
+
+@pytest.fixture(scope="module")
+def kerberos_service(samba_clean_module: SambaDC, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A host `web01` with an HTTP/ principal and its keytab, and a user `kuser` who may get a
+    ticket for it: {"host", "keytab", "principal", "password"} (for this module's DC)."""
+    from runner.sim.directory.kerberos import add_service_account, export_keytab
+
+    dc = samba_clean_module
+    host = f"web01.{dc.dns_domain}"
+    add_service_account(dc, host)
+    keytab = export_keytab(dc, f"HTTP/{host}", tmp_path_factory.mktemp("keytab") / "http.keytab")
+    directory = dc.connect()
+    directory.create_user("kuser", KERBEROS_PASSWORD)
+    directory.close()
+    return {"host": host, "keytab": keytab, "principal": f"kuser@{dc.realm}", "password": KERBEROS_PASSWORD}
+
+
 _REAL_DIRECTORY_TESTS: set[str] = set()
 
 

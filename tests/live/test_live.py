@@ -6,6 +6,8 @@
     export PSRUNNER_LIVE_GRAPH_CERTIFICATE=/path/operator.pem        # key + certificate
     export PSRUNNER_LIVE_HOST_USER='CONTOSO\\svc-psrunner'
     export PSRUNNER_LIVE_HOST_PASSWORD=...                           # or use Kerberos (leave empty)
+    export PSRUNNER_LIVE_HOST_AUTH=kerberos                          # after kinit, no user or password;
+    export PSRUNNER_LIVE_HOST_KERBEROS_NAME=mgmt01.contoso.local     # when HOST is an address or alias
     export PSRUNNER_LIVE_SPO_USER=admin@contoso.onmicrosoft.com      # optional
     export PSRUNNER_LIVE_SPO_PASSWORD=...
     export PSRUNNER_LIVE_APP_UNIQUE_NAME=psrunner-live-test          # default
@@ -49,6 +51,7 @@ def live_params():
         "app_unique_name": _env("APP_UNIQUE_NAME", "psrunner-live-test"),
         "app_name": "psrunner live test", "credential": "both",
         "host_auth": _env("HOST_AUTH", "negotiate"), "host_user": _env("HOST_USER"),
+        "host_kerberos_name": _env("HOST_KERBEROS_NAME"),
         "spo_user": _env("SPO_USER"),
     }
     values, _ = api.resolve_params(rb, {k: v for k, v in given.items() if v}, environ={})

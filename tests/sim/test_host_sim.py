@@ -410,7 +410,9 @@ def test_bad_constructor_arguments_are_input_errors():
     with pytest.raises(InputError, match="scheme"):
         HostSimulator(scheme="ftp")
     with pytest.raises(InputError, match="auth"):
-        HostSimulator(auth="kerberos")
+        HostSimulator(auth="digest")
+    with pytest.raises(InputError, match="needs the keytab"):
+        HostSimulator(auth="kerberos")              # Kerberos needs its service's keys
 
 
 # ---- parameter binding (no network) ------------------------------------------------------
