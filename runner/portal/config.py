@@ -186,9 +186,11 @@ def parse_config(data: dict[str, Any], path: Path) -> PortalConfig:
         for k in ("tenant", "client_id"):
             if not isinstance(e.get(k), str) or not e[k]:
                 raise fail(f"entra.{k}", "is required")
+        authority = str(e.get("authority_host") or ENTRA_HOST)
+        _check_authority(authority, fail)
         cfg.entra = EntraSetup(tenant=e["tenant"], client_id=e["client_id"],
                                client_secret=_client_secret(e, fail, path_of),
-                               authority_host=str(e.get("authority_host") or ENTRA_HOST),
+                               authority_host=authority,
                                ca_bundle=str(path_of(e["ca_bundle"], "entra.ca_bundle")) if e.get("ca_bundle") else None)
     if "accounts" in data:
         cfg.accounts = path_of(data["accounts"], "accounts")
@@ -211,6 +213,21 @@ def parse_config(data: dict[str, Any], path: Path) -> PortalConfig:
         setup.max_concurrent = limit
         cfg.runbooks[name] = setup
     return cfg
+
+
+def _check_authority(url: str, fail) -> None:
+    """The portal's client secret and people's sign-in codes go to the authority: a Microsoft
+    cloud's sign-in host over HTTPS, or another only where the environment says this is a test
+    or simulator (the rule graph/endpoints.py applies to runbooks)."""
+    from ..graph.auth import CLOUDS
+    from ..graph.endpoints import ALLOW_ENV, test_endpoints_allowed
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise fail("entra.authority_host", f"{url!r} is not an https:// address", "leave it out for Microsoft's own")
+    if parts.netloc.lower() not in {urlsplit(c.authority_host).netloc for c in CLOUDS.values()} \
+            and not test_endpoints_allowed():
+        raise fail("entra.authority_host", f"{parts.hostname} is not a Microsoft sign-in service; the portal sends "
+                   "its client secret there", f"leave it out; for a simulator, set {ALLOW_ENV}=1 in the environment")
 
 
 def _client_secret(e: dict[str, Any], fail, path_of) -> Secret:

@@ -74,6 +74,10 @@ def demo_portal(state_dir: Path | None = None, *, listen: str | None = None,
     from ..sim.demo import simulators
     from .server import PortalServer
 
+    import os
+
+    from ..graph.endpoints import ALLOW_ENV
+    os.environ.setdefault(ALLOW_ENV, "1")      # the demo's tenant is a simulator on loopback
     state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="psrunner-portal-demo-"))
     host_port = parse_listen(listen) if listen else ("127.0.0.1", 0)
     with simulators() as (world, tenant, host):

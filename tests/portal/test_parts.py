@@ -111,6 +111,20 @@ def test_configuration_mistakes_name_the_file_and_key(tmp_path):
         assert message in str(e.value), str(e.value)
 
 
+def test_the_portal_signs_in_at_microsoft_unless_told_this_is_a_simulator(tmp_path, monkeypatch):
+    monkeypatch.delenv("PSRUNNER_ALLOW_TEST_ENDPOINTS", raising=False)      # the suite sets it
+    (tmp_path / "secret").write_text("s3cret-value\n")
+    entra = {"tenant": "t", "client_id": "c", "client_secret_file": "secret"}
+    assert parse_config({"entra": entra}, tmp_path / "p.toml").entra.authority == "https://login.microsoftonline.com/t"
+    for host, says in [("https://login.evil.example", "login.evil.example is not a Microsoft sign-in service"),
+                       ("http://login.microsoftonline.com", "is not an https:// address")]:
+        with pytest.raises(InputError, match=says):
+            parse_config({"entra": {**entra, "authority_host": host}}, tmp_path / "p.toml")
+    monkeypatch.setenv("PSRUNNER_ALLOW_TEST_ENDPOINTS", "1")
+    sim = parse_config({"entra": {**entra, "authority_host": "https://localhost:8443"}}, tmp_path / "p.toml")
+    assert sim.entra.authority == "https://localhost:8443/t"
+
+
 def test_relative_paths_are_taken_from_the_configuration_s_folder(tmp_path):
     (tmp_path / "secret").write_text("s3cret-value\n")
     (tmp_path / "ad.toml").write_text('host = "dc01.contoso.test"\n')
