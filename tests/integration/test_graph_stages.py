@@ -207,17 +207,20 @@ def test_retry_after_is_honoured(sim, tmp_path):
     assert time.monotonic() - t0 >= 0.95
 
 
-@pytest.mark.parametrize("target,expect", [
-    (("PATCH", r"/v1\.0/applications\(uniqueName="), "NoBackingApplicationObject"),
-    (("PATCH", r"/v1\.0/servicePrincipals\(appId="), "Not a valid reference update"),
+@pytest.mark.parametrize("kind,target,expect", [
+    ("lag", ("PATCH", r"/v1\.0/applications\(uniqueName="), "NoBackingApplicationObject"),
+    ("lag", ("PATCH", r"/v1\.0/servicePrincipals\(appId="), "Not a valid reference update"),
+    # An app-only caller meets the same lag as 403 "must in the local tenant" (Graph's wording)
+    ("lag-local-tenant", ("PATCH", r"/v1\.0/applications\(uniqueName="), "local tenant"),
 ])
-def test_replication_lag_after_create_is_waited_out(sim, tmp_path, target, expect):
+def test_replication_lag_after_create_is_waited_out(sim, tmp_path, kind, target, expect):
     method, path = target
-    sim.faults.add("lag", method=method, path=path, requests=4)
+    sim.faults.add(kind, method=method, path=path, requests=4)
     conn = connect(sim, tmp_path)
     out = onboard(conn, tmp_path)
     assert all(o.status is None for o in out.values())
     assert_converged(sim)
+    assert sim.requests.snapshot()["fault_kinds"] == {kind: 1}
 
 
 def test_lag_beyond_the_budget_fails_clearly_and_a_rerun_converges(sim, tmp_path):

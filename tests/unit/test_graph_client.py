@@ -226,6 +226,13 @@ def test_lag_gives_up_after_its_budget_with_a_clear_hint():
     (400, err("Request_BadRequest", "Permission being assigned already exists on the object."), False),
     (400, err("Request_BadRequest", "Invalid value specified for property 'displayName'"), False),
     (403, err("Authorization_RequestDenied"), False),
+    (403, err("Authorization_RequestDenied", "Insufficient privileges to complete the operation."), False),
+    (403, err("Authorization_RequestDenied", "When using this permission, the backing application of the service "
+                                             "principal being created must in the local tenant"), True),
+    (403, err("Authorization_RequestDenied", "When using this permission, the backing application of the service "
+                                             "principal being created must be in the local tenant"), True),
+    (400, err("Request_BadRequest", "the backing application of the service principal being created must in the "
+                                    "local tenant"), False),
 ])
 def test_replication_lag_is_recognised_narrowly(status, body, expected):
     assert is_replication_lag(status, body) is expected
