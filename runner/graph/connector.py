@@ -42,6 +42,7 @@ from .facts import Facts
 from .http import GraphCounters, HttpSession, route_of
 from .retry import RetryPolicy
 from .rights import describe, require_rights
+from .rights_asked import complete, undecided
 
 KNOWN_SETTINGS = {
     "tenant", "cloud", "auth", "client_id", "certificate", "certificate_password", "client_secret",
@@ -182,6 +183,7 @@ class GraphConnector:
         self.facts = Facts()
         self._checked_write = False
         self._lock = threading.RLock()
+        self._rights: dict[str, Any] | None = None
 
     # ---- what stages use ----------------------------------------------------------
 
@@ -207,10 +209,20 @@ class GraphConnector:
 
     def claims(self) -> dict[str, Any]:
         """Who signed in and what the token grants (signs in when needed)."""
-        self._token()
-        d = describe(self.tokens.claims())
+        d = describe(self._granted())
         d["auth"] = self.signin.kind
         return d
+
+    def _granted(self) -> dict[str, Any]:
+        """The token's claims (signing in when needed); where it leaves out one the rights
+        check needs, what Graph says instead (rights_asked.py), asked once per run."""
+        self._token()
+        claims = self.tokens.claims()
+        if not undecided(claims):
+            return claims
+        if self._rights is None:
+            self._rights = complete(self.client, claims)
+        return self._rights
 
     @property
     def tenant_id(self) -> str:
@@ -221,8 +233,7 @@ class GraphConnector:
     def require(self, *, manage_apps: bool = True, grant_roles: bool = False,
                 grant_graph_roles: bool = False) -> None:
         """AuthError naming what is missing unless the token grants the rights for the work."""
-        self._token()
-        require_rights(self.tokens.claims(), manage_apps=manage_apps, grant_roles=grant_roles,
+        require_rights(self._granted(), manage_apps=manage_apps, grant_roles=grant_roles,
                        grant_graph_roles=grant_graph_roles)
 
     def app_claims(self, client_id: str, *, secret: Secret | None = None,

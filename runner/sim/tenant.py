@@ -170,7 +170,9 @@ class TenantSimulator:
     page_size (Graph page size when $top is absent), token_lifetime (seconds),
     device_code_interval (seconds msal waits between polls), device_pending_polls (polls
     answered authorization_pending before the device user approves), device_auto_approve
-    (False: codes wait for approve_device_code() or the /devicelogin page)."""
+    (False: codes wait for approve_device_code() or the /devicelogin page), wids_in_user_tokens
+    (False: delegated access tokens leave out `wids`, as Entra does unless an application's
+    groupMembershipClaims asks for directory roles; Graph still reads roles from the directory)."""
 
     def __init__(self, world: SimWorld | None = None, tls: TLSMaterial | None = None,
                  host: str = "127.0.0.1", port: int = 0, *, page_size: int = 100,
@@ -190,6 +192,7 @@ class TenantSimulator:
         self.device_pending_polls = 1
         self.device_auto_approve = True
         self.allow_plain_pkce = False  # Entra allows code_challenge_method=plain; see tenant_authorize
+        self.wids_in_user_tokens = True
         self.state = TenantState(self.world.tenant_id, self.world.tenant_domain, self.world.lock)
         self.state.policies = AppManagementPolicies(self.world.lock)
         self.faults = FaultPlan()

@@ -39,6 +39,7 @@ from .tenant_state import (
     GRAPH_APP_ID,
     DEFAULT_SECRET_LIFETIME,
     PRIVILEGED_ROLE_ADMINISTRATOR,
+    ROLE_NAMES,
     StateError,
     is_guid,
     parse_iso,
@@ -251,6 +252,9 @@ class GraphService:
         if claims.get("idtyp") == "app" or "scp" not in claims:
             return Caller("app", claims.get("appid", ""), claims.get("oid", ""), set(claims.get("roles") or []),
                           wids, claims)
+        # Graph decides a user's directory roles from the directory, whether or not the token
+        # carries them in `wids`.
+        wids |= self.state.directory_roles.get(str(claims.get("oid", "")), set())
         return Caller("user", claims.get("appid", ""), claims.get("oid", ""), set(str(claims["scp"]).split()),
                       wids, claims)
 
@@ -295,6 +299,8 @@ class GraphService:
             return self.organization(ctx)
         if entity == "me" and not key and not tail:
             return self.me(ctx)
+        if entity == "me" and not key and tail == ["transitiveMemberOf", "microsoft.graph.directoryRole"]:
+            return self.my_directory_roles(ctx)
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
 
     def method_not_allowed(self) -> GraphError:
@@ -686,6 +692,23 @@ class GraphService:
         if user is None:
             raise self.not_found(c.object_id)
         return self.single(ctx, user, "users", "microsoft.graph.user")
+
+    def my_directory_roles(self, ctx: Ctx) -> Response:
+        """GET /me/transitiveMemberOf/microsoft.graph.directoryRole: the signed-in user's
+        directory roles ("List a user's memberships (direct and transitive)", User.Read)."""
+        c = ctx.caller
+        assert c is not None
+        if ctx.method != "GET":
+            raise self.method_not_allowed()
+        if c.kind != "user":
+            raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
+        self.require(ctx, ME_DELEGATED)
+        roles = [{"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.state.tenant_id}/{t}")),
+                  "displayName": ROLE_NAMES.get(t, t), "roleTemplateId": t, "description": None,
+                  "deletedDateTime": None}
+                 for t in sorted(self.state.directory_roles.get(c.object_id, set()))]
+        return self.list_objects(ctx, "directoryRoles", roles, {"displayName", "roleTemplateId"}, "directoryRole",
+                                 "microsoft.graph.directoryRole", check_visible=False)
 
     # ---- reads: select, list, paging ----------------------------------------------------
     def _check_query_options(self, ctx: Ctx, allowed: set[str]) -> None:

@@ -460,6 +460,8 @@ class LoginService:
             "tid": self.sim.tenant_id, "unique_name": user["userPrincipalName"],
             "upn": user["userPrincipalName"], "uti": new_uti(), "ver": "1.0", "wids": wids,
         }
+        if not self.sim.wids_in_user_tokens:
+            del claims["wids"]
         access = self.sim.signer.sign(claims)
         id_claims: dict[str, Any] = {
             "aud": client_id, "iss": f"{self.sim.origin_for(headers)}/{self.sim.tenant_id}/v2.0",

@@ -45,6 +45,11 @@ APPLICATION_ADMINISTRATOR = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
 CLOUD_APPLICATION_ADMINISTRATOR = "158c047a-c907-4556-b7ef-446551a6b5f7"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 DEFAULT_USER_ROLE = "b79fbf4d-3ef9-4689-8143-76b194e85509"  # in every member's wids
+ROLE_NAMES = {GLOBAL_ADMINISTRATOR: "Global Administrator",
+              PRIVILEGED_ROLE_ADMINISTRATOR: "Privileged Role Administrator",
+              APPLICATION_ADMINISTRATOR: "Application Administrator",
+              CLOUD_APPLICATION_ADMINISTRATOR: "Cloud Application Administrator",
+              GLOBAL_READER: "Global Reader"}
 
 # First-party public clients that may run the device-code flow in any tenant.
 GRAPH_CLI_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"  # Microsoft Graph Command Line Tools
