@@ -110,7 +110,7 @@ def load_certificate(path: str | Path, password: Secret | None = None, *,
     return CertMaterial(cert, key)
 
 
-def generate_self_signed(common_name: str, days: int = 365, key_size: int = 2048, *, key: Any = None) -> CertMaterial:
+def generate_self_signed(common_name: str, days: float = 365, key_size: int = 2048, *, key: Any = None) -> CertMaterial:
     """A self-signed certificate for app-only sign-in, on a new RSA key (or on `key`)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes

@@ -17,7 +17,8 @@ from .client import GraphClient
 from .odata import app_path, get_one, odata_key
 from .permissions import Resolution, Wanted, resolve_permissions, resource_app_ids
 
-APP_SELECT = "id,appId,displayName,uniqueName,requiredResourceAccess,passwordCredentials,keyCredentials"
+APP_SELECT = ("id,appId,displayName,uniqueName,createdDateTime,requiredResourceAccess,passwordCredentials,"
+              "keyCredentials")
 SP_RESOURCE_SELECT = "id,appId,displayName,appRoles"
 
 
@@ -29,6 +30,7 @@ class Facts:
     resource_sps: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     created_apps: set[str] = field(default_factory=set)                     # appIds
     created_sps: set[str] = field(default_factory=set)                      # SP object ids
+    app_limits: dict[str, Any] = field(default_factory=dict)                # object id or "new" -> Limits
 
     def app_by_object_id(self, object_id: str) -> dict[str, Any] | None:
         for a in self.apps.values():

@@ -13,12 +13,13 @@ import secrets as _rand
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, stage_input
+from ..errors import GraphError, InputError, stage_input
 from ..results import Outcome, Status
 from ..secrets import Secret
 from ..values import as_secret, known_or_none
 from .base import GraphTarget, StageContext
 from .credential_ledger import Ledger, tagged
+from .credential_rules import days_of, given_within, handed_over, last_end, no_secrets, policy_refused, within
 from .entra import _file_part, _private_dir, flag, graph_target, number, offline, text
 
 
@@ -56,13 +57,19 @@ def check_secret_inputs(inputs: dict[str, Any]) -> tuple[int, int]:
 def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """A client secret named `secret_name` valid for more than `secret_min_days` exists.
 
+    A new secret lives `secret_lifetime_days`, or less where a tenant app management policy
+    allows less; a policy that forbids client secrets, or a renewal while the backup product
+    still holds the old secret, is a person's chore: the stage ends action-required and says
+    what to do (credential_rules.py).
+
     inputs:  object_id (required: ${stages.<application>.outputs.object_id}), unique_name (names
              the secret file; default the object id), secret_name (credential display name,
              default "psrunner"), secret_min_days (default 30), secret_lifetime_days (default
-             180, at most 730: Entra allows two years), rotate (bool: make a new one even if a
-             valid one exists)
+             180, at most 730), rotate (bool: make a new one even if a valid one exists),
+             purpose (why the secret is wanted, said in the plan)
     outputs: secret_file (0600 file holding the value, stable across runs), key_id, hint, expires"""
     from ..graph import credentials as op
+    from ..graph.app_policies import read_limits
     from ..graph.odata import iso, now_utc
 
     conn = graph_target(ctx, inputs)
@@ -77,10 +84,15 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     def rel(key_id: str) -> str:
         return f"{folder}/client-secret-{_file_part(name)}-{_file_part(key_id)}.txt"
 
+    why = f" ({text(inputs, 'purpose')})" if text(inputs, "purpose") else ""
     if not object_id:
         _need_object_id(ctx)
+        limits = read_limits(conn.client, conn.facts, None)
+        if limits.no_secrets:
+            return no_secrets(limits.no_secrets)
+        life, notes = within(limits, limits.secret_lifetime, lifetime, min_days, "secret")
         return Outcome(changed=True, after={"secret": name},
-                       messages=[f"would create client secret {name!r} valid {lifetime} days"])
+                       messages=[f"would create client secret {name!r} valid {days_of(life)} days{why}", *notes])
     object_id = str(object_id)
     app = _application(conn, object_id)
     now = now_utc()
@@ -110,38 +122,48 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         where = held(best)
         path = where if isinstance(where, Path) else None
         note = "" if path else f"; its value was handed over in {where} (no longer there)"
-        return Outcome(changed=bool(orphans), warnings=warns,
-                       outputs={"key_id": best.get("keyId"), "hint": best.get("hint"),
-                                "expires": best.get("endDateTime"), "secret_file": str(path) if path else None},
-                       messages=[f"client secret {name!r} is valid until {best.get('endDateTime')} "
-                                 f"(more than {min_days} days){note}"])
+        return handed_over(Outcome(
+            changed=bool(orphans), warnings=warns,
+            outputs={"key_id": best.get("keyId"), "hint": best.get("hint"),
+                     "expires": best.get("endDateTime"), "secret_file": str(path) if path else None},
+            messages=[f"client secret {name!r} is valid until {best.get('endDateTime')} "
+                      f"(more than {min_days} days){note}"]),
+            "client secret", str(path) if path else None, state.expiring)
     for c in state.valid:
         if c is not best and not held(c):
             warns.append(f"client secret {c.get('displayName')!r} ({c.get('hint')}…) is valid until "
                          f"{c.get('endDateTime')}, but this machine never had its value (Graph shows it once, at "
                          "creation), so a new one is made; remove the old one once no client uses it")
-    end = now + _dt.timedelta(days=lifetime)
-    for c in state.expiring:
-        warns.append(f"client secret {name!r} {c.get('keyId')} expires {c.get('endDateTime')}: remove it once "
-                     "clients use the new one")
+    limits = read_limits(conn.client, conn.facts, app)
+    if limits.no_secrets:
+        return no_secrets(limits.no_secrets)
+    life, notes = within(limits, limits.secret_lifetime, lifetime, min_days, "secret")
+    end = now + life
     if not ctx.apply:
+        then = [f"then the backup product needs the new secret: the old one expires "
+                f"{last_end(state.expiring)}"] if state.expiring else []
         return Outcome(changed=True, warnings=warns, before={"valid_secrets": len(state.valid)},
                        after={"secret": name, "expires": iso(end)},
-                       messages=[f"would create client secret {name!r} valid until {iso(end)}"])
+                       messages=[f"would create client secret {name!r} valid until {iso(end)}{why}", *notes, *then])
     display = tagged(name)
     ledger.intend(display)          # before the call: a run stopped inside it leaves a trace
-    cred, value, removed = op.add_password(conn.client, app, object_id, display, end)
+    try:
+        cred, value, removed = op.add_password(conn.client, app, object_id, display, end)
+    except GraphError as e:
+        return policy_refused(e)
     warns += [f"removed client secret {kid}, created by a request whose answer was lost" for kid in removed]
     key_id = str(cred.get("keyId"))
     file = ctx.write_private_file(rel(key_id), value.reveal())
     ledger.record(key_id, str(file))
-    return Outcome(changed=True, warnings=warns,
-                   outputs={"key_id": key_id, "hint": cred.get("hint"), "expires": cred.get("endDateTime"),
-                            "secret_file": str(file)},
-                   before={"valid_secrets": len(state.valid)},
-                   after={"secret": name, "key_id": key_id, "expires": cred.get("endDateTime")},
-                   messages=[f"created client secret {display!r} ({cred.get('hint')}…), valid until "
-                             f"{cred.get('endDateTime')}; its value is in {file} (readable by you only)"])
+    return handed_over(Outcome(
+        changed=True, warnings=warns,
+        outputs={"key_id": key_id, "hint": cred.get("hint"), "expires": cred.get("endDateTime"),
+                 "secret_file": str(file)},
+        before={"valid_secrets": len(state.valid)},
+        after={"secret": name, "key_id": key_id, "expires": cred.get("endDateTime")},
+        messages=[f"created client secret {display!r} ({cred.get('hint')}…), valid until "
+                  f"{cred.get('endDateTime')}; its value is in {file} (readable by you only)", *notes]),
+        "client secret", str(file), state.expiring)
 
 
 # --------------------------------------------------------------------------- graph.certificate
@@ -168,10 +190,12 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
              file, and protects the generated PFX; without it a password is generated and
              written beside the PFX, both 0600), certificate_name (display name, default
              "psrunner"), certificate_subject (CN of a generated certificate), cert_min_days
-             (default 30), cert_lifetime_days (default 365), rotate (bool)
+             (default 30), cert_lifetime_days (default 365, or less where an app management
+             policy allows less), rotate (bool), purpose (why, said in the plan)
     outputs: thumbprint (SHA-1, upper-case hex as Windows shows it), expires, pfx_file,
              pfx_password_file, cert_file"""
     from ..graph import credentials as op
+    from ..graph.app_policies import read_limits
     from ..graph.certs import generate_self_signed, load_certificate
     from ..graph.odata import iso, now_utc
 
@@ -195,16 +219,24 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if not given and lifetime <= min_days:
         raise InputError(f"cert_lifetime_days ({lifetime}) must exceed cert_min_days ({min_days})",
                          input="cert_lifetime_days")
+    why = f" ({text(inputs, 'purpose')})" if text(inputs, "purpose") else ""
     if not object_id:
         _need_object_id(ctx)
-        what = f"upload certificate {given.thumbprint}" if given else \
-            f"generate a self-signed certificate valid {lifetime} days and upload it"
+        limits = read_limits(conn.client, conn.facts, None)
+        if given:
+            given_within(limits, given)
+            what, notes = f"upload certificate {given.thumbprint}", []
+        else:
+            life, notes = within(limits, limits.certificate_lifetime, lifetime, min_days, "cert")
+            what = f"generate a self-signed certificate valid {days_of(life)} days and upload it"
         return Outcome(changed=True, outputs={"thumbprint": given.thumbprint} if given else {},
-                       messages=[f"would {what} to the new application"])
+                       messages=[f"would {what} to the new application{why}", *notes])
     object_id = str(object_id)
     app = _application(conn, object_id)
     now = now_utc()
     warns: list[str] = []
+    notes: list[str] = []
+    old: list[dict[str, Any]] = []
     if given is not None:
         cert, thumb = given, given.thumbprint
         outputs: dict[str, Any] = {
@@ -216,9 +248,11 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         if op.has_certificate(app, thumb):
             return Outcome(changed=False, outputs=outputs, warnings=warns,
                            messages=[f"certificate {thumb} is on the application"])
+        given_within(read_limits(conn.client, conn.facts, app), given)
     else:
         ledger = Ledger(ctx, folder)
-        valid = op.certificate_state(app, name, min_days, now).valid
+        state = op.certificate_state(app, name, min_days, now)
+        valid, old = state.valid, state.expiring
 
         def pfx_of(k: dict[str, Any]) -> Path | None:
             thumb = op.key_thumbprint(k) or ""
@@ -232,39 +266,49 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
             pfx = pfx_of(best)
             cer, pw = (pfx.with_suffix(".cer"), pfx.with_name(pfx.name + PASSWORD_SUFFIX)) if pfx else (None, None)
             note = "" if pfx else f"; its private key was handed over in {ledger.stored_file(thumb)} (no longer there)"
-            return Outcome(changed=False, warnings=warns,
-                           outputs={"thumbprint": thumb or None, "expires": best.get("endDateTime"),
-                                    "pfx_file": str(pfx) if pfx else None,
-                                    "pfx_password_file": str(pw) if pw and pw.exists() else None,
-                                    "cert_file": str(cer) if cer and cer.exists() else None},
-                           messages=[f"certificate {name!r} ({thumb}) is valid until {best.get('endDateTime')}{note}"])
+            return handed_over(Outcome(
+                changed=False, warnings=warns,
+                outputs={"thumbprint": thumb or None, "expires": best.get("endDateTime"),
+                         "pfx_file": str(pfx) if pfx else None,
+                         "pfx_password_file": str(pw) if pw and pw.exists() else None,
+                         "cert_file": str(cer) if cer and cer.exists() else None},
+                messages=[f"certificate {name!r} ({thumb}) is valid until {best.get('endDateTime')}{note}"]),
+                "certificate", str(pfx) if pfx else None, old)
         for k in valid:
             warns.append(f"certificate {name!r} ({op.key_thumbprint(k)}) is valid until {k.get('endDateTime')}, but "
                          "this machine never had its private key, so a new one is made; remove the old one once no "
                          "client uses it")
+        limits = read_limits(conn.client, conn.facts, app)
+        life, notes = within(limits, limits.certificate_lifetime, lifetime, min_days, "cert")
         if not ctx.apply:
-            return Outcome(changed=True, warnings=warns, after={"certificate": name, "days": lifetime},
-                           messages=[f"would generate a self-signed certificate {name!r} valid {lifetime} "
-                                     "days and upload its public part"])
-        cert = generate_self_signed(text(inputs, "certificate_subject") or f"psrunner {name}", days=lifetime)
+            return Outcome(changed=True, warnings=warns, after={"certificate": name, "days": days_of(life)},
+                           messages=[f"would generate a self-signed certificate {name!r} valid {days_of(life)} "
+                                     f"days and upload its public part{why}", *notes])
+        cert = generate_self_signed(text(inputs, "certificate_subject") or f"psrunner {name}",
+                                    days=life / _dt.timedelta(days=1))
         thumb = cert.thumbprint
         outputs = {"thumbprint": thumb, "expires": iso(cert.not_after)}
     if not ctx.apply:
         return Outcome(changed=True, outputs=outputs, warnings=warns, after={"certificate": thumb},
-                       messages=[f"would upload certificate {thumb} (valid until {iso(cert.not_after)})"])
+                       messages=[f"would upload certificate {thumb} (valid until {iso(cert.not_after)}){why}"])
     keys = op.current_keys(conn.client, app, object_id)
     if given is None:
         outputs.update(_write_pfx(ctx, rel(thumb, ".pfx"), cert, password))
         Ledger(ctx, folder).record(thumb, outputs["pfx_file"])
-    op.upload_certificate(conn.client, app, object_id, keys, cert, name)
+    try:
+        op.upload_certificate(conn.client, app, object_id, keys, cert, name)
+    except GraphError as e:
+        return policy_refused(e, "cert_lifetime_days")
     where = ""
     if given is None:
         where = f"; private key in {outputs['pfx_file']}" + (
             f", protected by the password in {outputs['pfx_password_file']}" if outputs.get("pfx_password_file")
             else ", protected by certificate_password")
-    return Outcome(changed=True, outputs=outputs, warnings=warns,
-                   before={"certificates": len(keys)}, after={"certificates": len(keys) + 1, "thumbprint": thumb},
-                   messages=[f"uploaded certificate {thumb} (valid until {iso(cert.not_after)}){where}"])
+    return handed_over(Outcome(
+        changed=True, outputs=outputs, warnings=warns,
+        before={"certificates": len(keys)}, after={"certificates": len(keys) + 1, "thumbprint": thumb},
+        messages=[f"uploaded certificate {thumb} (valid until {iso(cert.not_after)}){where}", *notes]),
+        "certificate", outputs.get("pfx_file"), old)
 
 
 PASSWORD_SUFFIX = "-password.txt"

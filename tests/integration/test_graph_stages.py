@@ -61,8 +61,10 @@ def test_fresh_tenant_then_converged_rerun(sim, tmp_path, caplog):
     assert conn.tokens._token and conn.tokens._token not in logs
     assert sec["key_id"] == app["passwordCredentials"][0]["keyId"] and sec["expires"]
 
-    # request economy: fresh onboarding within 10 requests, including sign-in
-    assert fresh["total"] <= 10, fresh["by_route"]
+    # request economy: fresh onboarding within 11 requests, including sign-in and the tenant's
+    # app management policy (read before the secret is made)
+    assert fresh["total"] <= 11, fresh["by_route"]
+    assert fresh["by_route"]["GET /v1.0/policies/defaultAppManagementPolicy"] == 1
     assert fresh["batch"] == 3 and fresh["batch_items"] == 46
 
     conn2 = connect(sim, tmp_path)
@@ -147,18 +149,32 @@ def test_drift_is_repaired_and_extras_are_reported(sim, tmp_path):
     assert_converged(sim)
 
 
-def test_a_secret_near_expiry_is_renewed_once(sim, tmp_path):
+def test_a_secret_near_expiry_is_renewed_once_and_handing_it_over_is_a_persons_chore(sim, tmp_path):
     onboard(connect(sim, tmp_path), tmp_path)
     app = tenant_view(sim)["app"]
+    old_id = app["passwordCredentials"][0]["keyId"]
     soon = (_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with sim.state.lock:
         app["passwordCredentials"][0]["endDateTime"] = soon
-    out = onboard(connect(sim, tmp_path), tmp_path)
-    assert out["client_secret"].changed and any("expires" in w for w in out["client_secret"].warnings)
+    plan = onboard(connect(sim, tmp_path), tmp_path, apply=False)["client_secret"]
+    assert plan.messages[-1] == f"then the backup product needs the new secret: the old one expires {soon}"
+    out = onboard(connect(sim, tmp_path), tmp_path)["client_secret"]
+    assert out.changed and out.status == Status.ACTION_REQUIRED
+    new_file = out.outputs["secret_file"]
+    assert out.action["steps"] == [
+        f"Enter the new client secret from {new_file} in the backup product.",
+        f"The old client secret ({old_id}) stays valid until {soon}; once the product uses the new one, remove the "
+        "old one from the application (Entra admin center: App registrations, Certificates & secrets), or let it "
+        "expire."]
     assert_converged(sim, secrets=2)
-    out = onboard(connect(sim, tmp_path), tmp_path)
-    assert not out["client_secret"].changed
+    # Until the old secret is gone the product may still use it: the chore stays, nothing is made again.
+    out = onboard(connect(sim, tmp_path), tmp_path)["client_secret"]
+    assert not out.changed and out.status == Status.ACTION_REQUIRED and out.outputs["secret_file"] == new_file
     assert_converged(sim, secrets=2)
+    with sim.state.lock:
+        sim.state.remove_password(app, old_id)
+    out = onboard(connect(sim, tmp_path), tmp_path)["client_secret"]
+    assert not out.changed and out.status is None and out.action is None
 
 
 # --------------------------------------------------------------------------- faults
@@ -447,6 +463,21 @@ def test_self_signed_certificate_is_uploaded_once_and_signs_in(sim, tmp_path):
     assert tenant_view(sim)["keys"] == 2          # the first key was kept
 
 
+def test_a_certificate_near_expiry_is_renewed_and_handing_it_over_is_a_persons_chore(sim, tmp_path):
+    stages = ("application", "certificate")
+    first = onboard(connect(sim, tmp_path), tmp_path, stages=stages)["certificate"].outputs
+    soon = (_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with sim.state.lock:
+        old = tenant_view(sim)["app"]["keyCredentials"][0]
+        old["endDateTime"] = soon
+    out = onboard(connect(sim, tmp_path), tmp_path, stages=stages)["certificate"]
+    assert out.changed and out.status == Status.ACTION_REQUIRED
+    assert out.outputs["thumbprint"] != first["thumbprint"]
+    assert out.action["steps"][0] == f"Enter the new certificate from {out.outputs['pfx_file']} in the backup product."
+    assert out.action["steps"][1].startswith(f"The old certificate ({old['keyId']}) stays valid until {soon}; ")
+    assert tenant_view(sim)["keys"] == 2
+
+
 def test_given_certificate_is_uploaded_and_recognised(sim, tmp_path):
     from runner.graph.certs import generate_self_signed
     m = generate_self_signed("given", days=400)
@@ -557,7 +588,7 @@ def test_through_the_engine_plan_run_rerun(sim, tmp_path):
     run = api.run(rb, params, state_dir=tmp_path)
     assert run.status.value == "succeeded", [(s.id, s.messages, s.error) for s in run.stages]
     assert_converged(sim)
-    assert run.metrics["graph_requests"] <= 10           # sign-in included
+    assert run.metrics["graph_requests"] <= 11           # sign-in and the app management policy included
     secret_file = Path(run.stage("secret").outputs["secret_file"])
     report = (Path(run.run_dir) / "report.json").read_text()
     assert secret_file.read_text() not in report

@@ -11,7 +11,8 @@ from runner.errors import AuthError
 from runner.graph.responses import GraphResponse
 from runner.graph.rights_asked import complete, undecided
 
-from .test_graph_stages import assert_converged, connect, device_settings, onboard, sim, tls  # noqa: F401
+from .graph_harness import assert_converged, connect, onboard
+from .test_graph_stages import device_settings
 
 PRA = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 ROLES_OF_ME = "GET /v1.0/me/transitiveMemberOf/microsoft.graph.directoryRole"
