@@ -81,8 +81,8 @@ def given_within(limits: Limits, cert: Any) -> None:
     if longest is not None and cert.not_after - cert.not_before > longest:
         raise InputError(f"certificate {cert.thumbprint} is valid {days_of(cert.not_after - cert.not_before)} days, "
                          f"longer than {limit} allows", input="certificate_path",
-                         hint=f"give a {stage_input('certificate_path')} valid for a shorter time, or none: psrunner "
-                              "then generates one the policy allows")
+                         hint="give a certificate valid for a shorter time, or none: psrunner then generates one "
+                              "the policy allows")
 
 
 def policy_named_in(message: str) -> str:
