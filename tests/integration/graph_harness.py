@@ -30,6 +30,7 @@ ONBOARDING_SITES: dict[str, tuple[str, str]] = {
     "PATCH /v1.0/servicePrincipals(appId={key})": ("PATCH", r"/v1\.0/servicePrincipals\(appId="),
     "POST /v1.0/$batch": ("POST", r"/v1\.0/\$batch$"),
     "POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo": ("POST", r"/appRoleAssignedTo$"),   # $batch items
+    "GET /v1.0/policies/defaultAppManagementPolicy": ("GET", r"/v1\.0/policies/defaultAppManagementPolicy$"),
     "POST /v1.0/applications/{id}/addPassword": ("POST", r"/addPassword$"),
     "PATCH /v1.0/applications/{id}": ("PATCH", r"/v1\.0/applications/[0-9a-f-]+$"),
 }
