@@ -39,6 +39,7 @@ from .auth import CLOUDS, SignInSettings, TokenSource, cloud_named
 from .client import GraphClient
 from .endpoints import check_endpoints
 from .facts import Facts
+from .known_ids import KnownIds
 from .http import GraphCounters, HttpSession, route_of
 from .retry import RetryPolicy
 from .rights import describe, require_rights
@@ -180,7 +181,8 @@ class GraphConnector:
                                   policy=self.policy, counters=self.counters,
                                   before_write=self._before_write, on_event=self._on_event,
                                   logger=self.log)
-        self.facts = Facts()
+        # ids earlier runs learnt, so a converged run reads everything in one $batch (known_ids.py)
+        self.facts = Facts(known=KnownIds(Path(env.state_dir) / "graph" / _safe_name(self.tenant or "tenant") / "apps"))
         self._checked_write = False
         self._lock = threading.RLock()
         self._rights: dict[str, Any] | None = None
@@ -267,6 +269,7 @@ class GraphConnector:
 
     def close(self) -> None:
         try:
+            self.facts.remember()
             self.tokens.close()
         finally:
             self.graph_http.close()

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from ..errors import GraphError
 from .batch import BatchRequest
 from .client import GraphClient
-from .facts import Facts
+from .facts import ASSIGNMENT_SELECT, Facts
 from .permissions import GRAPH_APP_ID, Resolution, Resolved
 from .responses import graph_error, is_already_assigned
 
@@ -23,10 +23,15 @@ GRANTED, TO_GRANT, UNAVAILABLE, ADDED, FAILED = "granted", "to-grant", "unavaila
 
 
 def read_assignments(client: GraphClient, facts: Facts, sp_id: str, *, apply: bool) -> list[dict[str, Any]]:
+    """The service principal's app role assignments: none when this run created it, those
+    read ahead with the application (facts.read_state) when they were, else read now."""
     if apply and sp_id in facts.created_sps:
         return []           # created by this run: no assignments yet
+    read_ahead = facts.assignments.pop(sp_id, None)     # used once: what a grant adds is not in it
+    if read_ahead is not None:
+        return read_ahead
     return client.get_all(f"/servicePrincipals/{quote(sp_id, safe='')}/appRoleAssignments",
-                          params={"$select": "id,appRoleId,resourceId"})
+                          params={"$select": ASSIGNMENT_SELECT})
 
 
 def _pair(resource_id: Any, role_id: Any) -> tuple[str, str]:

@@ -110,8 +110,8 @@ def route_of(method: str, url: str) -> str:
 class GraphCounters:
     """Thread-safe request counters.
 
-    requests: Graph HTTP requests (a $batch is one). writes: those with a write method (a
-    $batch POST is one, whatever it holds), as the service sees them. write_operations: the
+    requests: Graph HTTP requests (a $batch is one). writes: those that ask for a change (a
+    $batch POST is one when it holds a write, none when it only reads). write_operations: the
     writes asked for, counting each write inside a $batch (20 role assignments in one batch
     are 1 request, 1 write, 20 write operations). token_requests: sign-in requests (OpenID
     discovery, token, device code)."""
@@ -127,7 +127,7 @@ class GraphCounters:
     def add_request(self, route: str, method: str = "GET", write_operations: int = 0) -> None:
         with self._lock:
             self.requests += 1
-            if method.upper() in WRITE_METHODS:
+            if method.upper() in WRITE_METHODS and write_operations:
                 self.writes += 1
             self.write_operations += write_operations
             self.by_route[route] += 1

@@ -60,13 +60,18 @@ def _not_found(resp: GraphResponse) -> bool:
     return resp.status == 404 and code in (None, "Request_ResourceNotFound", "ResourceNotFound", "NotFound")
 
 
+def one_or_none(resp: GraphResponse, path: str) -> dict[str, Any] | None:
+    """The object an answer carries, or None when Graph says it does not exist; any other
+    failure (another 404 included) is an error."""
+    if resp.status == 404 and _not_found(resp):
+        return None
+    if not resp.ok:
+        raise graph_error("GET", path, resp.status, resp.body, resp.headers)
+    return resp.body if isinstance(resp.body, dict) else None
+
+
 def get_one(client: GraphClient, path: str, *, lag: bool = False) -> dict[str, Any] | None:
     """One object, or None when Graph says it does not exist (any other 404 is an error).
     With `lag`, the object is known to exist (an upsert said so): a 404 is replication lag,
     waited out within the lag budget."""
-    resp = client.get(path, allow=() if lag else (404,), lag=lag)
-    if resp.status == 404:
-        if _not_found(resp):
-            return None
-        raise graph_error("GET", path, resp.status, resp.body, resp.headers)
-    return resp.body if isinstance(resp.body, dict) else None
+    return one_or_none(client.get(path, allow=() if lag else (404,), lag=lag), path)

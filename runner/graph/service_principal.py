@@ -10,14 +10,8 @@ from typing import Any
 
 from ..errors import GraphError
 from .client import GraphClient
-from .facts import Facts
-from .odata import get_one, odata_key
-
-SP_SELECT = "id,appId,displayName"
-
-
-def _path(app_id: str) -> str:
-    return f"/servicePrincipals(appId='{odata_key(app_id)}')"
+from .facts import SP_SELECT, Facts, sp_path
+from .odata import get_one
 
 
 def read(client: GraphClient, facts: Facts, app_id: str, *, apply: bool) -> dict[str, Any] | None:
@@ -25,7 +19,7 @@ def read(client: GraphClient, facts: Facts, app_id: str, *, apply: bool) -> dict
         return facts.sps[app_id]
     if apply and app_id in facts.created_apps:
         return None         # created by this run moments ago: it cannot have a service principal yet
-    sp = get_one(client, f"{_path(app_id)}?$select={SP_SELECT}")
+    sp = get_one(client, f"{sp_path(app_id)}?$select={SP_SELECT}")
     facts.sps[app_id] = sp
     return sp
 
@@ -36,12 +30,12 @@ def upsert(client: GraphClient, facts: Facts, app_id: str, display_name: str | N
     # lag=True: right after the application is created, this upsert can fail with
     # NoBackingApplicationObject (or, app-only, 403 "... must be in the local tenant") until the
     # application has replicated.
-    resp = client.patch(_path(app_id), json=body, headers={"Prefer": "create-if-missing"}, lag=True)
+    resp = client.patch(sp_path(app_id), json=body, headers={"Prefer": "create-if-missing"}, lag=True)
     if resp.status == 201 and isinstance(resp.body, dict) and resp.body.get("id"):
         sp, created = resp.body, True
         facts.created_sps.add(sp["id"])
     else:
-        found = get_one(client, f"{_path(app_id)}?$select={SP_SELECT}", lag=True)    # it exists: 404 is lag
+        found = get_one(client, f"{sp_path(app_id)}?$select={SP_SELECT}", lag=True)    # it exists: 404 is lag
         if found is None:
             raise GraphError(f"service principal of {app_id} was upserted but cannot be read back",
                              status=resp.status, code=None, hint="re-run (re-running is safe)")

@@ -245,7 +245,8 @@ class RequestCounter:
 
     total: every request. token: POSTs to the token endpoint. login: every login-side request
     (discovery, token, device code). graph: Graph requests ($batch counts as one).
-    writes: Graph POST/PATCH/DELETE/PUT (login-side POSTs are not writes; a $batch POST is).
+    writes: Graph POST/PATCH/DELETE/PUT (login-side POSTs are not writes; a $batch POST is
+    when one of its requests writes, not when they all read).
     batch / batch_items / batch_item_writes: $batch requests and their sub-requests.
     faults: injected faults that fired (terminal or latency).
 
@@ -291,6 +292,8 @@ class RequestCounter:
         """One $batch request's sub-requests as (method, route) pairs."""
         with self._lock:
             self._counts["batch"] += 1
+            if not any(method.upper() in WRITE_METHODS for method, _ in items):
+                self._counts["writes"] -= 1     # counted as a write when it arrived, before it was read
             for method, route in items:
                 self._counts["batch_items"] += 1
                 if method.upper() in WRITE_METHODS:

@@ -379,7 +379,7 @@ def remove_application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if offline(conn, ctx):
         return Outcome(changed=True, messages=["offline plan: not checked; would remove the application if present"])
     purge = flag(inputs, "purge", False)
-    app, sp = op.read(conn.client, unique_name=unique_name, app_id=app_id)
+    app, sp = op.read(conn.client, conn.facts, unique_name=unique_name, app_id=app_id)
     folder, files = _private_files(ctx, conn, str(unique_name or app_id))
     if app is None and not files:
         what = f"uniqueName {unique_name}" if unique_name else f"appId {app_id}"

@@ -85,6 +85,7 @@ def verify_access(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     from ..graph import service_principal as sp_op
     from ..graph.facts import read_state, resolve_runtime
     from ..graph.odata import now_utc
+    from ..graph.permissions import resource_app_ids
 
     conn = graph_target(ctx, inputs)
     unique = _unique_name(inputs)
@@ -101,7 +102,10 @@ def verify_access(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if conn.offline:
         raise InputError("m365-access-verify signs in to read the tenant; an offline plan checks nothing",
                          input="offline", hint="give the operator's sign-in")
-    app = read_state(conn.client, conn.facts, unique_name=unique)
+    wanted, _ = _wanted(inputs)
+    # the resources' app roles come in the same request as the application (and, when an
+    # earlier run left its ids, its service principal and assignments too)
+    app = read_state(conn.client, conn.facts, unique_name=unique, resources=resource_app_ids(wanted))
     if app is None:
         return failed(f"no application with unique name {unique!r} in the tenant")
     app_id = str(app.get("appId"))
@@ -113,7 +117,6 @@ def verify_access(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     outputs["sp_id"] = sp["id"]
     checks.append("its service principal exists")
 
-    wanted, _ = _wanted(inputs)
     items = resolve_runtime(conn.client, conn.facts, wanted).items
     d = op.decide(items, op.read_assignments(conn.client, conn.facts, str(sp["id"]), apply=False))
     missing = [items[i].label for i in d.indexes(op.TO_GRANT) + d.indexes(op.UNAVAILABLE)]

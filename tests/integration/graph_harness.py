@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from runner.graph.connector import open_target
 from runner.registry import TargetEnv
@@ -72,9 +72,10 @@ def connect(sim, state_dir: Path, interactive: bool = False, **over):
 
 def onboard(conn, state_dir: Path, apply: bool = True, *, stages=("preflight", "application", "service_principal",
                                                                    "consent", "client_secret"),
-            **extra: Any) -> dict[str, Outcome]:
+            before: dict[str, Callable[[], None]] | None = None, **extra: Any) -> dict[str, Outcome]:
     """The runbook's Graph stages in order, outputs feeding inputs as the engine does (an
-    output a planned stage does not have yet arrives as an Unknown)."""
+    output a planned stage does not have yet arrives as an Unknown). `before[stage]` is called
+    just before that stage (to arm a fault for its requests alone, say)."""
     out: dict[str, Outcome] = {}
 
     def ref(stage: str, key: str) -> Any:
@@ -86,6 +87,7 @@ def onboard(conn, state_dir: Path, apply: bool = True, *, stages=("preflight", "
 
     ctx = StageCtx(conn, state_dir, apply)
     for name in stages:
+        (before or {}).get(name, lambda: None)()
         if name == "preflight":
             out[name] = g.preflight(ctx, {"profile": "m365-backup"})
         elif name == "application":
