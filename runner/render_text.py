@@ -112,7 +112,8 @@ def show(rb: Runbook, *, runbook_dirs: Sequence[str | Path] = (), given: str | N
             lines.append(f"      {s.explain}")
     if rb.notices:
         lines += ["", "Platform notices:"]
-        lines += [f"  - {n.date}: {n.title}" for n in rb.notices]
+        for n in rb.notices:
+            lines += [f"  - {n.date}: {n.title}", f"      source: {n.source}"]
     lines += ["", "Example:", "  " + example_command(rb, runbook_dirs=runbook_dirs, given=given)]
     return "\n".join(lines)
 

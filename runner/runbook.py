@@ -136,11 +136,12 @@ class Notice:
     date: str
     says: str
     instead: str
+    source: str                     # where the date and the facts come from: a URL or a document's title
     applies: str | None = None      # a `when` expression; None = always
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "date": self.date, "says": self.says,
-                "instead": self.instead}
+                "instead": self.instead, "source": self.source}
 
 
 def quoted_notice(notice: dict[str, Any]) -> str:

@@ -42,7 +42,7 @@ PARAM_KEYS = {"type", "required", "required_if", "default", "pattern", "help", "
               "max", "example", "separator"}
 STAGE_KEYS = {"id", "title", "kind", "template", "vars", "inputs", "when", "on_failure",
               "timeout", "target", "explain"}
-NOTICE_KEYS = {"id", "title", "date", "applies", "says", "instead"}
+NOTICE_KEYS = {"id", "title", "date", "applies", "says", "instead", "source"}
 
 
 def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path | None = None) -> Runbook:
@@ -338,7 +338,8 @@ class _Validator:
                       title=self.req_str(spec, "title", f"notices[{i}]."),
                       date=self.req_str(spec, "date", f"notices[{i}]."),
                       says=self.req_str(spec, "says", f"notices[{i}]."),
-                      instead=self.req_str(spec, "instead", f"notices[{i}]."), applies=applies)
+                      instead=self.req_str(spec, "instead", f"notices[{i}]."),
+                      source=self.req_str(spec, "source", f"notices[{i}]."), applies=applies)
 
     def refs(self, value: Any, where: str, params: dict[str, Param], earlier: list[str]) -> None:
         for ref, derive in iter_refs(value):

@@ -28,7 +28,7 @@ from ..errors import InputError
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SHAREPOINT_APP_ID = "00000003-0000-0ff1-ce00-000000000000"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
-AAD_GRAPH_APP_ID = "00000002-0000-0000-c000-000000000000"   # retired 2025-08-31
+AAD_GRAPH_APP_ID = "00000002-0000-0000-c000-000000000000"   # fully retired 2025-07-01 (Microsoft Entra Blog)
 
 RESOURCE_NAMES = {
     GRAPH_APP_ID: "Microsoft Graph",
@@ -51,11 +51,11 @@ _RESOURCE_ALIASES = {
 _RETIRED = {
     "azure active directory graph": (
         GRAPH_APP_ID,
-        "Azure Active Directory Graph is retired (2025-08-31) and never had an application role "
+        "Azure Active Directory Graph has been fully retired since 2025-07-01 and never had an application role "
         "{perm}; requesting Microsoft Graph {perm} instead"),
     "azure ad graph": (
         GRAPH_APP_ID,
-        "Azure AD Graph is retired (2025-08-31); requesting Microsoft Graph {perm} instead"),
+        "Azure AD Graph has been fully retired since 2025-07-01; requesting Microsoft Graph {perm} instead"),
 }
 
 # The seed document's table, in its order and wording ("API: permission"), all Application.

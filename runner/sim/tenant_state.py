@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SHAREPOINT_APP_ID = "00000003-0000-0ff1-ce00-000000000000"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
-AAD_GRAPH_APP_ID = "00000002-0000-0000-c000-000000000000"  # retired 2025-08-31: never seeded
+AAD_GRAPH_APP_ID = "00000002-0000-0000-c000-000000000000"  # fully retired 2025-07-01 (Microsoft Entra Blog): never seeded
 MICROSOFT_TENANT_ID = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"  # owner of first-party apps
 
 # Directory role template ids (the `wids` claim).

@@ -95,8 +95,9 @@ PNP_MANAGEMENT_SHELL = "31359c7f-bd7e-475c-86db-fdb8c937548e"
 
 
 def pnp_management_shell_gone() -> TwinError:
-    """Connect-PnPOnline without -ClientId falls back to the PnP Management Shell app, which
-    Microsoft removed from every tenant in September 2024."""
+    """Connect-PnPOnline without -ClientId falls back to the PnP Management Shell app, a
+    multi-tenant app of the PnP team (not Microsoft's), which the PnP team deleted on
+    2024-09-09 (announced in the pnp/powershell repository's discussions, August 2024)."""
     return TwinError(
         f"AADSTS700016: Application with identifier '{PNP_MANAGEMENT_SHELL}' was not found in the directory "
         f"'Contoso'. This can happen if the application has not been installed by the administrator of the "

@@ -126,3 +126,42 @@ def test_template_stage_inputs_must_be_template_parameters():
         parse(base + 'inputs = { Apply = true }\n', "t.toml")
     assert "Apply is set by psrunner" in str(e.value)
     assert parse(base + 'inputs = { MinimumVersion = "1.0" }\n', "t.toml").stage("m").template == "sharepoint/spo_module"
+
+
+NOTICE = '''
+[[notices]]
+id = "n"
+title = "Something retired"
+date = "2026-04-02"
+says = "It stopped."
+instead = "Use the other thing."
+'''
+
+
+def test_a_notice_without_the_source_of_its_date_is_refused():
+    with pytest.raises(RunbookError) as e:
+        parse(GOOD + NOTICE, "t.toml")
+    assert str(e.value).startswith("t.toml: notices[0].source: is required"), str(e.value)
+
+
+def test_show_prints_each_notice_with_its_source():
+    from runner.render_text import show
+    rb = parse(GOOD + NOTICE + 'source = "Microsoft Learn, the retirement page"\n', "t.toml")
+    assert rb.to_dict()["notices"][0]["source"] == "Microsoft Learn, the retirement page"
+    lines = show(rb).splitlines()
+    i = lines.index("  - 2026-04-02: Something retired")
+    assert lines[i + 1] == "      source: Microsoft Learn, the retirement page"
+
+
+def test_the_main_runbook_notices_carry_the_dates_and_names_their_sources_give():
+    """Dates and names as the sources cited in each notice give them (issue 10 item 10)."""
+    rb = Catalog().load("m365-backup-access")
+    n = {x.id: x for x in rb.notices}
+    assert n["aad-graph-row"].date == "2025-07-01" and "fully retired" in n["aad-graph-row"].says
+    assert "microsoft-entra-blog" in n["aad-graph-row"].source
+    assert "EWSEnabled" in n["ews-off"].says and "EWSAllowedAppIDs" in n["ews-off"].says
+    assert "end of August 2026" in n["ews-off"].says
+    assert "several weeks" in n["idcrl-blocked"].says
+    assert "AllowLegacyAuthProtocolsEnabledSetting" in n["idcrl-blocked"].says
+    assert "MC1184649" in n["idcrl-blocked"].source
+    assert all(x.source.strip() for x in rb.notices)
