@@ -27,7 +27,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check runner tests bench examples
-	$(BIN)/python -m pytest -q tests/unit/test_templates.py
+	$(BIN)/python -m pytest -q tests/unit/test_templates.py tests/unit/test_ps_dialect.py
 
 ## bench: requests, round trips and timings against the simulators; writes bench/results.json
 ## and the tables of BENCHMARKS.md and README.md (BENCHMARKS.md says how it measures)
