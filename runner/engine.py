@@ -86,8 +86,8 @@ class RunningStage:
     def write_private_file(self, relpath: str, data: str | bytes) -> Path:
         return self._engine.run_dir.write_private(relpath, data)
 
-    def record_script(self, text: str, suffix: str = "") -> None:
-        p = self._engine.run_dir.write_script(self.stage_id, text, suffix)
+    def record_script(self, text: str, suffix: str = "", ext: str = ".ps1") -> None:
+        p = self._engine.run_dir.write_script(self.stage_id, text, suffix, ext)
         self.scripts.append(str(p))
 
     def event(self, type: str, **data: Any) -> None:

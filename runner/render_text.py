@@ -235,7 +235,8 @@ def handoff_text(h: dict[str, Any], *, show_secret: bool = False, width: int | N
             form["Client secret value"] = Path(form["secret_file"]).read_text(encoding="utf-8").strip()
         except OSError as e:
             form["Client secret value"] = f"(cannot read the file: {e.strerror})"
-    rows = [(labels.get(k, k), str(v)) for k, v in (*form.items(), *(h.get("pending") or {}).items())]
+    rows = [(labels.get(k, k), str(v)) for k, v in
+            (*form.items(), *(h.get("pending") or {}).items(), *(h.get("not_requested") or {}).items())]
     lw = max((len(k) for k, _ in rows), default=10)
     for key, value in rows:
         out += fill_after(f"  {key:<{lw}}  ", lw + 4, value, width)

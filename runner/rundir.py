@@ -201,8 +201,8 @@ class RunDir:
     def write_stage(self, result: StageResult) -> None:
         self.write_json(f"{self.STAGES}/{result.id}.json", result.to_dict())
 
-    def write_script(self, stage_id: str, text: str, suffix: str = "") -> Path:
-        p = self.path / self.SCRIPTS / f"{stage_id}{suffix}.ps1"
+    def write_script(self, stage_id: str, text: str, suffix: str = "", ext: str = ".ps1") -> Path:
+        p = self.path / self.SCRIPTS / f"{stage_id}{suffix}{ext}"
         atomic_write(p, redact(text))
         return p
 

@@ -60,8 +60,8 @@ class FakeStageContext:
     def write_private_file(self, relpath: str, data: str | bytes) -> Path:
         return write_private(self.private_path(relpath), data)
 
-    def record_script(self, text: str, suffix: str = "") -> None:
-        self.scripts.append((suffix, text))
+    def record_script(self, text: str, suffix: str = "", ext: str = ".ps1") -> None:
+        self.scripts.append((suffix + ext if ext != ".ps1" else suffix, text))
 
     def event(self, type: str, **data: Any) -> None:
         self.events.append((type, data))

@@ -2,9 +2,11 @@
 
 The demo starts a simulated tenant (Entra sign-in + Graph) and a simulated Windows host
 (WinRM/PSRP) sharing one SharePoint tenant, then plans, runs, and runs again through the
-real clients (msal, requests, pypsrp) over loopback HTTPS. Between the two runs it does, as
-the admin, the one step no API can do (the appinv.aspx grant), so the second run can verify
-it and every stage ends `ok`."""
+real clients (msal, requests, pypsrp) over loopback HTTPS. The second run finds everything
+in place: every stage `ok`, but the appinv.aspx grant, `skipped` as obsolete on SharePoint
+Online with its reason. Between the runs it does what the first run's actions ask of a
+person, as an admin would, should there be any (with -p appinv_manual_steps=true, or a
+legacy setting the platform refuses)."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def simulators() -> Iterator[tuple[Any, Any, Any]]:
     try:
         host = HostSimulator(world=world).start()
         try:
-            # PnP.PowerShell lets the appinv stage verify the hand-off afterwards.
+            # PnP.PowerShell lets the appinv stage find a grant made by hand (present, without effect).
             host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
             yield world, tenant, host
         finally:
@@ -68,7 +70,7 @@ def sim_params(tenant: Any, host: Any, world: Any) -> dict[str, Any]:
         "host_ca_bundle": str(host.ca_bundle or ""),
         "spo_user": host.state.spo_admin_user,
         "spo_password": Secret(host.state.spo_admin_password, "spo_password"),
-        # the admin's own Entra app for PnP PowerShell sign-in, used to verify the appinv grant
+        # the admin's own Entra app for PnP PowerShell sign-in, used to look for an appinv grant
         "pnp_client_id": DEMO_PNP_CLIENT_ID,
     }
 

@@ -419,11 +419,15 @@ def appinv_server_grant(state: HostState, world: SimWorld, params: dict[str, Any
                         category="InvalidData", fqid="Microsoft.SharePoint.PowerShell.SPCmdletPipeBindException,"
                         "Microsoft.SharePoint.PowerShell.SPCmdletGetSite", target=site_url)
 
+    # The app-only policy is the principal's own flag (IsAppOnlyPolicyAllowed), apart from its
+    # rights: Set-SPAppPrincipalPermission -EnableAppOnlyPolicy turns it on with a grant, and
+    # UpdateAppOnlyPolicy sets it either way (Microsoft Learn, SPAppPrincipalPermissionsManager).
     name_id = f"{app_id}@{world.tenant_id}"
     messages: list[str] = []
     principal = state.sp_app_principals.get(name_id)
     current_right = (principal or {}).get("rights", {}).get(scope, "None") if principal else "None"
-    before = {"registered": principal is not None, "right": current_right}
+    current_app_only = bool((principal or {}).get("app_only", False))
+    before = {"registered": principal is not None, "right": current_right, "app_only": current_app_only}
     changed = False
     if principal is None:
         changed = True
@@ -437,17 +441,25 @@ def appinv_server_grant(state: HostState, world: SimWorld, params: dict[str, Any
         changed = True
         if apply:
             principal["rights"][scope] = right
-            principal["app_only"] = bool(app_only)
+            principal["app_only"] = principal["app_only"] or bool(app_only)
             messages.append(f"Granted {right} at {scope} (app-only: {app_only}).")
         else:
             messages.append(f"Would grant {right} at {scope} (app-only: {app_only}).")
+    elif current_app_only != app_only:
+        changed = True
+        messages.append(f"App principal holds {right} at {scope} with the app-only policy {current_app_only}.")
     else:
-        messages.append(f"App principal already holds {right} at {scope}.")
+        messages.append(f"App principal already holds {right} at {scope} (app-only: {app_only}).")
+    if apply and principal["app_only"] != bool(app_only):
+        principal["app_only"] = bool(app_only)
+        messages.append(f"App-only policy set to {app_only}.")
+    elif not apply and before["registered"] and current_app_only != app_only:
+        messages.append(f"Would set the app-only policy to {app_only}.")
     if apply:
         p = state.sp_app_principals[name_id]
-        after = {"registered": True, "right": p["rights"].get(scope, "None")}
+        after = {"registered": True, "right": p["rights"].get(scope, "None"), "app_only": p["app_only"]}
     else:
-        after = {"registered": True, "right": right}
+        after = {"registered": True, "right": right, "app_only": bool(app_only)}
     return TwinOutput(template_result(
         changed=changed, before=before, after=after,
         data={"name_identifier": name_id, "app_id": app_id, "scope": scope, "right": right,

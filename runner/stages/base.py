@@ -67,8 +67,9 @@ class StageContext(Protocol):
         """Where a private file lives: `<state dir>/private/<relpath>`, stable across runs, so
         a re-run can find the secret file an earlier run wrote (put tenant and app in relpath)."""
 
-    def record_script(self, text: str, suffix: str = "") -> None:
-        """Keep the rendered script as scripts/<stage>[suffix].ps1 (secrets never in it)."""
+    def record_script(self, text: str, suffix: str = "", ext: str = ".ps1") -> None:
+        """Keep the rendered script (or another rendered text, by `ext`) as
+        scripts/<stage>[suffix][ext] (secrets never in it)."""
 
     def event(self, type: str, **data: Any) -> None:
         """Append an event to events.jsonl (e.g. 'graph.request', 'psrp.stream')."""
@@ -77,11 +78,17 @@ class StageContext(Protocol):
         """Add to a run metric (e.g. graph_writes)."""
 
 
+def notice_of(ctx: StageContext, notice_id: str) -> dict[str, Any] | None:
+    """The runbook's platform notice `notice_id` (`Notice.to_dict`), or None when the runbook
+    does not declare it or it does not apply to this run."""
+    return next((n for n in ctx.notices if n.get("id") == notice_id), None)
+
+
 def notice_line(ctx: StageContext, notice_id: str) -> str | None:
     """The runbook's platform notice `notice_id` in one line, or None when the runbook does
     not declare it or it does not apply to this run. Stage code names notices by id; their
     text lives once, in the runbook's [[notices]]."""
-    n = next((n for n in ctx.notices if n.get("id") == notice_id), None)
+    n = notice_of(ctx, notice_id)
     return None if n is None else quoted_notice(n)
 
 

@@ -4,14 +4,19 @@ kind is in powershell.py).
 `sharepoint.appinv_grant` makes the appinv.aspx grant of the vendor procedure (steps 15-16):
 - backend "server" (SharePoint Server, on-premises/hybrid): done for real with
   Register-SPAppPrincipal / Set-SPAppPrincipalPermission (template appinv_server_grant);
-- backend "online": SharePoint Online has no API for this grant and Azure ACS app-only, which
-  the grant gives, was retired on 2026-04-02. The stage ends ACTION_REQUIRED with the exact
-  steps and the XML for a person, plus what to do instead. When PnP.PowerShell is on the host
-  it reads the ACS principals (appinv_verify) and reports ok once the grant is there.
+- backend "online": the grant gives Azure ACS app-only access, which SharePoint Online stopped
+  honouring on 2026-04-02 (the runbook's `acs-retired` notice holds the date and its source).
+  The stage is SKIPPED as obsolete, in one sentence that names what replaced it; the
+  permission request XML is still rendered, validated and kept in the run directory. With
+  `manual_steps` (for a vendor that insists) a person gets the exact appinv.aspx steps and
+  the stage is ACTION_REQUIRED until the grant is there. When PnP.PowerShell is on the host
+  it reads the ACS principals (appinv_verify): a grant found is reported as present but
+  without effect, and the stage stays SKIPPED, never OK (it gives no access).
 
 appinv_grant inputs: backend, app_id, app_domain, admin_url, scope, right, app_only (default
-true); server: site_url, display_name; verification sign-in: user_name + password, or
-thumbprint + tenant_id, with pnp_client_id (an Entra app of your own for PnP PowerShell)."""
+true), manual_steps (default false); server: site_url, display_name; verification sign-in:
+user_name + password, or thumbprint + tenant_id, with pnp_client_id (an Entra app of your
+own for PnP PowerShell)."""
 
 from __future__ import annotations
 
@@ -22,13 +27,15 @@ from ..powershell.result import outcome_from
 from ..powershell.templates import ALLOWED_RIGHTS, ALLOWED_SCOPES, render_permission_xml, render_template
 from ..results import Outcome, Status
 from ..values import as_bool, as_secret, as_text, is_unknown
-from .base import StageContext, notice_line
+from .base import StageContext, notice_line, notice_of
 from .powershell import invoke
 
 SERVER_SCOPE = {"http://sharepoint/content/tenant": "SiteSubscription",
                 "http://sharepoint/content/sitecollection": "SiteCollection",
                 "http://sharepoint/content/sitecollection/web": "Site"}
 ACS_NOTICE = "acs-retired"         # the runbook's [[notices]] entry that says what replaced the grant
+REPLACED_BY = ("app-only access now comes from the application's Sites.FullControl.All permission with "
+               "certificate sign-in, which this runbook grants")
 
 
 # --------------------------------------------------------------------------- sharepoint.appinv_grant
@@ -116,7 +123,11 @@ def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
         raise InputError("appinv_grant needs the application (client) id", input="app_id")
     if backend == "server":
         return _server_grant(ctx, inputs, app_id, scope, right, app_only)
-    return _online_grant(ctx, inputs, app_id, scope, right, app_only, render_permission_xml(scope, right, app_only))
+    xml = render_permission_xml(scope, right, app_only)
+    ctx.record_script(xml, ext=".xml")
+    if as_bool(inputs.get("manual_steps", False), "manual_steps"):
+        return _online_grant(ctx, inputs, app_id, scope, right, app_only, xml)
+    return _online_obsolete(ctx, inputs, app_id, scope, right)
 
 
 def _server_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
@@ -146,7 +157,8 @@ def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str, notic
         f"In 'App Domain' make sure it says {app_domain}.",
         "In 'App's Permission Request XML' paste exactly the XML below.",
         "Click Create, then Trust It in the consent dialog.",
-        "Run psrunner again: with PnP.PowerShell on the host it confirms the grant and the stage turns ok.",
+        "Run psrunner again: with PnP.PowerShell on the host it finds the grant, and nothing is left "
+        "pending (the grant itself gives no access since ACS was retired).",
     ]
     return {"url": url, "app_id": app, "app_domain": app_domain, "xml": xml, "steps": steps,
             **({"notice": notice} if notice else {})}
@@ -169,15 +181,43 @@ def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
                        status=Status.ACTION_REQUIRED)
 
     verdict = _verify(ctx, inputs, admin_url, app_id, scope, right, messages, warnings)
-    if verdict is not None:
-        outputs.update(verified=True, granted=bool(verdict.get("granted")),
-                       granted_right=verdict.get("granted_right"), allow_app_only=verdict.get("allow_app_only"))
+    _verdict_outputs(outputs, verdict)
     if outputs["granted"]:
-        messages.append(f"the ACS principal {app_id} holds {verdict.get('granted_right')} at {scope}")
-        return Outcome(changed=False, outputs=outputs, messages=messages, warnings=warnings, status=Status.OK)
+        messages.append(_without_effect(app_id, verdict, scope))
+        return Outcome(changed=False, outputs=outputs, messages=messages, warnings=warnings, status=Status.SKIPPED)
     messages.append(f"SharePoint Online has no API for this grant: a person must finish it on {action['url']}")
     return Outcome(changed=False, outputs=outputs, messages=messages, warnings=warnings, action=action,
                    status=Status.ACTION_REQUIRED)
+
+
+def _online_obsolete(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str) -> Outcome:
+    """SharePoint Online without manual_steps: nothing to do, and one sentence on why. A
+    grant a person made anyway is looked for (when the host can) and called what it is."""
+    notice = notice_of(ctx, ACS_NOTICE)
+    since = f" since {notice['date']}" if notice else ""
+    messages = [f"skipped as obsolete: SharePoint Online has ignored appinv.aspx (ACS app-only) grants{since}; "
+                f"{REPLACED_BY}."]
+    if ctx.run_dir is not None:
+        messages.append(f"the permission request XML is kept in the run directory as scripts/{ctx.stage_id}.xml")
+    outputs: dict[str, Any] = {"backend": "online", "obsolete": True, "verified": False, "granted": False,
+                               "effective": False}
+    if not is_unknown(app_id):
+        verdict = _verify(ctx, inputs, str(_text(inputs, "admin_url")), app_id, scope, right, [], [])
+        _verdict_outputs(outputs, verdict)
+        if outputs["granted"]:
+            messages.insert(1, _without_effect(app_id, verdict, scope))
+    return Outcome(changed=False, outputs=outputs, messages=messages, status=Status.SKIPPED)
+
+
+def _verdict_outputs(outputs: dict[str, Any], verdict: dict[str, Any] | None) -> None:
+    if verdict is not None:
+        outputs.update(verified=True, granted=bool(verdict.get("granted")), effective=False,
+                       granted_right=verdict.get("granted_right"), allow_app_only=verdict.get("allow_app_only"))
+
+
+def _without_effect(app_id: Any, verdict: dict[str, Any] | None, scope: str) -> str:
+    return (f"an appinv.aspx grant is present ({app_id} holds {(verdict or {}).get('granted_right')} at {scope}) "
+            f"but without effect: SharePoint Online no longer issues the ACS app-only tokens it grants")
 
 
 def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: str, scope: str, right: str,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from runner.sim.demo import complete_appinv_as_admin
 from tests.terminal import at_terminal, psrunner
 
 RUNBOOK = "m365-backup-access"
@@ -34,19 +33,16 @@ def test_plan_run_rerun_through_the_cli(lab):
     assert {s["id"]: s["status"] for s in plan["stages"]}["application"] == "changed"
 
     r = psrunner("run", RUNBOOK, *args, "--yes", "-o", "json", "-q", env=env)
-    assert r.returncode == 4, r.stderr                                 # done, but a person must act
+    assert r.returncode == 0, r.stderr                                 # done, nothing left for a person
     first = json.loads(r.stdout)
     by_id = {s["id"]: s for s in first["stages"]}
-    assert first["status"] == "action-required"
-    assert by_id["appinv-grant"]["status"] == "action-required"        # no API: a person's hand-off
-    # the platform refuses LegacyAuthProtocolsEnabled = true: reported with its date, not a crash,
-    # not a success, and nothing a person can do but stop asking
-    assert by_id["spo-settings"]["status"] == "changed"
-    assert set(by_id["spo-settings"]["outputs"]["refused"]) == {"LegacyAuthProtocolsEnabled"}
-    (refusal,) = by_id["spo-settings"]["refusals"]
-    assert refusal["since"] == "2026-05-01" and refusal["first_run"] == first["run_id"]
-    assert refusal["fix"] == "to stop asking, accept the value the platform keeps: -p legacy_auth=false"
-    assert by_id["appinv-grant"]["action"]["url"] == "https://contoso-admin.sharepoint.com/_layouts/15/appinv.aspx"
+    assert first["status"] == "succeeded"
+    # appinv.aspx on SharePoint Online is obsolete: skipped with why, nothing pending, the XML kept
+    assert by_id["appinv-grant"]["status"] == "skipped" and not by_id["appinv-grant"]["action"]
+    assert by_id["appinv-grant"]["messages"][0].startswith("skipped as obsolete: ")
+    xml = (Path(first["run_dir"]) / "scripts" / "appinv-grant.xml").read_text()
+    assert xml.startswith('<AppPermissionRequests AllowAppOnlyPolicy="true">')
+    assert by_id["spo-settings"]["status"] == "changed" and by_id["spo-settings"]["refusals"] == []
     (app,) = apps_named(tenant, "m365-backup-access")
     sp = tenant.state.sp_by_app_id(app["appId"])
     assert len(tenant.state.assignments_of(sp["id"])) == 46
@@ -57,14 +53,13 @@ def test_plan_run_rerun_through_the_cli(lab):
     assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
     assert secret_file.read_text().strip() not in r.stdout + r.stderr
 
-    # the admin does what the actions say: the appinv.aspx hand-off, and accepts the refusal
-    complete_appinv_as_admin(world, app["appId"], "localhost")
     writes = tenant.requests.snapshot()["writes"]
-    r = psrunner("run", RUNBOOK, *args, "-p", "legacy_auth=false", "--yes", "-o", "json", "-q", env=env)
+    r = psrunner("run", RUNBOOK, *args, "--yes", "-o", "json", "-q", env=env)
     assert r.returncode == 0, r.stderr
     second = json.loads(r.stdout)
     assert second["status"] == "succeeded"
-    assert {s["id"]: s["status"] for s in second["stages"]} == {s["id"]: "ok" for s in second["stages"]}
+    assert {s["id"]: s["status"] for s in second["stages"]} == {
+        s["id"]: "skipped" if s["id"] == "appinv-grant" else "ok" for s in second["stages"]}
     assert tenant.requests.snapshot()["writes"] == writes                      # converged: no write
     assert len(apps_named(tenant, "m365-backup-access")) == 1                  # never a second app
     assert len(tenant.state.assignments_of(sp["id"])) == 46                    # never a duplicate
@@ -74,17 +69,23 @@ def test_human_report_names_the_handoff_and_the_notices(lab):
     world, tenant, host, args, env, _ = lab
     # --show-secret prints the secret on a terminal only; here stdout is a pipe
     r = psrunner("run", RUNBOOK, *args, "--yes", "--show-secret", env=env)
-    assert r.returncode == 4, r.stderr                  # done, and the appinv hand-off waits for a person
+    assert r.returncode == 0, r.stderr                  # done, and nothing left for a person
     out = r.stdout
     assert 'Hand-off (for "Add Microsoft 365 Organization Manually"):' in out
     assert "Application (client) ID" in out and "Directory (tenant) ID" in out
-    assert "Action required (a person must finish these):" in out
-    assert "_layouts/15/appinv.aspx" in out and '<AppPermissionRequests AllowAppOnlyPolicy="true">' in out
+    assert "Action required" not in out and "_layouts/15/appinv.aspx" not in out
+    assert out.count("skipped as obsolete: SharePoint Online has ignored appinv.aspx (ACS app-only) grants") == 1
     for date in ("2026-04-02", "2026-05-01", "2026-10-01 -> 2027-04-01"):
         assert date in out
     secret = Path(json.loads((next((lab[5] / "state" / "runs").iterdir()) / "report.json").read_text())
                   ["stages"][5]["outputs"]["secret_file"]).read_text().strip()
     assert secret not in out and secret not in r.stderr
+
+    # a vendor that insists on appinv.aspx: the exact steps, and exit 4 until a person acts
+    r = psrunner("run", RUNBOOK, *args, "-p", "appinv_manual_steps=true", "--yes", env=env)
+    assert r.returncode == 4, r.stderr
+    assert "Action required (a person must finish these):" in r.stdout
+    assert "_layouts/15/appinv.aspx" in r.stdout and '<AppPermissionRequests AllowAppOnlyPolicy="true">' in r.stdout
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process")
@@ -117,14 +118,14 @@ def test_interrupted_run_resumes_without_repeating_done_stages(lab):
     r = psrunner("resume", run_dir.name, "-q", env=env)
     assert r.returncode == 2 and "run again with --yes" in r.stderr
     r = psrunner("resume", run_dir.name, "--yes", "-o", "json", "-q", env=env)
-    assert r.returncode == 4, r.stderr                  # done, and the appinv hand-off waits for a person
+    assert r.returncode == 0, r.stderr                  # done and settled
     resumed = json.loads(r.stdout)
     assert resumed["run_id"] == run_dir.name and resumed["resumed_from"] == run_dir.name
     by_id = {s["id"]: s for s in resumed["stages"]}
     for done in ("application", "service-principal", "consent", "secret", "certificate"):
         assert by_id[done]["messages"][-1].endswith("not repeated on resume"), done
     assert by_id["spo-module"]["status"] == "changed"
-    assert by_id["spo-settings"]["refusals"][0]["item"] == "LegacyAuthProtocolsEnabled"  # as in any first run
+    assert by_id["spo-settings"]["status"] == "changed"                    # as in any first run
     assert tenant.requests.snapshot()["writes"] == writes          # no Graph stage was repeated
     assert len(apps_named(tenant, "m365-backup-access")) == 1
 

@@ -56,7 +56,7 @@ def test_the_graph_stages_run_alone_and_the_host_stages_say_why_not(graph_only):
 
 @pytest.mark.parametrize("given, named", [
     (["-p", "spo_user=admin@contoso.onmicrosoft.com"], "spo_user"),
-    (["-p", "sharepoint_backend=server", "-p", "legacy_auth=false"], "legacy_auth, sharepoint_backend"),
+    (["-p", "sharepoint_backend=server", "-p", "legacy_auth=true"], "legacy_auth, sharepoint_backend"),
 ])
 def test_a_host_parameter_without_a_host_is_refused_before_sign_in(graph_only, given, named):
     tenant, host, args, env = graph_only
@@ -67,3 +67,29 @@ def test_a_host_parameter_without_a_host_is_refused_before_sign_in(graph_only, g
     assert r.stderr.splitlines()[0] == (f"error: {named} {verb} only used on what this run leaves out: no Windows "
                                         "host is given (-p host=NAME), and the SharePoint steps run on one")
     assert tenant.requests.snapshot()["total"] == before      # refused before sign-in
+
+
+def test_a_credential_not_asked_for_reads_not_requested_and_the_plan_says_why(graph_only):
+    """Issue 10 item 5: with -p credential=secret the certificate stage is skipped, and its
+    hand-off values read "not requested" in the plan and the run alike, never "known after
+    apply"; the plan says what the choice of credential costs."""
+    tenant, host, args, env = graph_only
+    cert_keys = {"thumbprint", "pfx_file", "pfx_password_file", "cert_expires"}
+    for command in ("plan", "run"):
+        r = psrunner(command, RUNBOOK, *args, "-p", "credential=secret", *(["--yes"] if command == "run" else []),
+                     "-o", "json", "-q", env=env)
+        assert r.returncode == 0, r.stderr
+        stages = {s["id"]: s for s in json.loads(r.stdout)["stages"]}
+        assert stages["certificate"]["status"] == "skipped"
+        handoff = stages["handoff"]["outputs"]["handoff"]
+        assert handoff["not_requested"] == {k: "not requested" for k in cert_keys}
+        assert not cert_keys & set(handoff["pending"]) and not cert_keys & set(handoff["form"])
+        if command == "plan":
+            assert stages["handoff"]["messages"][0] == (
+                "credential secret: no certificate, so the backup product cannot reach SharePoint Online app-only "
+                "(it accepts only certificate sign-in); -p credential=both adds one")
+            assert set(handoff["pending"]) == {"app_id", "secret_file", "secret_expires"}
+    r = psrunner("plan", RUNBOOK, *args, "-p", "credential=secret", env=env)
+    assert "  Certificate thumbprint       not requested" in r.stdout.splitlines()
+    assert "known after apply: certificate" not in r.stdout
+

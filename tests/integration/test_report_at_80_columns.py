@@ -25,13 +25,20 @@ def test_the_plan_fits_80_columns_and_says_each_thing_once(lab):
     # the stage table: the stage on one line, what it did under it
     i = lines.index("  ok              preflight")
     assert lines[i + 1].startswith("      signed in to tenant ")
-    # the ACS retirement: told once in full (the notices), pointed to from the stage and the action
+    # the ACS retirement: told once in full (the notices), and the stage it makes obsolete says
+    # so in one sentence, with no warning or action beside it
     flat = " ".join(out.split())                           # the words, whatever the wrapping
+    assert flat.count("Grants made through appinv.aspx (ACS app-only) no longer give SharePoint Online") == 1
+    assert flat.count("skipped as obsolete: SharePoint Online has ignored appinv.aspx (ACS app-only) grants "
+                      "since 2026-04-02") == 1
+    assert 'platform notice "Azure ACS app-only for SharePoint Online retired"' not in flat
+    warnings = [ln.strip() for ln in lines if ln.strip().startswith("warning: ")]
+    assert len(warnings) == len(set(warnings))
+    # with the manual steps asked for, the stage and the action point to the notice, told once
+    flat = " ".join(plan_at_80(args, env, "-p", "appinv_manual_steps=true").split())
     assert flat.count("Grants made through appinv.aspx (ACS app-only) no longer give SharePoint Online") == 1
     assert flat.count('warning: platform notice "Azure ACS app-only for SharePoint Online retired"') == 1
     assert flat.count('note: see the platform notice "Azure ACS app-only for SharePoint Online retired" below') == 1
-    warnings = [ln.strip() for ln in lines if ln.strip().startswith("warning: ")]
-    assert len(warnings) == len(set(warnings))
     # what consent would grant, API by API, not just "46"
     assert "  Permissions: 46 would-grant" in lines
     assert "    to grant on Office 365 Exchange Online (1): full_access_as_app" in lines
@@ -42,7 +49,7 @@ def test_the_plan_fits_80_columns_and_says_each_thing_once(lab):
 
 def test_a_plan_lists_the_permissions_it_would_add_api_by_api(lab):
     world, tenant, host, args, env, _ = lab
-    assert psrunner("run", "m365-backup-access", *args, "--yes", "-q", env=env).returncode == 4   # a person acts
+    assert psrunner("run", "m365-backup-access", *args, "--yes", "-q", env=env).returncode == 0
     with tenant.state.lock:
         (app,) = [a for a in tenant.state.applications.values() if a.get("uniqueName") == "m365-backup-access"]
         for entry in app["requiredResourceAccess"]:      # one permission less on every API

@@ -1,8 +1,8 @@
-"""`check` a scheduler can trust, through the command line against both simulators: after a
-run with the runbook's defaults it exits 4 while a person's action is pending and 0 once it
-is done, a setting the platform refuses for good is reported (dated) and not counted as
-drift unless --strict, drift injected into the simulated tenant is exit 3, and every form
-(JSON, JUnit, nagios, --summary) says the same."""
+"""`check` a scheduler can trust, through the command line against both simulators: check
+after run exits 0 with default parameters; 4 while a person's action is pending; 3 after
+drift is injected. A setting the platform refuses for good is reported (dated) and not
+counted as drift unless --strict, and every form (JSON, JUnit, nagios, --summary) says the
+same."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def psrunner(*args: str):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """The simulators and a params file with the runbook's defaults (legacy_auth among them:
-    the value the platform refuses for good), but for where the simulators are."""
+    """The simulators and a params file with the runbook's defaults but for where the
+    simulators are."""
     base = tmp_path_factory.mktemp("lab")
     with simulators() as (world, tenant, host):
         pf, files = write_sim_params(base, tenant, host, world)
@@ -44,47 +44,42 @@ def lab(tmp_path_factory):
         yield world, tenant, args, base / "state"
 
 
-def test_check_after_run_settles_and_only_real_drift_is_drift(lab, monkeypatch):
+def test_check_after_run_exits_0_with_defaults_4_while_a_person_must_act_3_after_drift(lab, monkeypatch):
     world, tenant, args, state = lab
     monkeypatch.setenv("PSRUNNER_STATE_DIR", str(state))
     code, out = psrunner("run", RUNBOOK, *args, "--yes", "-o", "json")
     first = json.loads(out)
-    assert code == 4 and first["status"] == "action-required"          # the appinv hand-off waits
-    (refusal,) = [r for s in first["stages"] for r in s["refusals"]]
-    assert (refusal["item"], refusal["since"], refusal["first_run"]) == (
-        "LegacyAuthProtocolsEnabled", "2026-05-01", first["run_id"])
+    assert code == 0 and first["status"] == "succeeded", [(s["id"], s["status"]) for s in first["stages"]]
+    grant = next(s for s in first["stages"] if s["id"] == "appinv-grant")
+    assert grant["status"] == "skipped" and grant["messages"][0].startswith("skipped as obsolete")
+    assert [r for s in first["stages"] for r in s["refusals"]] == []
 
-    # the same parameters: in place but for the person's action; the refusal is not drift
+    # check after run exits 0 with default parameters, and writes nothing
     writes = tenant.requests.snapshot()["writes"]
     code, out = psrunner("check", RUNBOOK, *args, "-o", "json")
     check = json.loads(out)
-    assert code == 4 and check["mode"] == "check" and check["changed"] is False
-    spo = next(s for s in check["stages"] if s["id"] == "spo-settings")
-    assert spo["status"] == "ok" and spo["refusals"][0]["first_run"] == first["run_id"]
-    assert spo["messages"][0] == ("nothing to change but what the platform refuses for good: "
-                                  "LegacyAuthProtocolsEnabled (not drift; `check --strict` counts it)")
-    assert tenant.requests.snapshot()["writes"] == writes                      # a check writes nothing
-    assert psrunner("check", RUNBOOK, *args, "--strict")[0] == 3
-
-    code, out = psrunner("check", RUNBOOK, *args)
-    assert code == 4 and "Action required (a person must finish these):" in out
-    assert "Refused by the platform for good (not drift: `check --strict` counts them):" in out
-    assert f"LegacyAuthProtocolsEnabled = true (spo-settings): refused since 2026-05-01; first met by run " \
-           f"{first['run_id']}" in out
-    assert "to stop asking, accept the value the platform keeps: -p legacy_auth=false" in out
-
-    # the person acts: in place
-    app_id = next(s for s in first["stages"] if s["id"] == "application")["outputs"]["app_id"]
-    complete_appinv_as_admin(world, app_id, "localhost")
+    assert code == 0 and check["mode"] == "check" and check["changed"] is False
+    assert tenant.requests.snapshot()["writes"] == writes
     code, out = psrunner("check", RUNBOOK, *args, "--summary")
-    assert code == 0
-    assert out.startswith(f"{RUNBOOK}: in place; refused by the platform: LegacyAuthProtocolsEnabled (run ")
-    assert out.endswith(", exit 0)\n") and out.count("\n") == 1
+    assert code == 0 and out.startswith(f"{RUNBOOK}: in place (run ") and out.count("\n") == 1
     code, out = psrunner("check", RUNBOOK, *args, "-o", "nagios")
     assert code == 0 and out.startswith(f"PSRUNNER OK - {RUNBOOK}: in place") and out.count("\n") == 1
-    assert "'would_change'=0;;;0 'action_required'=0;;;0 'failed'=0;;;0 'refused'=1;;;0" in out
+    assert "'would_change'=0;;;0 'action_required'=0;;;0 'failed'=0;;;0 'refused'=0;;;0" in out
 
-    # someone changes a setting behind psrunner's back: drift
+    # 4 while a person's action is pending: the appinv.aspx steps a vendor insists on
+    manual = ["-p", "appinv_manual_steps=true"]
+    code, out = psrunner("check", RUNBOOK, *args, *manual)
+    assert code == 4 and "Action required (a person must finish these):" in out
+    code, out = psrunner("check", RUNBOOK, *args, *manual, "-o", "nagios")
+    assert code == 1 and out.startswith(f"PSRUNNER WARNING - {RUNBOOK}:")
+    app_id = next(s for s in first["stages"] if s["id"] == "application")["outputs"]["app_id"]
+    complete_appinv_as_admin(world, app_id, "localhost")
+    code, out = psrunner("check", RUNBOOK, *args, *manual, "-o", "json")
+    grant = next(s for s in json.loads(out)["stages"] if s["id"] == "appinv-grant")
+    assert code == 0 and grant["status"] == "skipped" and not grant["action"]
+    assert any("present" in m and "but without effect" in m for m in grant["messages"])
+
+    # 3 after drift is injected: someone changes a setting behind psrunner's back
     with world.lock:
         world.sharepoint.disable_custom_app_authentication = True
     code, out = psrunner("check", RUNBOOK, *args)
@@ -98,11 +93,47 @@ def test_check_after_run_settles_and_only_real_drift_is_drift(lab, monkeypatch):
     failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
     assert [(c.get("name"), c.find("failure").get("type")) for c in failed] == [("spo-settings", "drift")]
 
-    # the run puts it back; the refusal stays reported, not retried as news
+    # the run puts it back
     code, out = psrunner("run", RUNBOOK, *args, "--yes", "-o", "json")
     assert code == 0 and json.loads(out)["status"] == "succeeded"
     assert world.sharepoint.disable_custom_app_authentication is False
     assert psrunner("check", RUNBOOK, *args)[0] == 0
+
+
+def test_a_setting_the_platform_refuses_for_good_is_reported_not_drift(lab, monkeypatch):
+    """The vendor's LegacyAuthProtocolsEnabled = true: refused since 2026-05-01, reported with
+    its date, not counted as drift unless --strict."""
+    world, tenant, args, state = lab
+    monkeypatch.setenv("PSRUNNER_STATE_DIR", str(state))
+    legacy = ["-p", "legacy_auth=true"]
+    code, out = psrunner("run", RUNBOOK, *args, *legacy, "--yes", "-o", "json")
+    first = json.loads(out)
+    assert code == 0, [(s["id"], s["status"]) for s in first["stages"]]
+    (refusal,) = [r for s in first["stages"] for r in s["refusals"]]
+    assert (refusal["item"], refusal["since"], refusal["first_run"]) == (
+        "LegacyAuthProtocolsEnabled", "2026-05-01", first["run_id"])
+
+    code, out = psrunner("check", RUNBOOK, *args, *legacy, "-o", "json")
+    check = json.loads(out)
+    assert code == 0 and check["mode"] == "check" and check["changed"] is False
+    spo = next(s for s in check["stages"] if s["id"] == "spo-settings")
+    assert spo["status"] == "ok" and spo["refusals"][0]["first_run"] == first["run_id"]
+    assert spo["messages"][0] == ("nothing to change but what the platform refuses for good: "
+                                  "LegacyAuthProtocolsEnabled (not drift; `check --strict` counts it)")
+    assert psrunner("check", RUNBOOK, *args, *legacy, "--strict")[0] == 3
+
+    code, out = psrunner("check", RUNBOOK, *args, *legacy)
+    assert code == 0
+    assert "Refused by the platform for good (not drift: `check --strict` counts them):" in out
+    assert f"LegacyAuthProtocolsEnabled = true (spo-settings): refused since 2026-05-01; first met by run " \
+           f"{first['run_id']}" in out
+    assert "to stop asking, accept the value the platform keeps: -p legacy_auth=false" in out
+    code, out = psrunner("check", RUNBOOK, *args, *legacy, "--summary")
+    assert code == 0
+    assert out.startswith(f"{RUNBOOK}: in place; refused by the platform: LegacyAuthProtocolsEnabled (run ")
+    assert out.endswith(", exit 0)\n") and out.count("\n") == 1
+    code, out = psrunner("check", RUNBOOK, *args, *legacy, "-o", "nagios")
+    assert code == 0 and "'refused'=1;;;0" in out
 
 
 def test_json_output_is_one_document_even_for_errors(lab, monkeypatch):
@@ -127,8 +158,7 @@ def test_json_output_is_one_document_even_for_errors(lab, monkeypatch):
 
 def test_the_scheduled_job_example_settles(tmp_path):
     """examples/check-and-remediate.sh from a scheduler, as a new user would try it: the first
-    tick remediates, the next one finds everything in place but the person's action, and does
-    not call the run again."""
+    tick remediates, the next one finds everything in place, and does not call the run again."""
     import os
     import subprocess
     import sys
@@ -147,13 +177,12 @@ def test_the_scheduled_job_example_settles(tmp_path):
                                   timeout=120, stdin=subprocess.DEVNULL)
 
         first = tick()
-        assert first.returncode == 4, first.stderr
-        assert first.stdout.splitlines() == [
-            "drift found: remediating", f"remediated; a person must act: see {tmp_path / 'reports'}/run.json"]
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.splitlines() == ["drift found: remediating", "remediated"]
         writes = tenant.requests.snapshot()["writes"]
         second = tick()
-        assert second.returncode == 4, second.stderr
-        assert second.stdout == f"in place; a person must act: see {tmp_path / 'reports'}/check.json\n"
+        assert second.returncode == 0, second.stderr
+        assert second.stdout == "in place: nothing to do\n"
         assert tenant.requests.snapshot()["writes"] == writes          # no run, no Set-SPOTenant again
         applied = [tid for tid, params in host.state.invocations if params.get("Apply")]
         assert applied.count("sharepoint/spo_tenant_settings") == 1

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -474,49 +475,79 @@ def grant_inputs(**over):
     return base
 
 
-def test_online_grant_hands_exact_steps_to_a_person(sim, conn):
-    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(), apply=True)
+def test_online_grant_is_skipped_as_obsolete_with_its_xml_kept(sim, conn):
+    """SharePoint Online by default: nothing for a person, one sentence on what replaced the
+    grant, and the permission request XML still rendered and kept (issue 10 item 4)."""
+    out, ctx = run_stage(stages.appinv_grant, conn, grant_inputs(), apply=True)
+    assert out.status is Status.SKIPPED and out.action is None and out.changed is False
+    assert out.messages == [
+        "skipped as obsolete: SharePoint Online has ignored appinv.aspx (ACS app-only) grants since 2026-04-02; "
+        "app-only access now comes from the application's Sites.FullControl.All permission with certificate "
+        "sign-in, which this runbook grants."]
+    assert out.warnings == [] and out.outputs["obsolete"] is True and out.outputs["granted"] is False
+    (name, xml), = [(n, t) for n, t in ctx.scripts if n.endswith(".xml")]
+    assert name == ".xml" and 'Scope="http://sharepoint/content/tenant"' in xml and 'AllowAppOnlyPolicy="true"' in xml
+
+
+def test_online_grant_found_is_present_but_without_effect_never_ok(sim, conn):
+    sim.state.modules["PnP.PowerShell"] = "3.1.0"
+    sim.world.sharepoint.acs_principals[APP] = ACSPrincipal(APP, "Backup", "backup.example.com")
+    for manual in (False, True):
+        out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=manual), apply=True)
+        assert out.status is Status.SKIPPED and out.action is None, manual
+        assert out.outputs["granted"] is True and out.outputs["effective"] is False
+        assert any(m.startswith(f"an appinv.aspx grant is present ({APP} holds FullControl at "
+                                "http://sharepoint/content/tenant) but without effect") for m in out.messages)
+
+
+def test_online_grant_hands_exact_steps_to_a_person_when_asked(sim, conn):
+    out, ctx = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=True), apply=True)
     assert out.status is Status.ACTION_REQUIRED
     a = out.action
     assert a["url"] == f"{ADMIN}/_layouts/15/appinv.aspx"
     assert a["app_id"] == APP and a["app_domain"] == "backup.example.com"
     assert 'Scope="http://sharepoint/content/tenant"' in a["xml"] and 'AllowAppOnlyPolicy="true"' in a["xml"]
     assert any(APP in s and "Lookup" in s for s in a["steps"]) and any("Trust It" in s for s in a["steps"])
+    assert not any("turns ok" in s for s in a["steps"])
     assert "2026-04-02" in a["notice"] and "Sites.FullControl.All" in a["notice"] and "certificate" in a["notice"]
     assert out.outputs["verified"] is False and any("PnP.PowerShell" in m for m in out.messages)
+    assert [t for n, t in ctx.scripts if n == ".xml"] == [a["xml"]]
 
 
 def test_online_grant_verified_with_pnp(sim, conn):
     sim.state.modules["PnP.PowerShell"] = "3.1.0"
-    out, ctx = run_stage(stages.appinv_grant, conn, grant_inputs(), apply=False)
+    out, ctx = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=True), apply=False)
     assert out.status is Status.ACTION_REQUIRED and out.outputs["verified"] is True
     assert out.outputs["granted"] is False
-    assert [s for s, _ in ctx.scripts] == ["-verify"]
-    # the person does the grant; the next run sees it
+    assert [s for s, _ in ctx.scripts] == [".xml", "-verify"]
+    # the person does the grant; the next run sees it, and calls it what it is
     sim.world.sharepoint.acs_principals[APP] = ACSPrincipal(APP, "Backup", "backup.example.com")
-    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(), apply=True)
-    assert out.status is Status.OK and out.outputs["granted"] is True and out.action is None
-    assert out.changed is False and any("2026-04-02" in w for w in out.warnings)
+    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=True), apply=True)
+    assert out.status is Status.SKIPPED and out.outputs["granted"] is True and out.action is None
+    assert out.changed is False and any("without effect" in m for m in out.messages)
 
 
 def test_online_grant_verification_needs_a_pnp_app(sim, conn):
     sim.state.modules["PnP.PowerShell"] = "3.1.0"
-    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(pnp_client_id=""), apply=True)
+    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(pnp_client_id="", manual_steps=True), apply=True)
     assert out.status is Status.ACTION_REQUIRED and out.outputs["verified"] is False
     assert any("AADSTS700016" in w for w in out.warnings)
 
 
 def test_online_grant_verification_failure_keeps_the_action(sim, conn):
     sim.state.modules["PnP.PowerShell"] = "3.1.0"
-    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(password=Secret("Wrong-Spo-Pass-9")), apply=True)
+    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(password=Secret("Wrong-Spo-Pass-9"), manual_steps=True),
+                       apply=True)
     assert out.status is Status.ACTION_REQUIRED and out.action
     assert any("could not verify" in w for w in out.warnings)
     assert "Wrong-Spo-Pass-9" not in json.dumps(out.__dict__, default=str)
 
 
 def test_online_grant_in_plan_with_unknown_app_id(sim, conn):
-    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(app_id=Unknown("stages.application.outputs.app_id")),
-                       apply=False)
+    unknown = Unknown("stages.application.outputs.app_id")
+    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(app_id=unknown), apply=False)
+    assert out.status is Status.SKIPPED and out.messages[0].startswith("skipped as obsolete")
+    out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(app_id=unknown, manual_steps=True), apply=False)
     assert out.status is Status.ACTION_REQUIRED and "known after apply" in out.action["app_id"]
     assert sim.counter.requests == 0
 
@@ -527,7 +558,7 @@ def test_server_grant_plan_apply_reapply(sim, conn):
     plan, _ = run_stage(stages.appinv_grant, conn, inputs, apply=False)
     assert plan.changed and plan.status is None and sim.state.sp_app_principals == {}
     applied, _ = run_stage(stages.appinv_grant, conn, inputs, apply=True)
-    assert applied.changed and applied.after == {"registered": True, "right": "FullControl"}
+    assert applied.changed and applied.after == {"registered": True, "right": "FullControl", "app_only": True}
     principal = sim.state.sp_app_principals[f"{APP}@{sim.world.tenant_id}"]
     assert principal["rights"] == {"SiteSubscription": "FullControl"} and principal["app_only"] is True
     again, _ = run_stage(stages.appinv_grant, conn, inputs, apply=True)
@@ -638,7 +669,7 @@ def test_runbook_through_the_engine_one_pool_per_run_and_no_secret_in_the_run_di
     state_dir = tmp_path / "state"
 
     planned = api.plan(rb, values, state_dir=state_dir, secret_sources=sources)
-    assert [s.status.value for s in planned.stages] == ["ok", "changed", "changed", "action-required"]
+    assert [s.status.value for s in planned.stages] == ["ok", "changed", "changed", "skipped"]
     assert SPO not in sim.state.modules                                  # plan changed nothing
     assert planned.metrics["psrp_pool_opens"] == 1
 
@@ -647,13 +678,13 @@ def test_runbook_through_the_engine_one_pool_per_run_and_no_secret_in_the_run_di
     assert by_id["module"].status is Status.CHANGED and sim.state.modules[SPO]
     assert by_id["settings"].status is Status.CHANGED
     assert sim.world.sharepoint.disable_custom_app_authentication is False
-    assert by_id["grant"].status is Status.ACTION_REQUIRED
-    assert by_id["grant"].action["url"].endswith("/_layouts/15/appinv.aspx")
+    assert by_id["grant"].status is Status.SKIPPED and by_id["grant"].action is None
+    assert 'AllowAppOnlyPolicy="true"' in (Path(ran.run_dir) / "scripts" / "grant.xml").read_text()
     assert ran.metrics["psrp_pool_opens"] == 1 and ran.metrics["psrp_invocations"] == 4
     print(f"\nrun metrics: {ran.metrics}")
 
     again = api.run(rb, values, state_dir=state_dir, secret_sources=sources)
-    assert [s.status.value for s in again.stages] == ["ok", "ok", "ok", "action-required"]
+    assert [s.status.value for s in again.stages] == ["ok", "ok", "ok", "skipped"]
 
     for f in state_dir.rglob("*"):
         if f.is_file():

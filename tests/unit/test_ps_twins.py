@@ -281,10 +281,41 @@ def test_server_grant_plan_apply_reapply(state, world):
     (nid, principal), = state.sp_app_principals.items()
     assert nid == f"{APP}@{world.tenant_id}" and principal["rights"] == {"SiteSubscription": "FullControl"}
     assert principal["app_only"] is True
-    assert applied.result["before"] == {"registered": False, "right": "None"}
-    assert applied.result["after"] == {"registered": True, "right": "FullControl"}
+    assert applied.result["before"] == {"registered": False, "right": "None", "app_only": False}
+    assert applied.result["after"] == {"registered": True, "right": "FullControl", "app_only": True}
     again = twins.appinv_server_grant(state, world, {**params, "Apply": True})
     assert again.result["changed"] is False
+
+
+def test_server_grant_turns_on_the_app_only_policy_of_a_right_already_held(state, world):
+    """A principal that holds the right with the app-only policy off (granted by hand without
+    'Allow the app to make app-only calls') is not left so: the grant is no app-only grant."""
+    state.sharepoint_server = True
+    nid = f"{APP}@{world.tenant_id}"
+    state.sp_app_principals[nid] = {"display_name": "Backup", "rights": {"SiteSubscription": "FullControl"},
+                                    "app_only": False}
+    params = {"SiteUrl": "https://sp.contoso.local", "AppId": APP, "Scope": "SiteSubscription",
+              "Right": "FullControl", "AppOnly": True}
+    plan = twins.appinv_server_grant(state, world, {**params, "Apply": False})
+    assert plan.result["changed"] is True and state.sp_app_principals[nid]["app_only"] is False
+    assert "Would set the app-only policy to True." in plan.result["messages"]
+    applied = twins.appinv_server_grant(state, world, {**params, "Apply": True})
+    assert applied.result["changed"] is True and state.sp_app_principals[nid]["app_only"] is True
+    assert applied.result["before"]["app_only"] is False and applied.result["after"]["app_only"] is True
+    assert twins.appinv_server_grant(state, world, {**params, "Apply": True}).result["changed"] is False
+    # and the other way: AppOnly false turns the policy off
+    off = twins.appinv_server_grant(state, world, {**params, "AppOnly": False, "Apply": True})
+    assert off.result["changed"] is True and state.sp_app_principals[nid]["app_only"] is False
+
+
+def test_server_grant_template_reads_and_sets_the_app_only_policy_apart_from_the_right():
+    """The template side of the fix the twin models: the policy is read before and after, and
+    set with its own call when the right is already there."""
+    from runner.powershell.templates import render_template
+    text = render_template("sharepoint/appinv_server_grant").text
+    assert "IsAppOnlyPolicyAllowed($principal)" in text and "UpdateAppOnlyPolicy($principal, $AppOnly)" in text
+    assert "elseif ($before.app_only -ne $AppOnly)" in text
+    assert "$after.app_only -ne $AppOnly" in text
 
 
 def test_twin_parameters_match_template_parameters():
