@@ -170,8 +170,8 @@ def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope:
     app_domain = str(_text(inputs, "app_domain"))
     notice = notice_line(ctx, ACS_NOTICE)
     action = _online_action(admin_url, app_id, app_domain, xml, notice)
-    outputs: dict[str, Any] = {"backend": "online", "verified": False, "granted": False, "xml": xml,
-                               "url": action["url"]}
+    outputs: dict[str, Any] = {"backend": "online", "verified": False, "granted": False, "effective": False,
+                               "xml": xml, "url": action["url"]}
     warnings = [notice] if notice else []
     messages: list[str] = []
     if is_unknown(app_id):

@@ -76,7 +76,7 @@ def test_show_secret_into_a_pipe_says_why_it_printed_nothing(tmp_path, env):
      "  fix: did you mean host_password? (--secret-file host_password=PATH)\n"),
     (["plan", "m365-backup-access", "-p", "colour=red"],
      "error: unknown parameter 'colour' for runbook 'm365-backup-access'\n"
-     "  fix: `psrunner show m365-backup-access` lists its 41 parameters\n"),
+     "  fix: `psrunner show m365-backup-access` lists its 42 parameters\n"),
     (["plan", "m365-backup-acess"],
      "error: no runbook named 'm365-backup-acess'\n  fix: did you mean m365-backup-access?\n"),
     (["render", "m365-backup-access", "--stage", "spo-modul"],
