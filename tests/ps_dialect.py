@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import tree_sitter
 import tree_sitter_powershell
 
-PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))   # the templates' tests share it
 
 # ForEach-Object and its aliases; a parameter may be abbreviated to any unique prefix
 # ("-Pa" is the shortest that ForEach-Object's -Process leaves to -Parallel).

@@ -22,6 +22,7 @@ one app with that unique name. Remove it afterwards with
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,9 @@ def test_plan_run_rerun_converge(live_params, tmp_path):
     assert all(s.status in (Status.OK, Status.SKIPPED) for s in graph_stages)
     assert second.metrics.get("graph_writes", 0) == 0
     assert second.metrics.get("psrp_pool_opens", 0) <= 1
+    # SharePoint Online: the appinv.aspx grant is obsolete, nothing is left for a person, and a
+    # run with the defaults settles (issue 10 items 4, 5)
+    grant = second.stage("appinv-grant")
+    assert grant.status == Status.SKIPPED and grant.action is None, grant.messages
+    assert (Path(second.run_dir) / "scripts" / "appinv-grant.xml").is_file()
+    assert second.status == RunStatus.SUCCEEDED, [(s.id, s.status, s.messages[:1]) for s in second.stages]

@@ -9,8 +9,6 @@ import xml.etree.ElementTree as ET
 from importlib import resources
 
 import pytest
-import tree_sitter
-import tree_sitter_powershell
 
 from runner.errors import TemplateError
 from runner.powershell import quoting as Q
@@ -20,8 +18,8 @@ from runner.powershell.quoting import ps_array, ps_bool, ps_int, ps_str
 from runner.powershell.templates import list_templates, render_permission_xml, render_template, template_params
 from runner.secrets import Secret
 from runner.values import Unknown
+from tests.ps_dialect import PARSER
 
-PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 EXPECTED = {"windows/host_facts", "sharepoint/spo_module", "sharepoint/spo_tenant_settings",
             "sharepoint/appinv_verify", "sharepoint/appinv_server_grant",
             "activedirectory/ad_user_status", "activedirectory/ad_unlock_account",
