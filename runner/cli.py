@@ -19,6 +19,7 @@ from .cli_common import (EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
                          print_json, progress_sink, report, report_output_option, requested_output,
                          runbooks_option, setup_logging, state_option, state_option_again, use_color, verbosity,
                          yes_option)
+from .cli_examples import add_examples
 from .errors import InputError, RunnerError
 from .text_width import terminal_width
 from .portal.commands import accounts as portal_accounts
@@ -333,6 +334,7 @@ def _register_fleet_commands() -> None:
 
 
 _register_fleet_commands()
+add_examples(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

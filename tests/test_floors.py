@@ -34,8 +34,8 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stages": (("runner.stages", "runner.stages."),
                ("foundation", "values", "language", "records", "runbook", "transports")),
     "engine": (("runner.engine",), ("foundation", "values", "language", "records", "runbook")),
-    "front": (("runner.api", "runner.cli", "runner.cli_common", "runner.cli_fleet", "runner.executor",
-               "runner.text_width", "runner.render_text", "runner.outputs", "runner.fleet", "runner.fleet.", "runner.portal",
+    "front": (("runner.api", "runner.cli", "runner.cli_common", "runner.cli_examples", "runner.cli_fleet",
+               "runner.executor", "runner.text_width", "runner.render_text", "runner.outputs", "runner.fleet", "runner.fleet.", "runner.portal",
                "runner.portal.", "runner.sim."),
               ("foundation", "values", "language", "records", "runbook", "transports", "stages", "engine")),
 }
