@@ -36,9 +36,9 @@ import requests
 
 from ..errors import AuthError, InputError, Interrupted, RunnerError, Unavailable, setting
 from ..secrets import Secret, is_private, redact, register, write_private
-from .http import HttpSession, tls_error
+from .http import HttpSession, tls_error, unreachable
 from .http_cache import HttpCache, cache_file
-from .retry import THROTTLE, Again, RetryLoop, RetryPolicy
+from .retry import THROTTLE, UNREACHABLE, Again, RetryLoop, RetryPolicy
 from .rights import DELEGATED_SCOPES, decode_claims
 
 log = logging.getLogger("psrunner.graph.auth")
@@ -189,11 +189,13 @@ class TokenSource:
     REFRESH_MARGIN = 300.0
 
     def __init__(self, settings: SignInSettings, http: HttpSession, *,
-                 policy: RetryPolicy | None = None, logger: logging.Logger | None = None) -> None:
+                 policy: RetryPolicy | None = None, logger: logging.Logger | None = None,
+                 tell: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.http = http
         self.policy = policy or RetryPolicy()
         self.log = logger or log
+        self.tell = tell            # a line for the person watching while sign-in waits to retry
         self.cancel = threading.Event()
         self._lock = threading.RLock()
         self._app: Any = None
@@ -286,8 +288,21 @@ class TokenSource:
     def _acquire(self) -> dict[str, Any]:
         """A token result from msal, retried by the one loop (retry.py): an unreachable or
         failing sign-in service, throttling and temporarily_unavailable are tried again."""
-        loop = RetryLoop(self.policy, wait=self.cancel.wait, cancel=self.cancel, log=self.log, name="sign-in")
+        loop = RetryLoop(self.policy, wait=self.cancel.wait, cancel=self.cancel, log=self.log, name="sign-in",
+                         tell=self.tell)
         return loop.run(self._attempt)
+
+    def _unreachable(self, why: str) -> Again:
+        """No connection to the sign-in service at all: a few tries, each said, then the host
+        and what to check (the network path, or the setting that named the host)."""
+        url = self.settings.authority_host or self.settings.cloud.authority_host
+        host = urlsplit(url).netloc
+        named = (f"that {setting('authority_host')} names the sign-in service" if self.settings.authority_host
+                 else f"for a tenant in another cloud set {setting('cloud')}")
+        error = Unavailable(f"cannot reach the sign-in service {host}: {why}",
+                            hint=f"check that this machine reaches {url} (DNS, proxy settings such as HTTPS_PROXY, "
+                                 f"firewall), and {named}; then re-run (re-running is safe)", host=host)
+        return Again(error, f"cannot reach the sign-in service {host} ({why})", kind=UNREACHABLE)
 
     def _busy(self, error: RunnerError) -> Again:
         status = self.http.last_status
@@ -302,6 +317,9 @@ class TokenSource:
             tls = tls_error(e, self.settings.authority, self.http)
             if tls is not None:
                 raise tls from None
+            why = unreachable(e, self.http.default_timeout[0])
+            if why is not None:
+                raise self._unreachable(why) from None
             raise Again(Unavailable(f"cannot reach the sign-in service {urlsplit(self.settings.authority).netloc}: "
                                     f"{type(e).__name__}",
                                     hint="check the network path (proxy, firewall) and re-run"),

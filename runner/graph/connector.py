@@ -14,7 +14,7 @@ Settings (already resolved; secrets as runner.secrets.Secret):
   graph_endpoint        override of the cloud's Graph endpoint (without /v1.0)
   ca_bundle             PEM bundle to trust (passed per request; see client.HttpSession)
   token_cache           device-code token cache file (default <state>/private/graph/<tenant>/msal-cache.json)
-  timeout               seconds, or [connect, read]                             default [10, 60]
+  timeout               seconds, or [connect, read]      default [10, 60]; [5, 60] for sign-in
   lag_budget            seconds to wait out replication lag per call            default 180
   lag_base              first wait on replication lag (doubles, up to 30 s)     default 2
   retry_after_cap       longest single wait honoured from Retry-After           default 30
@@ -51,6 +51,11 @@ KNOWN_SETTINGS = {
     "retry_after_cap", "max_attempts", "backoff_base", "lag_base", "offline", "type",
 }
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+# an unreachable sign-in service is said within seconds: the first connection a run makes,
+# so a stalled one is the network path, not a busy service (RetryPolicy.unreachable_attempts)
+SIGN_IN_CONNECT_TIMEOUT = 5.0
 
 
 def _timeout(value: Any) -> tuple[float, float]:
@@ -171,9 +176,11 @@ class GraphConnector:
         timeout = _timeout(settings.get("timeout"))
         self.policy = _policy(settings)
         self.counters = GraphCounters()
-        self.token_http = HttpSession(ca_bundle=ca, timeout=timeout, own_retry_after=True,
+        sign_in_timeout = (SIGN_IN_CONNECT_TIMEOUT, timeout[1]) if settings.get("timeout") is None else timeout
+        self.token_http = HttpSession(ca_bundle=ca, timeout=sign_in_timeout, own_retry_after=True,
                                       on_request=lambda m, u: self.counters.add_token_request(login_route(m, u)))
-        self.tokens = TokenSource(self.signin, self.token_http, policy=self.policy, logger=self.log)
+        self.tokens = TokenSource(self.signin, self.token_http, policy=self.policy, logger=self.log,
+                                  tell=lambda text: self._event("graph.sign_in_retry", say=text))
         self.graph_http = HttpSession(ca_bundle=ca, timeout=timeout)
         self._claim = env.claim
         self._claimed = False

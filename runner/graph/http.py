@@ -97,6 +97,26 @@ def tls_error(e: BaseException, url: str, session: Any) -> TlsError | None:
                          f"{host}: do not work around it")
 
 
+def unreachable(e: BaseException, connect_timeout: float) -> str | None:
+    """Why no connection could be made at all, in plain words (the name does not resolve,
+    the connection was refused, nothing answered within the connect timeout); None when the
+    connection was made and broke later, or for other errors (those may be tried longer)."""
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return f"no answer within {connect_timeout:g} s"
+    if not isinstance(e, requests.exceptions.ConnectionError) or isinstance(e, requests.exceptions.SSLError):
+        return None
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    reason = getattr(e.args[0] if e.args else None, "reason", None)
+    if isinstance(reason, NameResolutionError):
+        return "its name does not resolve in DNS"
+    if isinstance(reason, NewConnectionError):
+        if isinstance(reason.__cause__ or reason.__context__, ConnectionRefusedError):
+            return "the connection was refused"
+        return "no connection could be made"
+    return None
+
+
 def route_of(method: str, url: str) -> str:
     """`GET /servicePrincipals/{id}/appRoleAssignments`: ids and keys replaced so that routes
     group across objects (for reports and benchmarks)."""

@@ -8,13 +8,18 @@ An attempt either returns its answer or raises `Again`, saying why it may be tri
 - `TRANSIENT`: a dropped connection or a service error: exponential backoff with jitter.
 - `THROTTLE`: 429 / 503 / 504: the longest Retry-After among the answers (capped), else
   backoff. Graph throttles per app and per tenant; clients that retry in step make it worse.
+- `UNREACHABLE`: no connection could be made at all (a name that does not resolve, a
+  refused or unanswered connection): a few tries (`RetryPolicy.unreachable_attempts`), since
+  a service that cannot be reached seldom comes back within seconds, and a person waiting
+  should hear so soon rather than after minutes of silence.
 - `LAG`: an object created moments ago has not replicated yet (no SLA is documented;
   minutes are seen in practice): its own, longer backoff within a total budget per call
   (`RetryPolicy.lag_budget`), not counted against `max_attempts`.
 
 Anything else an attempt raises ends the loop. When the attempts or the budget run out, the
 last error is raised with a hint that re-running is safe; a wait that would outlive the
-stage deadline raises it at once; an interrupt (Ctrl-C) raises Interrupted."""
+stage deadline raises it at once; an interrupt (Ctrl-C) raises Interrupted. A loop given
+`tell` says each wait to the person watching (what failed, when the next try is)."""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from typing import TypeVar
 from ..errors import Interrupted, RunnerError, StageTimeout
 
 T = TypeVar("T")
-TRANSIENT, THROTTLE, LAG = "transient", "throttle", "lag"
+TRANSIENT, THROTTLE, LAG, UNREACHABLE = "transient", "throttle", "lag", "unreachable"
 
 
 @dataclass
@@ -43,6 +48,8 @@ class RetryPolicy:
     lag_budget: float = 180.0        # total seconds to wait out replication lag per call
     lag_base: float = 2.0
     lag_cap: float = 30.0
+    unreachable_attempts: int = 3    # per call, when no connection can be made at all
+    unreachable_base: float = 2.0    # first wait (seconds) before trying to connect again
 
     def backoff(self, attempt: int, rng: random.Random | None = None,
                 base: float | None = None, cap: float | None = None) -> float:
@@ -107,15 +114,18 @@ class RetryLoop:
 
     def __init__(self, policy: RetryPolicy, *, wait: Callable[[float], bool], cancel: threading.Event,
                  remaining: Callable[[], float | None] = lambda: None, rng: random.Random | None = None,
-                 log: logging.Logger | None = None, name: str = "graph") -> None:
+                 log: logging.Logger | None = None, name: str = "graph",
+                 tell: Callable[[str], None] | None = None) -> None:
         self.policy, self.wait, self.cancel, self.remaining = policy, wait, cancel, remaining
         self.rng = rng or random.Random()
         self.log = log or logging.getLogger("psrunner.graph")
         self.name = name
+        self.tell = tell
 
     def run(self, attempt: Callable[[], T]) -> T:
-        tries = lag_tries = 0
+        tries = lag_tries = unreachable = 0
         lag_waited = 0.0
+        started = time.monotonic()
         while True:
             try:
                 return attempt()
@@ -132,6 +142,14 @@ class RetryLoop:
                     # items throttled in the same round wait for their Retry-After as well
                     delay = max([delay] + [self.policy.throttle_delay(tries, ra, self.rng)
                                            for ra in again.retry_after])
+                    next_try = ""
+                elif again.kind == UNREACHABLE:
+                    unreachable += 1
+                    if unreachable >= self.policy.unreachable_attempts:
+                        err.message = f"{err.message} ({unreachable} tries in {time.monotonic() - started:.0f} s)"
+                        raise err from None
+                    delay = self.policy.backoff(unreachable - 1, self.rng, base=self.policy.unreachable_base)
+                    next_try = f" (try {unreachable + 1} of {self.policy.unreachable_attempts})"
                 else:
                     tries += 1
                     if tries >= self.policy.max_attempts:
@@ -140,6 +158,9 @@ class RetryLoop:
                         delay = max(self.policy.throttle_delay(tries - 1, ra, self.rng) for ra in again.retry_after)
                     else:
                         delay = self.policy.backoff(tries - 1, self.rng)
+                    next_try = f" (try {tries + 1} of {self.policy.max_attempts})"
+                if self.tell is not None:
+                    self.tell(f"{again.why}: trying again in {delay:.1f} s{next_try}")
                 self.sleep(delay, again.why, err)
 
     def sleep(self, seconds: float, why: str, last_error: Exception | None) -> None:

@@ -7,6 +7,7 @@ the same tenant named by its domain."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
@@ -124,6 +125,25 @@ def test_an_outage_is_exit_1_whichever_service_is_down(sim, tmp_path, where):
     r = psrunner("plan", REMOVE, *offboarding_args(sim, tmp_path))
     assert r.exit_code == 1, r.output
     assert "503" in r.output and sim.requests.snapshot()["fault_kinds"]["unavailable"] >= 2
+
+
+def test_an_unreachable_sign_in_service_is_said_tried_three_times_and_named(sim, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]               # closed again: connecting is refused
+    host = f"127.0.0.1:{port}"
+    r = psrunner("plan", REMOVE, *offboarding_args(sim, tmp_path, authority_host=f"https://{host}"),
+                 env={"COLUMNS": "200"})
+    assert r.exit_code == 1, r.output
+    said = [line for line in r.output.splitlines() if "trying again" in line]
+    assert [re.sub(r"in [0-9.]+ s", "in N s", line) for line in said] == [
+        f"  cannot reach the sign-in service {host} (the connection was refused): trying again in N s (try 2 of 3)",
+        f"  cannot reach the sign-in service {host} (the connection was refused): trying again in N s (try 3 of 3)"]
+    assert re.search(rf"\nFailed: cannot reach the sign-in service {host}: the connection was refused "
+                     rf"\(3 tries in \d+ s\)\n", r.output)
+    assert (f"fix: check that this machine reaches https://{host} (DNS, proxy settings such as HTTPS_PROXY, "
+            "firewall), and that -p authority_host=... names the sign-in service; then re-run (re-running is "
+            "safe)") in " ".join(r.output.split())          # as wrapped under the stage
+    assert sim.requests.snapshot()["total"] == 0
 
 
 # --------------------------------------------------------------------------- locks

@@ -14,12 +14,12 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from runner.errors import GraphError, Interrupted
+from runner.errors import GraphError, Interrupted, Unavailable
 from runner.graph.batch import BatchRequest, split_batches
 from runner.graph.client import GraphClient
-from runner.graph.http import GraphCounters, HttpSession, route_of
+from runner.graph.http import GraphCounters, HttpSession, route_of, unreachable
 from runner.graph.responses import GraphResponse, is_already_assigned, is_replication_lag
-from runner.graph.retry import RetryPolicy, parse_retry_after
+from runner.graph.retry import UNREACHABLE, Again, RetryLoop, RetryPolicy, parse_retry_after
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJ0aWQiOiJ4In0.c2lnbmF0dXJlLXZhbHVl"
 
@@ -112,6 +112,39 @@ def test_throttle_delay_honours_and_caps_retry_after():
 
 
 # --------------------------------------------------------------------------- retries
+
+def test_an_unreachable_service_is_tried_a_few_times_each_wait_said():
+    waits: list[float] = []
+    told: list[str] = []
+    loop = RetryLoop(RetryPolicy(max_attempts=8, unreachable_attempts=3, unreachable_base=2.0),
+                     wait=lambda s: waits.append(s) or False, cancel=threading.Event(), rng=random.Random(3),
+                     tell=told.append)
+    calls = []
+
+    def attempt():
+        calls.append(1)
+        raise Again(Unavailable("cannot reach the sign-in service login.example: the connection was refused"),
+                    "cannot reach the sign-in service login.example", kind=UNREACHABLE)
+    with pytest.raises(Unavailable) as e:
+        loop.run(attempt)
+    assert len(calls) == 3                        # not max_attempts (8): bounded apart from throttling
+    assert 1 <= waits[0] <= 2 and 2 <= waits[1] <= 4
+    assert told == [f"cannot reach the sign-in service login.example: trying again in {waits[0]:.1f} s (try 2 of 3)",
+                    f"cannot reach the sign-in service login.example: trying again in {waits[1]:.1f} s (try 3 of 3)"]
+    assert e.value.message == ("cannot reach the sign-in service login.example: the connection was refused "
+                               "(3 tries in 0 s)")
+
+
+def test_what_counts_as_unreachable():
+    try:
+        requests.get("https://nothing-here.invalid/", timeout=(2, 2))
+    except requests.ConnectionError as dns:
+        assert unreachable(dns, 5) == "its name does not resolve in DNS"
+    assert unreachable(requests.exceptions.ConnectTimeout(), 5) == "no answer within 5 s"
+    # a connection made and then broken, or a read timeout: the service is there (tried longer)
+    assert unreachable(requests.exceptions.ReadTimeout(), 5) is None
+    assert unreachable(requests.ConnectionError("Connection reset by peer"), 5) is None
+
 
 def test_429_is_retried_after_retry_after():
     c, sess, waits = client([make_response(429, err("TooManyRequests"), {"Retry-After": "3"}),
