@@ -78,7 +78,8 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
     With need_secrets=False, a missing secret is left out instead of an error; with
     partial=True (render), missing required parameters are too. With `ask` (a person at a
     terminal), missing required parameters are asked for, each answer checked by the same
-    rules as -p; without it they are refused together in one message."""
+    rules as -p; without it they are refused together in one message. So is a parameter
+    whose default cannot be derived (an admin URL from a tenant given by its id)."""
     env = os.environ if environ is None else environ
     secret_files = secret_files or {}
     for name in list(given) + list(secret_files):
@@ -123,6 +124,9 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
             try:
                 derived = resolve_value(val, {"params": values}, where=f"params.{name}")
             except InputError as e:      # asked for now, before any sign-in or connection
+                if ask is not None:
+                    values[name] = _asked(p, ask, why=e.message)
+                    continue
                 raise ParamError(f"parameter {name!r} is needed: {e.message}", param=name,
                                  hint=f"give -p {name}={p.example or 'VALUE'}" + (f", or {e.hint}" if e.hint else ""),
                                  ) from None
@@ -300,16 +304,17 @@ def _secret_value(p: Param, file: str | None, env: dict[str, str], prompt: Promp
     return None, None
 
 
-# (parameter, why the last answer was refused or None) -> the answer as typed
-Ask = Callable[[Param, "str | None"], str]
+# (parameter, why the last answer was refused or None, why it is asked for when it has a
+# default that cannot serve) -> the answer as typed
+Ask = Callable[[Param, "str | None", "str | None"], str]
 ASK_TRIES = 3
 
 
-def _asked(p: Param, ask: Ask) -> Any:
+def _asked(p: Param, ask: Ask, why: str | None = None) -> Any:
     """A value for `p` from a person, checked as -p checks it; asked again when refused."""
     problem = None
     for _ in range(ASK_TRIES):
-        text = ask(p, problem).strip()
+        text = ask(p, problem, why).strip()
         if not text:
             problem = "a value is required"
             continue
@@ -321,7 +326,7 @@ def _asked(p: Param, ask: Ask) -> Any:
                      hint=f"give {_give_value(p)}")
 
 
-def tty_ask(p: Param, problem: str | None) -> str:
+def tty_ask(p: Param, problem: str | None, why: str | None = None) -> str:
     """Ask for a missing parameter on the terminal (stderr, so stdout stays the report)."""
     if not sys.stdin.isatty():
         return ""
@@ -331,6 +336,8 @@ def tty_ask(p: Param, problem: str | None) -> str:
         kind = "/".join(p.choices) if p.choices else ("yes/no" if p.type == "bool" else p.type)
         sys.stderr.write(f"{p.name} ({kind}): {p.help or 'required'}"
                          + (f", e.g. {p.example}" if p.example else "") + "\n")
+        if why:
+            sys.stderr.write(f"  needed: {why}\n")
     sys.stderr.write(f"  {p.name}: ")
     sys.stderr.flush()
     return sys.stdin.readline().rstrip("\r\n")

@@ -64,6 +64,33 @@ def test_show_secret_into_a_pipe_says_why_it_printed_nothing(tmp_path, env):
         "pipe or a file); the report names the 0600 file that holds it\n")
 
 
+@posix_only
+def test_a_tenant_id_without_admin_url_is_asked_for_it_before_signing_in(tmp_path, env):
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]               # closed again: a sign-in service that refuses
+    secret = tmp_path / "operator.secret"
+    secret.write_text("not used")
+    secret.chmod(0o600)
+    s = at_terminal("plan", "m365-backup-access", "-p", "tenant=8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b",
+                    "-p", "graph_auth=secret", "-p", "graph_client_id=11111111-2222-3333-4444-555555555555",
+                    "-p", f"authority_host=https://127.0.0.1:{port}", "--secret-file", f"graph_client_secret={secret}",
+                    env={**env, "PSRUNNER_ALLOW_TEST_ENDPOINTS": "1"}, columns=120,
+                    answers={"  admin_url: ": "fabrikam-admin", "not accepted": "https://fabrikam-admin.sharepoint.com"})
+    asked = ("admin_url (str): the SharePoint admin URL (derived from the tenant domain when not given), e.g. "
+             "https://contoso-admin.sharepoint.com\n"
+             "  needed: the SharePoint tenant name cannot be derived from a tenant id "
+             "(8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b)\n"
+             "  admin_url: fabrikam-admin\n"
+             "  not accepted: parameter 'admin_url': 'fabrikam-admin' does not match the expected form")
+    assert asked in s.terminal
+    assert s.code == 1                  # then the run tries to sign in (and cannot), not before
+    assert s.terminal.index(asked) < s.terminal.index("cannot reach the sign-in service")
+    (run_dir,) = (tmp_path / "state" / "runs").iterdir()
+    params = json.loads((run_dir / "run.json").read_text())["params"]
+    assert params["admin_url"] == "https://fabrikam-admin.sharepoint.com"
+
+
 # ---------------------------------------------------------------------------- mistyped names
 
 @pytest.mark.parametrize("args, message", [
