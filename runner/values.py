@@ -177,6 +177,11 @@ def spec_hint(spec: ValueSpec) -> str:
     """How to give a good value of this parameter, in the user's terms."""
     if spec.type == "choice":
         return "choose one of: " + ", ".join(spec.choices)
+    if spec.type == "int" and (spec.min is not None or spec.max is not None):
+        bounds = (f"from {spec.min} to {spec.max}" if spec.min is not None and spec.max is not None
+                  else f"of at least {spec.min}" if spec.min is not None else f"of at most {spec.max}")
+        # the bounds are the fix; the help says what the number means (it cannot repeat them)
+        return f"give -p {spec.name}=N, a whole number {bounds}" + (f" ({spec.help})" if spec.help else "")
     ex = f" (for example {spec.example})" if spec.example else ""
     return (spec.help or f"give -p {spec.name}=VALUE") + ex
 

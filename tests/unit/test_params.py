@@ -71,6 +71,13 @@ def test_bad_values_name_the_parameter(given, message):
     assert e.value.exit_code == 2
 
 
+@pytest.mark.parametrize("days", ["0", "ten"])
+def test_a_number_out_of_range_is_answered_with_the_range(days):
+    with pytest.raises(ParamError) as e:
+        resolve_params(RB, {"tenant": "c.onmicrosoft.com", "days": days}, environ={})
+    assert e.value.hint == "give -p days=N, a whole number from 1 to 730"
+
+
 def test_pattern_error_offers_the_example():
     with pytest.raises(ParamError) as e:
         resolve_params(RB, {"tenant": "contoso"}, environ={})
