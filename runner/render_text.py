@@ -342,7 +342,8 @@ class Progress:
             line = f"{label(self.mode, status):<15} {ev['stage']} ({d.get('duration', 0):.1f} s)"
             self._write(("\r\033[K" if self.live else "") + line + "\n")
         elif "say" in d:            # a line for the person watching, e.g. why sign-in waits
-            self._write(("\r\033[K" if self.live else "") + f"  {d['say']}\n")
+            said = "\n".join(fill(str(d["say"]), self.width, "  ", "  "))
+            self._write(("\r\033[K" if self.live else "") + said + "\n")
         elif t == "run.end":
             self._stop.set()
 
