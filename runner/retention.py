@@ -23,10 +23,12 @@ from typing import Any, Iterator
 
 from .errors import InputError
 from .rundir import RunDir
+from .values import clip
 
 DEFAULT_KEEP_CHECKS = 96        # a day of checks every 15 minutes, per runbook and target
 KEEP_CHECKS_ENV = "PSRUNNER_KEEP_CHECKS"
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
+MAX_AGE_DAYS = 36500            # older than a run can be; more would overflow a date
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -45,7 +47,11 @@ def parse_age(text: str, option: str = "--older-than") -> _dt.timedelta:
     if not parts or _AGE.sub("", text.strip().lower()).strip():
         raise InputError(f"{option} {text!r} is not a duration", input=option,
                          hint="write a number and a unit: 30d, 12h, 2w, 90m, 45s")
-    return _dt.timedelta(seconds=sum(int(n) * _UNIT[u] for n, u in parts))
+    seconds = sum(int(n) * _UNIT[u] for n, u in parts)
+    if seconds > MAX_AGE_DAYS * 86400:
+        raise InputError(f"{option} {clip(text)!r} is more than {MAX_AGE_DAYS:,} days", input=option,
+                         hint="write a duration of at most 100 years: 30d, 12h, 2w")
+    return _dt.timedelta(seconds=seconds)
 
 
 def default_keep_checks(environ: dict[str, str] | None = None) -> int:

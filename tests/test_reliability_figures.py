@@ -24,7 +24,7 @@ def page_figures() -> dict[str, str]:
 
 def corpus_part(case: str) -> str:
     first = case.split()[0]
-    return {"runbook": "runbooks", "params": "params files", "secret": "secret files", "runs": "records",
+    return {"runbook": "runbooks", "inventory": "inventories", "params": "params files", "secret": "secret files", "runs": "records",
             "resume": "records", "state": "records"}.get(first, "parameters")
 
 
@@ -54,7 +54,7 @@ def test_the_corpus_parts_are_as_the_page_says():
     for case in hostile.CASES:
         counts[corpus_part(case)] = counts.get(corpus_part(case), 0) + 1
     for part, label in (("parameters", "parameters on the command line"), ("params files", "params files"),
-                        ("secret files", "secret files"), ("runbooks", "runbooks"),
+                        ("secret files", "secret files"), ("runbooks", "runbooks"), ("inventories", "inventories"),
                         ("records", "the state directory and the run records")):
         assert f"{label} ({counts[part]})" in text, (label, counts[part])
     assert f"the {len(faults.ONBOARDING_SITES)} requests of a fresh onboarding" in text

@@ -27,7 +27,9 @@ once and adding a target moves no other."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +37,12 @@ from typing import Any, Iterable
 
 from ..errors import InputError, closest
 from ..retention import parse_age
+from ..values import clip
 from .credentials import CredentialRef
 
 DEFAULT_DEADLINE = 900.0
+MAX_DEADLINE = 7 * 86400.0               # a week: beyond it a deadline is a typo, not a plan
+TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")   # shown in tables, logs and JUnit names
 _TABLE_KEYS = {"params", "secrets", "deadline"}
 INVENTORY_KEYS = frozenset(_TABLE_KEYS | {"groups", "env", "file", "keyring", "username"})   # what people write
 
@@ -102,17 +107,18 @@ def shard(targets: list[Target], spec: str | None) -> list[Target]:
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read and check an inventory file (InputError naming the key on any mistake)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"inventory {p}: {e.strerror}", input="--inventory",
-                         hint="give the path of a TOML inventory file") from None
     from ..runbook_loader import tomllib
+    from ..userfiles import MiB, read_text
+    p = Path(path)
+    hint = "give the path of a TOML inventory file"
+    text = read_text(p, what="inventory", input="--inventory", hint=hint, limit=16 * MiB)   # ~100,000 targets
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"inventory {p}: {e}", input="--inventory", hint="fix the TOML syntax") from None
+    except RecursionError:
+        raise InputError(f"inventory {p}: tables or arrays are nested too deeply", input="--inventory",
+                         hint="an inventory needs three levels of tables at most") from None
     unknown = sorted(set(data) - {"defaults", "groups", "targets"})
     if unknown:
         raise InputError(f"inventory {p}: unknown table {unknown[0]!r}", input=unknown[0],
@@ -122,6 +128,10 @@ def load_inventory(path: str | Path) -> Inventory:
     groups = {name: _layer(g, f"groups.{name}", p) for name, g in _table(data, "groups", p).items()}
     targets: dict[str, Target] = {}
     for name, raw in _table(data, "targets", p).items():
+        if not TARGET_NAME.fullmatch(name):
+            raise InputError(f"inventory {p}: target name {clip(name, 60)!r} is not a plain name",
+                             input=f"targets.{clip(name, 60)}",
+                             hint="name a target with letters, digits, '.', '_' and '-' (at most 100)")
         raw = _table({"t": raw}, "t", p, where=f"targets.{name}")
         member_of = raw.get("groups", [])
         if not isinstance(member_of, list) or not all(isinstance(g, str) for g in member_of):
@@ -175,8 +185,9 @@ def _layer(raw: Any, where: str, p: Path) -> dict[str, Any]:
         d = raw["deadline"]
         seconds = float(d) if isinstance(d, (int, float)) and not isinstance(d, bool) else \
             parse_age(str(d), f"{where}.deadline").total_seconds()
-        if seconds <= 0:
-            raise InputError(f"inventory {p}: {where}.deadline must be more than 0", input=f"{where}.deadline")
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_DEADLINE):
+            raise InputError(f"inventory {p}: {where}.deadline must be more than 0 and at most a week",
+                             input=f"{where}.deadline", hint='write seconds or a duration: 600, "10m", "2h"')
         out["deadline"] = seconds
     return out
 

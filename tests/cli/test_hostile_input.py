@@ -1,6 +1,6 @@
 """Hostile input, walked case by case through the `psrunner` command (in process): parameters,
-params files, secret files, runbooks, the state directory and the run records. Each case is
-refused with exit 2 and a message that names the input as the user gave it, before any
+params files, secret files, runbooks, inventories, the state directory and the run records.
+Each case is refused with exit 2 and a message that names the input as the user gave it, before any
 network traffic, or is accepted as data that reaches PowerShell only as a parameter (never in
 the script text). No case may end in a traceback. RELIABILITY.md quotes the number of cases
 (test_reliability_figures.py checks it)."""
@@ -97,6 +97,23 @@ def plan(*args: str) -> Callable[[Path], list[str]]:
 
 def p(name: str, value: str) -> Case:
     return plan("-p", f"{name}={value}"), f"'{name}'"
+
+
+A_TARGET = '[targets.a]\nparams = { tenant = "a.onmicrosoft.com" }\n'
+
+
+def fleet(text: str | bytes | Callable[[Path], str], *args: str, mode: int = 0o644) -> Callable[[Path], list[str]]:
+    """`psrunner fleet plan` of the main runbook over an inventory holding `text` (or the path
+    `text(tmp)` gives)."""
+    def argv(tmp: Path) -> list[str]:
+        inv = text(tmp) if callable(text) else write(tmp, "fleet.toml", text, mode)
+        return ["fleet", "plan", MAIN, "--state-dir", str(tmp / "state"), "-i", inv, *args]
+    return argv
+
+
+def target_param(name: str, value: str) -> Case:
+    """An inventory target whose parameter `name` is `value` (refused for that target alone)."""
+    return fleet(A_TARGET.replace("}", f", {name} = {json.dumps(value)} }}")), f"'{name}'"
 
 
 CASES: dict[str, Case] = {
@@ -291,6 +308,45 @@ CASES: dict[str, Case] = {
                                                                  'inputs = { path = "${run.dir|rm}" }\n')],
                                    "unknown derivation"),
 
+    # ---- inventories (psrunner fleet)
+    "inventory latin-1": (fleet(A_TARGET.replace("a.onmicrosoft", "caf\xe9").encode("latin-1")), "is not UTF-8"),
+    "inventory UTF-16": (fleet(A_TARGET.encode("utf-16")), "is UTF-16 text"),
+    "inventory nested 5000 deep": (fleet(nested_toml(5000)), "nested too deeply"),
+    "inventory a FIFO": (fleet(fifo), "is a FIFO"),
+    "inventory /dev/null": (fleet(lambda t: "/dev/null"), "is a device"),
+    "inventory 20 MB": (fleet("#" * 20_000_000), "the limit is"),
+    "inventory not TOML": (fleet("[targets.a\n"), "fleet.toml"),
+    "inventory no targets": (fleet("[defaults]\ndeadline = 60\n"), "has no targets"),
+    "inventory unknown table": (fleet("[hosts.a]\n" + A_TARGET), "'hosts'"),
+    "inventory target a path": (fleet(A_TARGET.replace("[targets.a]", '[targets."../../etc"]')), "'../../etc'"),
+    "inventory target name with a newline": (fleet(A_TARGET.replace("[targets.a]", '[targets."a\\nb"]')),
+                                             "is not a plain name"),
+    "inventory target 200,000-character name": (fleet(A_TARGET.replace("[targets.a]", f'[targets.{"a" * 200_000}]')),
+                                                "is not a plain name"),
+    "inventory target not a table": (fleet("[targets]\na = 5\n"), "targets.a must be a table"),
+    "inventory params a list": (fleet("[targets.a]\nparams = [1]\n"), "targets.a.params must be a table"),
+    "inventory groups a string": (fleet(A_TARGET + 'groups = "prod"\n'), "targets.a.groups"),
+    "inventory deadline nan": (fleet(A_TARGET + "deadline = nan\n"), "targets.a.deadline"),
+    "inventory deadline inf": (fleet(A_TARGET + "deadline = inf\n"), "targets.a.deadline"),
+    "inventory deadline 1e300": (fleet(A_TARGET + "deadline = 1e300\n"), "targets.a.deadline"),
+    "inventory deadline negative": (fleet(A_TARGET + "deadline = -5\n"), "targets.a.deadline"),
+    "inventory deadline 10^20 days": (fleet(A_TARGET + 'deadline = "99999999999999999999d"\n'),
+                                      "targets.a.deadline"),
+    "inventory literal secret others can read": (fleet(A_TARGET + 'secrets = { host_password = "hunter2" }\n'),
+                                                 "targets.a.secrets.host_password"),
+    "inventory secret reference a number": (fleet(A_TARGET + "secrets = { host_password = 5 }\n", mode=0o600),
+                                            "targets.a.secrets.host_password"),
+    "inventory secret file /dev/zero": (fleet(A_TARGET + 'secrets = { host_password = { file = "/dev/zero" } }\n'),
+                                        "'host_password'"),
+    "inventory secret from an unset variable": (
+        fleet(A_TARGET + 'secrets = { host_password = { env = "PSRUNNER_TEST_UNSET_VARIABLE" } }\n'),
+        "PSRUNNER_TEST_UNSET_VARIABLE"),
+    "inventory host with a shell command": target_param("host", "mgmt01; rm -rf /"),
+    "inventory tenant 5 MB": target_param("tenant", MB5),
+    "inventory parameter unknown": target_param("tenant_nope", "x"),
+    "inventory --limit names nothing": (fleet(A_TARGET, "--limit", "europa"), "--limit"),
+    "inventory --shard 4 of 3": (fleet(A_TARGET, "--shard", "4/3"), "--shard"),
+
     # ---- the state directory and run records
     "state dir on a file": (lambda t: ["plan", MAIN, *BASE, "--state-dir", write(t, "f", "x")], "--state-dir"),
     "state dir in /proc": (lambda t: ["plan", MAIN, *BASE, "--state-dir", "/proc/psrunner-state"], "--state-dir"),
@@ -307,6 +363,8 @@ CASES: dict[str, Case] = {
     "resume run.json without keys": (lambda t: ["resume", "--state-dir", str(t / "state"), run_dir(t, info="{}")],
                                      f"{RUN}: run.json is corrupt"),
     "resume a path": (lambda t: ["resume", "--state-dir", str(t / "state"), "../../etc"], "is not a run id"),
+    "runs prune older than 10^20 days": (lambda t: ["runs", "--state-dir", str(t / "state"), "prune", "--older-than",
+                                                   "99999999999999999999d"], "--older-than"),
     "runs show a path": (lambda t: ["runs", "--state-dir", str(t / "state"), "show", "../x"], "is not a run id"),
 }
 
