@@ -15,8 +15,10 @@ import requests
 
 pytest.importorskip("starlette")
 
+from runner import api  # noqa: E402
 from runner.errors import AuthError  # noqa: E402
-from runner.portal.demo import demo_portal  # noqa: E402
+from runner.portal.demo import DOMAIN, STAFF, demo_portal  # noqa: E402
+from runner.sim.twins_ad import directory_of  # noqa: E402
 
 CANARY = "Canary-Pa55word-7731x"
 
@@ -143,3 +145,49 @@ def test_helpdesk_resets_a_password_it_typed_and_the_password_is_nowhere_after(d
     for f in state.rglob("*"):
         if f.is_file():
             assert CANARY.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize("widened, says", [
+    ({"p.allowed_ous": DOMAIN}, "parameter 'allowed_ous' is set by your role; it cannot be given here"),
+    ({"p.allowed_ous": f"{STAFF};CN=Users,{DOMAIN}"}, "parameter 'allowed_ous' is set by your role"),
+    ({"p.host": "dc01.contoso.test"}, "parameter 'host' is set by the server; it cannot be given here"),
+])
+def test_helpdesk_cannot_widen_what_the_demo_policy_fixes_with_a_crafted_post(demo, widened, says):
+    """ad-unlock-account as `psrunner serve --demo` serves it: the form shows allowed_ous as
+    fixed by the role (no field), and a POST that carries a wider one is refused before any
+    run and audited; jdoe stays as she was and the host hears nothing."""
+    server, _, host, _ = demo
+    helen = entra_sign_in(demo, "helen")
+    form = helen.get(server.url + "/runbooks/ad-unlock-account", timeout=10).text
+    assert 'name="p.allowed_ous"' not in form and "fixed by your role" in form
+    runs_before = len(api.runs(server.portal.state_dir))
+    directory = directory_of(host.state)
+    locked, calls = directory.get_user("jdoe", ["LockedOut"])["LockedOut"], len(host.state.invocations)
+    posted = helen.post(server.url + "/runbooks/ad-unlock-account/plan", allow_redirects=False, timeout=10,
+                        data={"csrf": csrf(helen, server.url + "/runbooks/ad-unlock-account"), "p.identity": "jdoe",
+                              **widened})
+    assert posted.status_code == 403 and says in html.unescape(posted.text)
+    record = server.portal.audit.records()[-1]
+    assert (record["event"], record["runbook"], record["status"]) == ("refused", "ad-unlock-account", 403)
+    assert len(api.runs(server.portal.state_dir)) == runs_before
+    assert directory.get_user("jdoe", ["LockedOut"])["LockedOut"] == locked and len(host.state.invocations) == calls
+
+
+def test_the_fixed_ous_reach_the_host_and_hold_an_account_outside_them(demo):
+    """What the form can ask for: an account outside OU=Staff (the built-in Administrator, in
+    CN=Users). The plan runs with the role's allowed_ous, and the runbook's guardrail on the
+    host refuses it before any change."""
+    server, _, host, _ = demo
+    helen = entra_sign_in(demo, "helen")
+    posted = helen.post(server.url + "/runbooks/ad-unlock-account/plan", allow_redirects=False, timeout=10,
+                        data={"csrf": csrf(helen, server.url + "/runbooks/ad-unlock-account"),
+                              "p.identity": "Administrator"})
+    assert posted.status_code == 303, posted.text
+    req = server.portal.desk.get(posted.headers["location"].rsplit("/", 1)[1])
+    deadline = time.monotonic() + 20
+    while req.state == "planning" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (name, sent), = [c for c in host.state.invocations if c[1].get("Identity") == "Administrator"]
+    assert name == "activedirectory/ad_unlock_account" and sent["AllowedOUs"] == [STAFF]
+    page = html.unescape(helen.get(server.url + posted.headers["location"], timeout=10).text)
+    assert f"Administrator is in CN=Users,{DOMAIN}, outside the OUs this runbook may touch ({STAFF})" in page
