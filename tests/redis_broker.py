@@ -70,11 +70,16 @@ class Monitor:
         self._ready.wait(10)
 
     def _listen(self) -> None:
+        # Each line as the server sends it (quotes unescaped), not redis-py's parse of it: the
+        # parse raises on a line it does not expect, which ended the recording early and left
+        # the scan blind to the rest.
         try:
             with self._client.monitor() as m:
                 self._ready.set()
-                for cmd in m.listen():
-                    self.lines.append(cmd["command"])
+                while True:
+                    raw = m.connection.read_response()
+                    line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+                    self.lines.append(line.replace('\\"', '"'))
         except Exception:           # the server went away: recording ends
             self._ready.set()
 

@@ -1,6 +1,8 @@
 """A fleet against the simulators: twenty targets, each its own simulated tenant and host, one
 host broken and one hanging. The others converge, the two fail within their deadline, the
-aggregate exit code is the worst, and no target's run touches another's."""
+aggregate exit code is the worst, no target's run touches another's, and no secret of any
+target (its references' values, the client secrets the runs made, any token) is in the
+output, the run directories or the fleet's reports (the secret canary scan)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from click.testing import CliRunner
 from runner.cli import main
 from runner.fleet.inventory import load_inventory
 from runner.fleet.run import run_fleet
+from tests.canary import Canaries, tree_texts
 from tests.fleet_lab import fleet_lab
 
 RUNBOOK = "m365-backup-access"
@@ -90,6 +93,13 @@ def test_twenty_targets_one_broken_one_hanging(tmp_path, monkeypatch):
         assert {t["target"] for t in doc["targets"] if t["exit_code"] == 3} == {"t07", "t13"}
         assert {t["exit_code"] for t in doc["targets"] if t["target"] not in ("t07", "t13")} == {0}
 
+        made = {f.read_text().strip() for f in (tmp_path / "state" / "private").rglob("client-secret-*")}
+        assert len(made) == 18                                   # one new client secret per converged target
+        canaries = Canaries(made | {v for st in lab.targets for v in st.secrets.values()})
+        places = {"fleet check stdout": r.stdout, "fleet check stderr": r.stderr,
+                  **tree_texts(tmp_path / "state", skip=("private",))}
+        assert canaries.scan(places) == []                       # JSON web tokens included
+
 
 def test_a_target_with_bad_input_or_an_unreadable_secret_fails_alone(tmp_path, monkeypatch):
     with fleet_lab(tmp_path / "lab", 3, deadline=30) as lab:
@@ -126,3 +136,20 @@ def test_cli_refuses_a_fleet_run_without_yes_and_a_literal_secret_others_can_rea
         doc = json.loads(r.stdout)
         assert r.exit_code == 2 and doc["error"]["input"] == "targets.t01.secrets.spo_password"
         assert "hunter2" not in r.stdout and doc["error"]["fix"].endswith(f"chmod 600 {lab.inventory}")
+
+
+def test_shards_of_the_command_line_cover_a_fleet_exactly_once(tmp_path):
+    """`fleet plan --shard i/3` on three machines: every target in exactly one share. Each
+    target is refused on its own (an unknown parameter) before any network call, so the shares
+    show which targets each machine took."""
+    names = [f"site-{i:02d}" for i in range(12)]
+    inv = tmp_path / "fleet.toml"
+    inv.write_text("".join(f'[targets.{n}]\nparams = {{ tenant = "{n}.example", no_such = 1 }}\n' for n in names))
+    taken = []
+    for i in (1, 2, 3):
+        r = CliRunner().invoke(_entry, ["fleet", "plan", RUNBOOK, "-i", str(inv), "--shard", f"{i}/3", "-o", "json",
+                                        "--state-dir", str(tmp_path / "state"), "-q"])
+        doc = json.loads(r.stdout)
+        assert r.exit_code == 2 and {t["exit_code"] for t in doc["targets"]} == {2}
+        taken.append([t["target"] for t in doc["targets"]])
+    assert sorted(sum(taken, [])) == names and all(taken)
