@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 from .errors import InputError, RunnerError
 from .fleet.credentials import REFERENCE_KINDS, CredentialRef
 from .results import RunResult
-from .rundir import RunDir
+from .rundir import RunDir, default_state_dir
 from .runbook import Runbook
 
 log = logging.getLogger("psrunner.executor")
@@ -108,16 +108,24 @@ def job_message(job: Job) -> dict[str, Any]:
         plain[name] = value
     refs = {k: v for k, v in job.secret_sources.items() if v.partition(":")[0] in REFERENCE_KINDS}
     return {"runbook": job.runbook.source, "mode": job.mode, "params": json.loads(dumps(plain)),
-            "secret_sources": refs, "deadline": job.deadline, "keep": job.keep, "label": job.label}
+            "secret_sources": refs, "deadline": job.deadline, "keep": job.keep, "label": job.label,
+            "run_id": job.run_id}
 
 
 def job_from_message(message: dict[str, Any], state: Path | None = None) -> Job:
     """The job a message describes, to run here (its runbook loaded by source, its state in
-    this machine's state folder)."""
+    this machine's state folder). A job whose sender made its run directory beforehand (the
+    portal) runs in the directory of that id, so a sender sharing the state folder follows
+    its progress; a second delivery of it (its first worker was lost) starts a run of its own."""
     from . import api
     rb = api.load_runbook(str(message["runbook"]))
     values, _ = api.resolve_params(rb, dict(message.get("params") or {}), environ={}, need_secrets=False)
-    return Job(rb, str(message["mode"]), values, secret_sources=dict(message.get("secret_sources") or {}),
+    run_dir = None
+    if message.get("run_id"):
+        sd = Path(state) if state else default_state_dir()
+        if not (sd / "runs" / str(message["run_id"]) / RunDir.INFO).exists():
+            run_dir = RunDir.prepared(sd, str(message["run_id"]))
+    return Job(rb, str(message["mode"]), values, run_dir, secret_sources=dict(message.get("secret_sources") or {}),
                state=state, deadline=message.get("deadline"), keep=message.get("keep"),
                label=str(message.get("label") or ""))
 

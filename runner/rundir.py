@@ -126,6 +126,19 @@ class RunDir:
         return rd
 
     @classmethod
+    def prepared(cls, state_dir: Path, run_id: str) -> "RunDir":
+        """The run directory `run_id` that another process made beforehand for this run (the
+        portal, for a worker that shares its state folder), made here when this machine has
+        none by that name, so the run keeps the id its requester knows it by."""
+        if not RUN_ID_RE.fullmatch(run_id):
+            raise InputError(f"{clip(repr(run_id))} is not a run id", input="run_id",
+                             hint="a run id is like 20261102T101500Z-NAME-1a2b3c")
+        rd = cls(state_dir, run_id)
+        (rd.path / cls.STAGES).mkdir(parents=True, exist_ok=True)
+        (rd.path / cls.SCRIPTS).mkdir(exist_ok=True)
+        return rd
+
+    @classmethod
     def at(cls, path: Path) -> "RunDir":
         """The run directory at `path` (<state>/runs/<run-id>)."""
         return cls(Path(path).parent.parent, Path(path).name)

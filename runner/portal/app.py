@@ -48,7 +48,7 @@ class Portal:
         self.catalog = api.catalog(config.runbook_dirs)
         self.sessions = SessionStore()
         self.audit = AuditLog(self.state_dir / "portal" / "audit.jsonl")
-        self.executor = executor or ThreadExecutor(config.workers)
+        self.executor = executor or _executor(config)
         self.desk = Desk(self.executor, self.audit, config.policy, self.state_dir)
         self.by_name = RateLimiter(5, 300)       # failed sign-ins per account, per 5 minutes
         self.by_ip = RateLimiter(20, 300)        # and per address
@@ -157,6 +157,16 @@ class Portal:
                              detail=message, path=http.url.path, status=status, **fields)
         return self.render("error.html", http, session, status=status, title="Not allowed" if status == 403
                            else "Something is not right", message=message)
+
+
+def _executor(config: PortalConfig) -> Executor:
+    """Where the portal's plans and runs execute: its own threads, or Celery workers when the
+    configuration names a broker (workers that share the portal's state folder, so it follows
+    their progress, and read the server's secret files or environment by reference)."""
+    if config.broker:
+        from ..fleet.celery_app import CeleryExecutor
+        return CeleryExecutor(config.broker)
+    return ThreadExecutor(config.workers)
 
 
 def ip_of(request: Request) -> str:

@@ -7,7 +7,8 @@ the service account, its password).
     tls_cert = "/etc/psrunner/portal.pem"          # or public_url = "https://..." behind a TLS proxy
     tls_key = "/etc/psrunner/portal.key"
     runbooks = ["/etc/psrunner/runbooks"]          # searched first, as --runbooks
-    workers = 4
+    workers = 4                                    # runs at once on the portal's own threads
+    # broker = "redis://celery-broker:6379/0"      # or: runs go to `psrunner worker`s (Celery)
 
     [entra]                                        # sign-in with Entra ID (OpenID Connect)
     tenant = "contoso.onmicrosoft.com"
@@ -47,7 +48,7 @@ DEFAULT_LISTEN = ("127.0.0.1", 8765)
 DEFAULT_MAX_CONCURRENT = 2
 ENTRA_HOST = "https://login.microsoftonline.com"
 TOP_KEYS = {"server", "entra", "accounts", "policy", "runbooks"}
-SERVER_KEYS = {"listen", "tls_cert", "tls_key", "public_url", "runbooks", "workers", "state_dir"}
+SERVER_KEYS = {"listen", "tls_cert", "tls_key", "public_url", "runbooks", "workers", "state_dir", "broker"}
 ENTRA_KEYS = {"tenant", "client_id", "client_secret_file", "client_secret_env", "authority_host", "ca_bundle"}
 SETUP_KEYS = {"params", "params_file", "secret_files", "max_concurrent"}
 
@@ -83,6 +84,7 @@ class PortalConfig:
     runbook_dirs: tuple[Path, ...] = ()
     state_dir: Path | None = None
     workers: int = 4
+    broker: str | None = None           # runs go to Celery workers through this broker
     entra: EntraSetup | None = None
     accounts: Path | None = None
     policy: Policy = field(default_factory=default_policy)
@@ -180,6 +182,11 @@ def parse_config(data: dict[str, Any], path: Path) -> PortalConfig:
     if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
         raise fail("server.workers", f"{workers!r} is not a number of workers from 1 to 64")
     cfg.workers = workers
+    if "broker" in server:
+        broker = server["broker"]
+        if not isinstance(broker, str) or urlsplit(broker).scheme not in ("redis", "rediss", "amqp", "amqps"):
+            raise fail("server.broker", f"{broker!r} is not a broker URL", "e.g. redis://celery-broker:6379/0")
+        cfg.broker = broker
 
     if "entra" in data:
         e = keys(data["entra"], ENTRA_KEYS, "entra")

@@ -131,6 +131,8 @@ def routes(portal: Portal) -> list[Route]:
                                  params=posted_params(rb, form))
             resp.headers["Retry-After"] = "30"
             return resp
+        except InputError as e:           # what the executor cannot carry (a typed secret to a worker)
+            return portal.refuse(request, session, 400, e.message, runbook=rb.name, params=posted_params(rb, form))
         return RedirectResponse(f"/requests/{req.id}", status_code=303)
 
     def request_or_refuse(request: Request, session) -> tuple[DeskRequest | None, Response | None]:

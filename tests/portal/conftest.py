@@ -34,34 +34,34 @@ def gates():
 
 
 @pytest.fixture
-def portal_env(tmp_path, gates):
+def notes(tmp_path):
+    """The server's notes folder, where note-write writes."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def portal_config(tmp_path, notes):
     books = tmp_path / "runbooks"
     shutil.copytree(HERE / "runbooks", books)
     accounts = tmp_path / "accounts.toml"
     for name, pw in PASSWORDS.items():
         set_account(accounts, name, Secret(pw), ROLES[name], name.title(), cost=2 ** 10)
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    cfg = PortalConfig(runbook_dirs=(books,), state_dir=tmp_path / "state", accounts=accounts,
-                       policy=load_policy(HERE / "policy.toml"), link_roles=None,
-                       runbooks={"note-write": RunbookSetup(params={"folder": str(notes)}),
-                                 "admin-only": RunbookSetup(params={"folder": str(notes)}),
-                                 "remove-thing": RunbookSetup(params={"folder": str(notes)}),
-                                 "gated": RunbookSetup(params={"folder": str(notes)}, max_concurrent=1)})
-    portal = Portal(cfg, environ={})
+    return PortalConfig(runbook_dirs=(books,), state_dir=tmp_path / "state", accounts=accounts,
+                        policy=load_policy(HERE / "policy.toml"), link_roles=None,
+                        runbooks={"note-write": RunbookSetup(params={"folder": str(notes)}),
+                                  "admin-only": RunbookSetup(params={"folder": str(notes)}),
+                                  "remove-thing": RunbookSetup(params={"folder": str(notes)}),
+                                  "gated": RunbookSetup(params={"folder": str(notes)}, max_concurrent=1)})
+
+
+@pytest.fixture
+def portal(portal_config, gates):
+    portal = Portal(portal_config, environ={})
     portal.check()
-    yield portal, notes
+    yield portal
     portal.executor.shutdown(wait=False)
-
-
-@pytest.fixture
-def portal(portal_env):
-    return portal_env[0]
-
-
-@pytest.fixture
-def notes(portal_env):
-    return portal_env[1]
 
 
 @pytest.fixture

@@ -105,10 +105,17 @@ def test_configuration_mistakes_name_the_file_and_key(tmp_path):
          "entra.client_secret_env: the environment variable NOT_SET_HERE is not set"),
         ({"runbooks": {"x": {"max_concurrent": 0}}}, "runbooks.x.max_concurrent: 0 is not a positive whole number"),
         ({"runbooks": {"x": {"param": {}}}}, "runbooks.x.param: unknown key"),
+        ({"server": {"broker": "localhost:6379"}}, "server.broker: 'localhost:6379' is not a broker URL"),
     ]:
         with pytest.raises(InputError) as e:
             parse_config(data, f)
         assert message in str(e.value), str(e.value)
+
+
+def test_a_broker_sends_the_portal_s_runs_to_celery_workers(tmp_path):
+    cfg = parse_config({"server": {"broker": "redis://celery-broker:6379/0"}}, tmp_path / "portal.toml")
+    assert cfg.broker == "redis://celery-broker:6379/0"
+    assert parse_config({}, tmp_path / "portal.toml").broker is None       # the portal's own threads
 
 
 def test_the_portal_signs_in_at_microsoft_unless_told_this_is_a_simulator(tmp_path, monkeypatch):

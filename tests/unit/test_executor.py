@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from runner import api
+from runner.errors import InputError
 from runner.executor import Busy, Job, ThreadExecutor
 from runner.results import RunStatus
 from runner.runbook_loader import parse
@@ -68,3 +69,19 @@ def test_more_runs_of_a_runbook_than_its_limit_are_refused(tmp_path):
     first.result(10)
     ex.submit(Job(rb, "plan", {"gate": "g2"}, api.new_run_dir(rb, tmp_path)), limit=1).result(10)
     ex.shutdown()
+
+
+def test_a_message_carries_the_run_id_made_beforehand_and_a_second_delivery_runs_apart(tmp_path):
+    from runner.executor import job_from_message, job_message
+    rb = api.load_runbook("sharepoint-scripts")
+    rd = api.new_run_dir(rb, tmp_path / "portal")
+    message = job_message(Job(rb, "plan", {"dest": str(tmp_path / "out")}, rd))
+    assert message["run_id"] == rd.run_id
+    shared = job_from_message(message, tmp_path / "portal")          # a worker sharing the state folder
+    assert shared.run_dir.path == rd.path
+    apart = job_from_message(message, tmp_path / "worker")            # one with a folder of its own
+    assert apart.run_dir.run_id == rd.run_id and apart.run_dir.path.is_dir()
+    (rd.path / "run.json").write_text("{}")                            # the first delivery began the run
+    assert job_from_message(message, tmp_path / "portal").run_dir is None    # so this one makes its own
+    with pytest.raises(InputError, match="is not a run id"):
+        job_from_message({**message, "run_id": "../../etc"}, tmp_path / "worker")
