@@ -45,7 +45,7 @@ def parse_age(text: str, option: str = "--older-than") -> _dt.timedelta:
     """'30d', '12h', '2w', '90m', '45s' (or several: '1d12h') as a duration."""
     parts = _AGE.findall(text.strip().lower())
     if not parts or _AGE.sub("", text.strip().lower()).strip():
-        raise InputError(f"{option} {text!r} is not a duration", input=option,
+        raise InputError(f"{option} {clip(text)!r} is not a duration", input=option,
                          hint="write a number and a unit: 30d, 12h, 2w, 90m, 45s")
     seconds = sum(int(n) * _UNIT[u] for n, u in parts)
     if seconds > MAX_AGE_DAYS * 86400:

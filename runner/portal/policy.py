@@ -74,7 +74,7 @@ class Limit:
         name = param.name
         items = value if isinstance(value, list) else [value]
         if self.fixed and value != coerce(param, self.value):
-            raise Refused(f"parameter {name!r} is fixed by your role; it cannot be changed", input=name)
+            raise Refused(f"parameter {name!r} is set by your role; it cannot be changed", input=name)
         for item in items:
             text = "" if item is None else str(item)
             if self.choices is not None and text not in self.choices:

@@ -85,7 +85,7 @@ def test_helpdesk_unlocks_an_account_in_the_browser(browser, demo, artifacts):
     shot(page, artifacts, "03-catalog")
 
     page.get_by_role("link", name="Unlock a locked-out Active Directory account").click()
-    assert "OU=Staff,DC=contoso,DC=test" in page.content() and "fixed by your role" in page.content()
+    assert "OU=Staff,DC=contoso,DC=test" in page.content() and "set by your role" in page.content()
     page.fill("#f-identity", "jdoe")
     shot(page, artifacts, "04-form")
     page.get_by_role("button", name="Plan").click()

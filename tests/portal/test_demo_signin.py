@@ -159,7 +159,7 @@ def test_helpdesk_cannot_widen_what_the_demo_policy_fixes_with_a_crafted_post(de
     server, _, host, _ = demo
     helen = entra_sign_in(demo, "helen")
     form = helen.get(server.url + "/runbooks/ad-unlock-account", timeout=10).text
-    assert 'name="p.allowed_ous"' not in form and "fixed by your role" in form
+    assert 'name="p.allowed_ous"' not in form and "set by your role" in form
     runs_before = len(api.runs(server.portal.state_dir))
     directory = directory_of(host.state)
     locked, calls = directory.get_user("jdoe", ["LockedOut"])["LockedOut"], len(host.state.invocations)

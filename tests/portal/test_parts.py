@@ -42,7 +42,7 @@ def test_the_widest_grant_wins_and_fixed_values_are_checked_as_the_runbook_reads
                '[[stages]]\nid = "a"\nkind = "local.file"\ninputs = { path = "/x", content = "y" }\n', "book.toml")
     grant = policy.grant(["desk"], "book")
     grant.check(rb, {"ous": ["OU=A,DC=x", "OU=B,DC=x"]})
-    with pytest.raises(Refused, match="fixed by your role"):
+    with pytest.raises(Refused, match="set by your role"):
         grant.check(rb, {"ous": ["DC=x"]})
 
 

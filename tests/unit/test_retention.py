@@ -129,3 +129,9 @@ def test_runs_prune_command(tmp_path):
                                            ("1d12h", 129600), ("45s", 45)])
 def test_parse_age(text, seconds):
     assert parse_age(text).total_seconds() == seconds
+
+
+def test_a_long_age_that_is_no_duration_is_quoted_clipped():
+    with pytest.raises(InputError) as caught:
+        parse_age("x" * 5000)
+    assert "(5,000 characters)" in str(caught.value) and "x" * 100 not in str(caught.value)
