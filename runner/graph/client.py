@@ -29,7 +29,7 @@ import requests
 
 from ..errors import GraphError, Interrupted, StageTimeout
 from .batch import BatchRequest, send_batch
-from .http import WRITE_METHODS, GraphCounters, HttpSession, route_of, tls_error
+from .http import WRITE_METHODS, GraphCounters, HttpSession, route_of, tls_error, unreachable
 from .responses import GraphResponse, graph_error, is_replication_lag, request_id_of
 from .retry import LAG, THROTTLE, Again, RetryLoop, RetryPolicy
 
@@ -187,7 +187,7 @@ class GraphClient:
                 tls = tls_error(e, url, self.session)
                 if tls is not None:
                     raise tls from None
-                never_sent = isinstance(e, requests.exceptions.ConnectTimeout) or _is_connect_refused(e)
+                never_sent = unreachable(e, self.timeout[0]) is not None
                 err = GraphError(f"Graph {method} {path_only} failed: {type(e).__name__}: {_short(e)}",
                                  status=None, code=type(e).__name__, method=method, url=path_only,
                                  hint="check the network path to Microsoft Graph and re-run (re-running is safe)")
@@ -242,24 +242,6 @@ class GraphClient:
               ok_if: Callable[[int, Any], bool] | None = None) -> dict[str, GraphResponse]:
         """Send `items` as JSON $batch requests: see batch.send_batch."""
         return send_batch(self.request, self.retry_loop(), items, lag=lag, ok_if=ok_if)
-
-
-def _is_connect_refused(e: BaseException) -> bool:
-    """True when the request never reached the server (so even a POST may be replayed)."""
-    seen = 0
-    cur: BaseException | None = e
-    while cur is not None and seen < 8:
-        name = type(cur).__name__
-        if name in ("NewConnectionError", "ConnectionRefusedError", "NameResolutionError"):
-            return True
-        nxt = getattr(cur, "reason", None)
-        if isinstance(nxt, BaseException) and nxt is not cur:
-            cur = nxt
-        else:
-            args = getattr(cur, "args", ())
-            cur = args[0] if args and isinstance(args[0], BaseException) else (cur.__cause__ or cur.__context__)
-        seen += 1
-    return False
 
 
 def _short(e: BaseException) -> str:

@@ -99,21 +99,30 @@ def tls_error(e: BaseException, url: str, session: Any) -> TlsError | None:
 
 def unreachable(e: BaseException, connect_timeout: float) -> str | None:
     """Why no connection could be made at all, in plain words (the name does not resolve,
-    the connection was refused, nothing answered within the connect timeout); None when the
-    connection was made and broke later, or for other errors (those may be tried longer)."""
+    the connection was refused, nothing answered within the connect timeout): the request
+    never reached the server, so even a POST may be sent again. None when the connection was
+    made and broke later, or for other errors."""
     if isinstance(e, requests.exceptions.ConnectTimeout):
         return f"no answer within {connect_timeout:g} s"
     if not isinstance(e, requests.exceptions.ConnectionError) or isinstance(e, requests.exceptions.SSLError):
         return None
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    reason = getattr(e.args[0] if e.args else None, "reason", None)
-    if isinstance(reason, NameResolutionError):
-        return "its name does not resolve in DNS"
-    if isinstance(reason, NewConnectionError):
-        if isinstance(reason.__cause__ or reason.__context__, ConnectionRefusedError):
+    cur: BaseException | None = e
+    for _ in range(8):          # requests' error -> urllib3's MaxRetryError -> its reason -> the OS error
+        if cur is None:
+            break
+        name = type(cur).__name__
+        if name == "NameResolutionError":
+            return "its name does not resolve in DNS"
+        if name == "ConnectionRefusedError":
             return "the connection was refused"
-        return "no connection could be made"
+        if name == "NewConnectionError" and not isinstance(cur.__cause__ or cur.__context__, ConnectionRefusedError):
+            return "no connection could be made"
+        nxt = getattr(cur, "reason", None)
+        if isinstance(nxt, BaseException) and nxt is not cur:
+            cur = nxt
+        else:
+            args = getattr(cur, "args", ())
+            cur = args[0] if args and isinstance(args[0], BaseException) else (cur.__cause__ or cur.__context__)
     return None
 
 
