@@ -22,10 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .client import GraphClient
-from .facts import Facts
+from .facts import DEFAULT_POLICY, Facts
 from .odata import now_utc, parse_time
 
-DEFAULT_POLICY = "/policies/defaultAppManagementPolicy"
 # Room left under a policy's maximum: the two clocks may disagree by minutes, and a generated
 # certificate is valid from five minutes before it is made.
 MARGIN = _dt.timedelta(hours=1)
@@ -119,7 +118,11 @@ def read_limits(client: GraphClient, facts: Facts, app: dict[str, Any] | None) -
             if own is not None:
                 limits = decide(own, own.get("restrictions"), created)
     if limits is None:
-        resp = client.get(DEFAULT_POLICY, allow=(403,))
+        # read ahead with the application when this looked like a first onboarding (facts.read_state);
+        # an answer other than the policy or a refusal is asked again on its own
+        ahead = facts.read_ahead.get(DEFAULT_POLICY)
+        resp = ahead if ahead is not None and (ahead.ok or ahead.status == 403) else \
+            client.get(DEFAULT_POLICY, allow=(403,))
         if resp.status == 403:
             limits = Limits(unread="the sign-in may not read app management policies (Policy.Read.All)")
         else:

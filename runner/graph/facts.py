@@ -11,7 +11,10 @@ write: Graph answers each on its own, and nothing in it changes the tenant). Whe
 run left the application's ids behind (known_ids.py), the batch also reads its service
 principal and app role assignments through them, so a converged run learns everything in one
 round trip; what came through a remembered id is believed only when the application read
-in the same batch agrees."""
+in the same batch agrees. When no earlier run left ids (most likely a first onboarding, which
+will make a credential), the batch reads the tenant's default app management policy too, so
+the credential stages need no round trip of their own to learn their limits
+(app_policies.read_limits)."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ APP_SELECT = ("id,appId,displayName,uniqueName,createdDateTime,requiredResourceA
 SP_SELECT = "id,appId,displayName"
 SP_RESOURCE_SELECT = "id,appId,displayName,appRoles"
 ASSIGNMENT_SELECT = "id,appRoleId,resourceId"
+DEFAULT_POLICY = "/policies/defaultAppManagementPolicy"   # Graph v1.0 "Get tenantAppManagementPolicy"
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Facts:
     created_apps: set[str] = field(default_factory=set)                     # appIds
     created_sps: set[str] = field(default_factory=set)                      # SP object ids
     app_limits: dict[str, Any] = field(default_factory=dict)                # object id or "new" -> Limits
+    read_ahead: dict[str, GraphResponse] = field(default_factory=dict)      # path -> answer read in a batch before use
     known: KnownIds = field(default_factory=lambda: KnownIds(None))         # ids earlier runs left
 
     def app_by_object_id(self, object_id: str) -> dict[str, Any] | None:
@@ -79,10 +84,11 @@ def sp_path(app_id: str) -> str:
 
 
 def read_state(client: GraphClient, facts: Facts, *, unique_name: str | None = None,
-               resources: Iterable[str] = (), lag: bool = False) -> dict[str, Any] | None:
+               resources: Iterable[str] = (), lag: bool = False, policy: bool = False) -> dict[str, Any] | None:
     """Read the application (by uniqueName) unless this run already knows it, and the resource
     service principals not yet known (one filtered list: `appId in (...)`), in one request.
-    Returns the application or None.
+    Returns the application or None. With `policy`, an application no earlier run left ids
+    for brings the tenant's default app management policy along (kept in `facts.read_ahead`).
 
     With `lag`, the application is known to exist (an upsert said so): it is read on its own,
     and not finding it is replication lag, waited out within the lag budget."""
@@ -100,6 +106,8 @@ def read_state(client: GraphClient, facts: Facts, *, unique_name: str | None = N
                 reads["sp"] = f"{sp_path(hint['app_id'])}?$select={SP_SELECT}"
                 if hint.get("sp_id"):
                     reads["assignments"] = _assignments_path(hint["sp_id"])
+            elif policy and DEFAULT_POLICY not in facts.read_ahead:
+                reads["policy"] = DEFAULT_POLICY
     res_ids = [r for r in dict.fromkeys(resources) if r not in facts.resource_sps]
     if res_ids:
         flt = "appId in (" + ",".join(f"'{odata_key(r)}'" for r in res_ids) + ")"
@@ -107,6 +115,8 @@ def read_state(client: GraphClient, facts: Facts, *, unique_name: str | None = N
         reads["resources"] = (f"/servicePrincipals?$filter={quote(flt, safe=chr(39) + '(),%')}"
                               f"&$select={SP_RESOURCE_SELECT}")
     answers = read_together(client, reads)
+    if "policy" in answers:
+        facts.read_ahead[DEFAULT_POLICY] = answers["policy"]
     if "app" in answers:
         app = facts.apps[key] = _with_lists(one_or_none(answers["app"], reads["app"]))  # type: ignore[index]
         # believe what the remembered ids read only when the application is still the same one

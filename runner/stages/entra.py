@@ -169,7 +169,8 @@ def application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
                                 "permissions": len(res.items)},
                        messages=[f"offline plan: not checked; would ensure application {display_name!r} "
                                  f"(uniqueName {unique_name}) requesting {len(res.items)} application permissions"])
-    app = read_state(conn.client, conn.facts, unique_name=unique_name, resources=resource_app_ids(wanted))
+    app = read_state(conn.client, conn.facts, unique_name=unique_name, resources=resource_app_ids(wanted),
+                     policy=True)
     resolution = resolve_permissions(wanted, conn.facts.resource_sps)
     warns = list(warns) + resolution.warnings
     desired = op.requested(resolution.required_resource_access())

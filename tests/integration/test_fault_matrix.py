@@ -44,7 +44,8 @@ OFFBOARDING_SITES: dict[str, tuple[str, str]] = {
 }
 BATCH_ITEM = "POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo"
 # the first reads of a fresh onboarding are items of one $batch too (facts.read_state)
-BATCH_ITEMS = (BATCH_ITEM, "GET /v1.0/applications(uniqueName={key})", "GET /v1.0/servicePrincipals")
+BATCH_ITEMS = (BATCH_ITEM, "GET /v1.0/applications(uniqueName={key})", "GET /v1.0/servicePrincipals",
+               "GET /v1.0/policies/defaultAppManagementPolicy")
 # a call site only a later stage reaches: (method, path, the stage before which the fault is armed);
 # the first $batch of a run reads, the grants' $batch comes with the consent stage
 LATER_SITES: dict[str, tuple[str, str, str]] = {

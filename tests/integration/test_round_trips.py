@@ -34,8 +34,11 @@ def chain():
 
 
 @pytest.mark.parametrize("scenario, requests, round_trips", [
-    ("fresh-secret", 10, 10),       # the app management policy is read before the secret is made
-    ("fresh-both", 11, 11),
+    # sign-in (2); the application, resource service principals and app management policy read
+    # in one $batch; the application; its service principal; the three consent batches together;
+    # the secret (and the certificate)
+    ("fresh-secret", 9, 7),
+    ("fresh-both", 10, 8),
     ("rerun", 2, 2),
     ("check", 2, 2),
     ("offboard", 3, 3),
