@@ -63,6 +63,12 @@ def check_condition(expr: str, params: Collection[str], earlier: Collection[str]
     return tree
 
 
+def stages_named(expr: str) -> set[str]:
+    """The stage ids a checked condition reads (`stages.ID...`)."""
+    return {node.attr for node in ast.walk(ast.parse(expr, mode="eval"))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "stages"}
+
+
 def evaluate_condition(expr: str, scope: dict[str, Any]) -> Any:
     """Evaluate a checked `when` expression over {"params": {...}, "stages": {...}}."""
     tree = ast.parse(expr, mode="eval")

@@ -1,17 +1,18 @@
 """The engine: walks a runbook's stages in order, plans or applies each, records results.
 
-Each stage runs on a worker thread while the main thread waits, so that a per-stage deadline
-and Ctrl-C both work: on either, the engine asks the stage's connector to stop its remote
-work (`interrupt()`), gives it a short grace period, and records what happened. Results and
-events go to the run directory as they happen, so a crash leaves a readable trail and
-`resume` can pick up where the run stopped."""
+Each stage runs on a worker thread while the main thread waits (stage_thread.py), so that a
+per-stage deadline and Ctrl-C both work: on either, the engine asks the stage's connector to
+stop its remote work (`interrupt()`), gives it a short grace period, and records what
+happened. A stage marked `concurrent` runs alongside the one before it; their results are
+recorded in the runbook's order once both have ended. Results and events go to the run
+directory as they happen, so a crash leaves a readable trail and `resume` can pick up where
+the run stopped."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,18 +22,18 @@ from .errors import InputError, RunnerError, StageTimeout
 from .locks import TargetLocks
 from .refs import resolve_value
 from .refusals import KnownRefusals, settle
-from .registry import KINDS, Connector, TargetEnv, open_target, stage_kind, target_lock_keys
-from .results import Outcome, RunResult, RunStatus, StageResult, Status, error_message, error_record, timestamp
+from .registry import KINDS, Connector, TargetEnv, open_target, target_lock_keys
+from .results import RunResult, RunStatus, StageResult, Status, error_message, error_record, timestamp
 from .runbook import Runbook, Stage
 from .rundir import RunDir
 from .secrets import redact
+from .stage_thread import RunningStage, StartedStage, stage_groups, wait_all
 from .user_terms import Terms
 from .values import Unknown, inputs_digest
 
 log = logging.getLogger("psrunner.engine")
 
 DEFAULT_TIMEOUT = 900.0      # seconds a stage may take when the runbook does not say
-INTERRUPT_GRACE = 10.0       # seconds a stage gets to wind down after interrupt()
 DONE = (Status.OK, Status.CHANGED)
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -51,53 +52,6 @@ class Options:
     deadline: float | None = None            # monotonic time no stage outlives (a fleet's per-target deadline)
 
 
-class RunningStage:
-    """One stage of this run as its kind sees it (implements stages.base.StageContext)."""
-
-    def __init__(self, engine: "Engine", stage: Stage, deadline: float | None) -> None:
-        self._engine = engine
-        self.run_id = engine.run_dir.run_id
-        self.stage_id = stage.id
-        self.stage = stage
-        self.apply = engine.opts.mode == "run"
-        self.params = engine.params
-        self.log = logging.getLogger(f"psrunner.stage.{stage.id}")
-        self.deadline = deadline
-        self.run_dir = engine.run_dir.path
-        self.state_dir = engine.run_dir.state_dir
-        self.interactive = engine.opts.interactive
-        self.cancelled = threading.Event()
-        self.scripts: list[str] = []
-        self.notices = engine.result.notices
-
-    def results(self) -> list[StageResult]:
-        """The results of the stages before this one (read-only use)."""
-        return list(self._engine.result.stages)
-
-    def target(self, name: str | None = None) -> Any:
-        return self._engine.connector(name or self.stage.target or "")
-
-    def remaining(self) -> float | None:
-        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-
-    def private_path(self, relpath: str) -> Path:
-        return self._engine.run_dir.private_path(relpath)
-
-    def write_private_file(self, relpath: str, data: str | bytes) -> Path:
-        return self._engine.run_dir.write_private(relpath, data)
-
-    def record_script(self, text: str, suffix: str = "", ext: str = ".ps1") -> None:
-        p = self._engine.run_dir.write_script(self.stage_id, text, suffix, ext)
-        self.scripts.append(str(p))
-
-    def event(self, type: str, **data: Any) -> None:
-        self._engine.event(type, self.stage_id, **data)
-
-    def count(self, metric: str, n: int = 1) -> None:
-        with self._engine.lock:
-            self._engine.counters[metric] = self._engine.counters.get(metric, 0) + n
-
-
 class Engine:
     def __init__(self, runbook: Runbook, params: dict[str, Any], run_dir: RunDir, opts: Options,
                  *, secret_sources: dict[str, str] | None = None,
@@ -113,7 +67,8 @@ class Engine:
         self.connectors: dict[str, Connector] = {}
         self.locks = TargetLocks(run_dir.state_dir, run_dir.run_id)
         self.unused = {n for n, t in runbook.targets.items() if not t.used(params)}   # their stages skip
-        self._current_interrupted: StageResult | None = None
+        # what each stage under way is recorded as if Ctrl-C comes now (or its result, once it has one)
+        self._current_interrupted: dict[str, StageResult] = {}
         self.result = RunResult(run_id=run_dir.run_id, runbook=runbook.name, mode=opts.mode,
                                 run_dir=str(run_dir.path),
                                 resumed_from=previous.run_id if previous else None)
@@ -190,19 +145,22 @@ class Engine:
             if self.opts.mode == "run":
                 self._take_locks()
             stopped_by: str | None = None
-            for stage in self.runbook.stages:
+            for group in stage_groups(self.runbook.stages):
                 if stopped_by or interrupted:
                     why = "the run was interrupted" if interrupted else f"stage {stopped_by} failed"
-                    self._record(self._skipped(stage, f"not run: {why}"))
+                    for stage in group:
+                        self._record(self._skipped(stage, f"not run: {why}"))
                     continue
                 try:
-                    sr = self._run_stage(stage)
+                    results = self._run_group(group)
                 except KeyboardInterrupt:
                     interrupted = True
-                    sr = self._current_interrupted or self._skipped(stage, "not run: the run was interrupted")
-                self._record(sr)
-                if sr.status == Status.FAILED and stage.on_failure == "stop":
-                    stopped_by = stage.id
+                    results = [self._current_interrupted.get(stage.id)
+                               or self._skipped(stage, "not run: the run was interrupted") for stage in group]
+                for stage, sr in zip(group, results, strict=True):
+                    self._record(sr)
+                    if sr.status == Status.FAILED and stage.on_failure == "stop":
+                        stopped_by = stopped_by or stage.id
         except KeyboardInterrupt:
             # Ctrl-C between stages (or a second one while the first was handled): the stages
             # not recorded yet are, as not run
@@ -225,8 +183,7 @@ class Engine:
         done = {s.id for s in self.result.stages}
         for stage in self.runbook.stages:
             if stage.id not in done:
-                sr = self._current_interrupted if self._current_interrupted and \
-                    self._current_interrupted.id == stage.id else self._skipped(stage, why)
+                sr = self._current_interrupted.get(stage.id) or self._skipped(stage, why)
                 self._record(sr)
 
     def _finish(self, status: RunStatus) -> None:
@@ -316,8 +273,39 @@ class Engine:
         return StageResult(id=stage.id, title=stage.title, kind=stage.kind, status=Status.SKIPPED,
                            messages=[why], started=now, finished=now)
 
-    def _run_stage(self, stage: Stage) -> StageResult:
-        self._current_interrupted = None
+    def _run_group(self, group: list[Stage]) -> list[StageResult]:
+        """Run a stage, or a stage and those that run alongside it (`concurrent`), each on its
+        own worker thread; their results in the runbook's order. None of them sees another's
+        outputs (the loader refuses such a reference), so each is prepared from what the
+        stages before the group left."""
+        self._current_interrupted = {}
+        results: dict[str, StageResult] = {}
+        running: list[StartedStage] = []
+        try:
+            for stage in group:
+                begun = self._begin(stage, running)
+                if isinstance(begun, StageResult):
+                    results[stage.id] = self._current_interrupted[stage.id] = begun
+            self._wait(running)
+        except KeyboardInterrupt:
+            ended = [r for r in running if r.ended]
+            for r in ended:       # what ended before Ctrl-C is recorded as it ended
+                self._current_interrupted[r.stage.id] = self._result(r)
+            for r in running:
+                r.ctx.cancelled.set()
+            self._interrupt()
+            for r in running:
+                if r not in ended:
+                    r.stopped()
+                    self.event("stage.interrupted", r.stage.id)
+            raise
+        for r in running:
+            results[r.stage.id] = self._result(r)
+        return [results[stage.id] for stage in group]
+
+    def _begin(self, stage: Stage, into: list[StartedStage]) -> StageResult | StartedStage:
+        """A stage's result when it need not run (skipped, failed before it starts, done in the
+        attempt resumed), else the stage started on its worker thread (added to `into`)."""
         if stage.target in self.unused:
             return self._skipped(stage, self.runbook.targets[stage.target].skip_reason())
         scope = self._scope()
@@ -355,78 +343,23 @@ class Engine:
             if self.opts.deadline < deadline:        # the run's deadline comes first: say so in seconds
                 deadline, timeout = self.opts.deadline, round(self.opts.deadline - time.monotonic(), 1)
         ctx = RunningStage(self, stage, deadline)
-        started, t0 = timestamp(), time.monotonic()
         self.event("stage.start", stage.id, title=stage.title, kind=stage.kind, timeout=timeout,
                    mode=self.opts.mode)
-        box: dict[str, Any] = {}
+        running = StartedStage(stage, ctx, inputs, deadline, timeout, digest)
+        self._current_interrupted[stage.id] = running.interrupted
+        into.append(running)          # before start(): a Ctrl-C from its first instant stops it
+        running.start()
+        return running
 
-        def work() -> None:
-            try:
-                fn = stage_kind(stage.kind)
-                box["outcome"] = fn(ctx, inputs)
-            except BaseException as e:  # handed to the main thread
-                box["error"] = e
-                box["tb"] = traceback.format_exc()
+    def _wait(self, running: list[StartedStage]) -> None:
+        wait_all(running, lambda r: self._interrupt(r.stage.target or ""))
 
-        worker = threading.Thread(target=work, name=f"stage-{stage.id}", daemon=True)
-        # ready before the stage starts: a Ctrl-C from its first instant records it as interrupted
-        self._current_interrupted = StageResult(
-            id=stage.id, title=stage.title, kind=stage.kind, status=Status.FAILED,
-            messages=["interrupted (Ctrl-C): remote work was asked to stop; the change may be partial "
-                      "- run `psrunner resume` or plan again to see the state"],
-            error={"type": "Interrupted", "message": "interrupted by the operator", "exit_code": 130},
-            started=started, attempts=1, inputs_digest=None)
-        timed_out = False
-        try:
-            worker.start()
-            while worker.is_alive():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    timed_out = True
-                    ctx.cancelled.set()
-                    self._interrupt(stage.target or "")
-                    worker.join(INTERRUPT_GRACE)
-                    break
-                worker.join(min(left, 0.25))
-        except KeyboardInterrupt:
-            ctx.cancelled.set()
-            self._interrupt()
-            if worker.is_alive():
-                worker.join(INTERRUPT_GRACE)
-            self._current_interrupted.finished = timestamp()
-            self._current_interrupted.duration = round(time.monotonic() - t0, 3)
-            self.event("stage.interrupted", stage.id)
-            raise
-        duration = round(time.monotonic() - t0, 3)
-        base = dict(id=stage.id, title=stage.title, kind=stage.kind, started=started,
-                    finished=timestamp(), duration=duration, attempts=1, inputs_digest=digest)
-        if timed_out:
-            err = StageTimeout(f"stage {stage.id} did not finish within {timeout:g} s; remote work was asked to stop",
-                               hint="raise the stage's timeout in the runbook, or check the host/tenant is responsive",
-                               timeout=timeout)
-            return StageResult(status=Status.FAILED, error=error_record(err), messages=[err.message], **base)
-        if "error" in box:
-            e = box["error"]
-            if isinstance(e, KeyboardInterrupt):  # pragma: no cover - only the main thread gets these
-                raise e
-            if isinstance(e, RunnerError):        # in the runbook's parameters, not the kind's inputs
-                e = Terms(self.runbook, stage=stage).restate(e)
-            if not isinstance(e, RunnerError):
-                log.debug("stage %s crashed:\n%s", stage.id, redact(box.get("tb", "")))
-            return StageResult(status=Status.FAILED, error=error_record(e),
-                               messages=[redact(error_message(e))], **base)
-        out: Outcome = box.get("outcome") or Outcome()
-        if not isinstance(out, Outcome):  # pragma: no cover - a kind bug
-            return StageResult(status=Status.FAILED, error={"type": "TypeError", "message":
-                               f"stage kind {stage.kind} returned {type(out).__name__}, not an Outcome"}, **base)
-        status = out.status or (Status.CHANGED if out.changed else Status.OK)
-        diff = {} if out.before is None and out.after is None else {"before": out.before, "after": out.after}
-        sr = StageResult(status=status, changed=bool(out.changed), outputs=out.outputs, diff=diff,
-                         messages=list(out.messages), warnings=list(out.warnings),
-                         streams=out.streams, action=out.action, error=out.error,
-                         refusals=list(out.refusals), **base)
+    def _result(self, r: StartedStage) -> StageResult:
+        """What a stage that ran did; a refusal or a planned change is settled against the
+        refusals known for its target."""
+        sr = r.result(Terms(self.runbook, stage=r.stage))
         if sr.refusals or (self.opts.mode != "run" and sr.changed):
-            settle(sr, KnownRefusals(self.run_dir.state_dir, self._refusal_key(stage)),
+            settle(sr, KnownRefusals(self.run_dir.state_dir, self._refusal_key(r.stage)),
                    run_id=self.run_dir.run_id, planning=self.opts.mode != "run")
         return sr
 

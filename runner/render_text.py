@@ -317,7 +317,8 @@ class Progress:
         self.stream = stream
         self.live = live
         self.width = width              # the updating line must fit, or it cannot be redrawn
-        self._current: tuple[str, str, float] | None = None
+        self._running: dict[str, tuple[str, float]] = {}    # stage id -> (title, started); several
+                                                             # when stages run alongside
         self._lock = threading.Lock()
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
@@ -330,14 +331,14 @@ class Progress:
             self.mode = d.get("mode", "plan")
         elif t == "stage.start":
             with self._lock:
-                self._current = (ev["stage"], d.get("title", ""), time.monotonic())
+                self._running[ev["stage"]] = (d.get("title", ""), time.monotonic())
             if self.live:
                 self._start_ticker()
             else:
                 self._write(f"... {ev['stage']}: {d.get('title', '')}\n")
         elif t == "stage.end":
             with self._lock:
-                self._current = None
+                self._running.pop(ev["stage"], None)
             status = Status(d["status"])
             line = f"{label(self.mode, status):<15} {ev['stage']} ({d.get('duration', 0):.1f} s)"
             self._write(("\r\033[K" if self.live else "") + line + "\n")
@@ -360,7 +361,7 @@ class Progress:
         def tick() -> None:
             while not self._stop.wait(0.2):
                 with self._lock:
-                    cur = self._current
+                    cur = next(((sid, *v) for sid, v in self._running.items()), None)
                 if cur:
                     sid, title, t0 = cur
                     line = f"  running       {sid}: {title} ({time.monotonic() - t0:.0f} s)"

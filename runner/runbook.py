@@ -34,6 +34,8 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     when = "params.credential != 'secret'"
     on_failure = "stop"                # stop | continue
     timeout = 300
+    concurrent = false                 # true: runs alongside the stage before it, using
+                                       # nothing that one leaves (stage_thread.py)
 
 References (runner/refs.py): `${params.NAME}`, `${stages.ID.outputs.KEY}`,
 `${stages.ID.status}`, `${stages.ID.diff.before}` / `.after`, `${run.id}`, optionally piped
@@ -122,11 +124,15 @@ class Stage:
     timeout: float | None = None
     target: str | None = None
     explain: str = ""
+    concurrent: bool = False      # runs alongside the stage before it (engine.stage_groups)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "kind": self.kind, "template": self.template,
-                "target": self.target, "when": self.when, "on_failure": self.on_failure,
-                "timeout": self.timeout, "explain": self.explain}
+        d = {"id": self.id, "title": self.title, "kind": self.kind, "template": self.template,
+             "target": self.target, "when": self.when, "on_failure": self.on_failure,
+             "timeout": self.timeout, "explain": self.explain}
+        if self.concurrent:
+            d["concurrent"] = True
+        return d
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .conditions import check_condition
+from .conditions import check_condition, stages_named
 from .errors import ParamError, RunbookError
 from .refs import REF_RE, iter_refs
 from .registry import KINDS, TARGETS
@@ -41,7 +42,7 @@ RUNBOOK_KEYS = {"name", "title", "description", "audience", "rights", "approval"
 PARAM_KEYS = {"type", "required", "required_if", "default", "pattern", "help", "choices", "env", "min",
               "max", "example", "separator"}
 STAGE_KEYS = {"id", "title", "kind", "template", "vars", "inputs", "when", "on_failure",
-              "timeout", "target", "explain"}
+              "timeout", "target", "explain", "concurrent"}
 NOTICE_KEYS = {"id", "title", "date", "applies", "says", "instead", "source"}
 
 
@@ -92,7 +93,8 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
         v.fail("stages", "must be a non-empty array of tables ([[stages]])", None)
     stages: list[Stage] = []
     for i, spec in enumerate(raw_stages):
-        stages.append(v.stage(i, spec, params, targets, [s.id for s in stages]))
+        stages.append(v.stage(i, spec, params, targets, [s.id for s in stages],
+                              running=_running(stages)))
     if not isinstance(data.get("notices", []), list):
         v.fail("notices", "must be an array of tables ([[notices]])", None)
     notices = tuple(v.notice(i, n, params) for i, n in enumerate(data.get("notices", [])))
@@ -214,7 +216,8 @@ class _Validator:
                       when=when, unused=unused)
 
     def stage(self, i: int, spec: Any, params: dict[str, Param], targets: dict[str, Target],
-              earlier: list[str]) -> Stage:
+              earlier: list[str], running: Sequence[str] = ()) -> Stage:
+        """One [[stages]] table. `running`: the stages a `concurrent` one would run alongside."""
         if not isinstance(spec, dict):
             self.fail(f"stages[{i}]", "must be a table", None)
         sid = spec.get("id")
@@ -262,6 +265,14 @@ class _Validator:
                                     or not 0 < timeout <= MAX_TIMEOUT):
             self.fail(where + "timeout", f"must be a positive number of seconds, at most {MAX_TIMEOUT:.0f} (a week)",
                       None)
+        concurrent = spec.get("concurrent", False)
+        if not isinstance(concurrent, bool):
+            self.fail(where + "concurrent", "must be true or false", None)
+        if concurrent:
+            if not earlier:
+                self.fail(where + "concurrent", "the first stage has no stage to run alongside",
+                          "remove concurrent = true")
+            self.alongside(spec, where, running)
         inputs = spec.get("inputs", {})
         if not isinstance(inputs, dict):
             self.fail(where + "inputs", "must be a table", None)
@@ -284,7 +295,22 @@ class _Validator:
         return Stage(id=sid, title=spec.get("title", sid), kind=kind, template=template,
                      vars=svars, inputs=inputs, when=when, on_failure=on_failure,
                      timeout=float(timeout) if timeout else None, target=target,
-                     explain=spec.get("explain", ""))
+                     explain=spec.get("explain", ""), concurrent=concurrent)
+
+    def alongside(self, spec: dict[str, Any], where: str, running: Sequence[str]) -> None:
+        """A concurrent stage starts before the stages it runs alongside end: it may not use
+        what they leave (their outputs, status or diff), in its inputs or its condition."""
+        used = {ref.split(".")[1] for ref, _ in iter_refs(spec.get("inputs", {})) if ref.startswith("stages.")}
+        when = spec.get("when")
+        if isinstance(when, str):
+            try:
+                used |= stages_named(when)
+            except SyntaxError:
+                pass            # said when the condition is checked
+        clash = [sid for sid in running if sid in used]
+        if clash:
+            self.fail(where + "concurrent", f"runs alongside stage {clash[0]!r} but uses what it leaves",
+                      f"take concurrent = true away, or refer only to stages before {running[0]!r}")
 
     def template(self, where: str, template: str) -> str:
         """A packaged template id, or the absolute path of a template file in the runbook's
@@ -361,3 +387,10 @@ class _Validator:
                 from .derive import DERIVATIONS
                 if derive not in DERIVATIONS:
                     self.fail(where, f"unknown derivation |{derive}", "one of: " + ", ".join(DERIVATIONS))
+
+
+def _running(stages: list[Stage]) -> list[str]:
+    """The ids of the group the next stage joins when it is concurrent: the last stage that is
+    not concurrent and those after it (engine.stage_groups)."""
+    start = max((i for i, s in enumerate(stages) if not s.concurrent), default=0)
+    return [s.id for s in stages[start:]]

@@ -33,7 +33,7 @@ FLOORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                    ("foundation", "values", "language")),
     "stages": (("runner.stages", "runner.stages."),
                ("foundation", "values", "language", "records", "runbook", "transports")),
-    "engine": (("runner.engine",), ("foundation", "values", "language", "records", "runbook")),
+    "engine": (("runner.engine", "runner.stage_thread"), ("foundation", "values", "language", "records", "runbook")),
     "front": (("runner.api", "runner.cli", "runner.cli_common", "runner.cli_examples", "runner.cli_fleet",
                "runner.executor", "runner.text_width", "runner.render_text", "runner.outputs", "runner.fleet", "runner.fleet.", "runner.portal",
                "runner.portal.", "runner.sim."),

@@ -13,6 +13,7 @@ caller to judge."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def send_batch(request: Callable[..., GraphResponse], loop: RetryLoop, items: Se
         last_err: GraphError | None = None
         lag_hit = False
         chunks = split_batches(pending)
-        for chunk, resp in zip(chunks, _send_all(request, chunks)):
+        for chunk, resp in zip(chunks, _send_all(request, chunks), strict=True):
             answers = (resp.body or {}).get("responses") or [] if isinstance(resp.body, dict) else []
             seen = set()
             for a in answers:
@@ -167,5 +168,6 @@ def _send_all(request: Callable[..., GraphResponse], chunks: list[list[BatchRequ
     if len(chunks) == 1:
         return [send(chunks[0])]
     with ThreadPoolExecutor(max_workers=min(CONCURRENT, len(chunks)), thread_name_prefix="graph-batch") as pool:
-        futures = [pool.submit(send, chunk) for chunk in chunks]
+        # each in a copy of this thread's context: the stage's deadline goes along (client.py)
+        futures = [pool.submit(contextvars.copy_context().run, send, chunk) for chunk in chunks]
     return [f.result() for f in futures]

@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -71,7 +72,9 @@ class GraphClient:
         self.rng = rng or random.Random()
         self.clock = clock
         self.cancel = threading.Event()
-        self.deadline: float | None = None      # clock() value; set per stage by the connector
+        # the clock() value no call outlives, set per stage by the connector: per thread (and
+        # the threads it hands work to, through contextvars), since stages may run alongside
+        self._deadline: ContextVar[float | None] = ContextVar(f"graph-deadline-{id(self)}", default=None)
         # How waiting is done: returns True when interrupted. Tests replace it to record delays.
         self.wait: Callable[[float], bool] = self.cancel.wait
         self._origin = urlsplit(self.endpoint)[:2]
@@ -94,6 +97,14 @@ class GraphClient:
     def interrupt(self) -> None:
         """Stop retry loops now (Ctrl-C); may be called from another thread."""
         self.cancel.set()
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline.get()
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._deadline.set(value)
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - self.clock()

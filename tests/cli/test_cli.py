@@ -111,7 +111,7 @@ def test_bad_runbook_file_exits_2_naming_file_and_key(tmp_path):
     r = invoke("plan", str(f))
     assert r.exit_code == 2
     assert r.output == (f"error: {f}: stages.a.colour: unknown key\n"
-                        "  fix: allowed keys here: explain, id, inputs, kind, on_failure, target, template, "
+                        "  fix: allowed keys here: concurrent, explain, id, inputs, kind, on_failure, target, template, "
                         "timeout, title, vars, when\n")
 
 

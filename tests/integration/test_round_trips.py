@@ -35,10 +35,10 @@ def chain():
 
 @pytest.mark.parametrize("scenario, requests, round_trips", [
     # sign-in (2); the application, resource service principals and app management policy read
-    # in one $batch; the application; its service principal; the three consent batches together;
-    # the secret (and the certificate)
-    ("fresh-secret", 9, 7),
-    ("fresh-both", 10, 8),
+    # in one $batch; the application; its service principal; the three consent batches and the
+    # secret together (then the certificate)
+    ("fresh-secret", 9, 6),
+    ("fresh-both", 10, 7),
     ("rerun", 2, 2),
     ("check", 2, 2),
     ("offboard", 3, 3),

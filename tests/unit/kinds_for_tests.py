@@ -43,6 +43,18 @@ def slow(ctx, inputs):
     return Outcome(changed=False, messages=["finished"])
 
 
+def meet(ctx, inputs):
+    """Waits (up to 5 s) until `inputs["parties"]` stages have reached it: only stages that
+    run at the same time can all pass; `fail` fails after the meeting."""
+    barrier = WORLD.setdefault("barrier", threading.Barrier(int(inputs.get("parties", 2)), timeout=5))
+    barrier.wait()
+    WORLD["calls"].append(ctx.stage_id)
+    if inputs.get("fail"):
+        raise StageFailed(f"{ctx.stage_id} failed after the meeting")
+    time.sleep(float(inputs.get("linger", 0)))
+    return Outcome(changed=True, outputs={"met": ctx.stage_id}, messages=[f"{ctx.stage_id} met"])
+
+
 def crash(ctx, inputs):
     raise ValueError("crashed holding " + ctx.params["password"].reveal())
 

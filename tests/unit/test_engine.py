@@ -31,6 +31,7 @@ def test_kinds():
         "test.slow": KindSpec("test.slow", MOD, "slow", "psrp"),
         "test.crash": KindSpec("test.crash", MOD, "crash", None),
         "test.person": KindSpec("test.person", MOD, "needs_person", None),
+        "test.meet": KindSpec("test.meet", MOD, "meet", None),
     }
     KINDS.update(added)
     yield
@@ -141,6 +142,33 @@ def test_ctrl_c_records_an_interrupted_run(tmp_path):
     assert k.WORLD["interrupts"] >= 1
     info = json.loads((tmp_path / "runs" / r.run_id / "run.json").read_text())
     assert info["status"] == "interrupted"
+
+
+MEET = ('[[stages]]\nid = "left"\nkind = "test.meet"\ninputs = { linger = 0.3, fail = %s }\n'
+        '[[stages]]\nid = "right"\nkind = "test.meet"\nconcurrent = true\n'
+        'inputs = { seen = "${stages.second.outputs.stored}" }\n'
+        '[[stages]]\nid = "last"\nkind = "test.value"\ninputs = { key = "z", value = 1 }\n')
+
+
+def test_a_concurrent_stage_runs_alongside_the_one_before_and_is_recorded_after_it(tmp_path):
+    r = go("run", book(MEET % "false"), tmp_path)
+    assert r.status == RunStatus.SUCCEEDED, [(s.id, s.messages) for s in r.stages]
+    assert [s.id for s in r.stages] == ["first", "second", "left", "right", "last"]
+    assert k.WORLD["calls"][-1] == "last"            # after both ended
+    left, right = r.stage("left"), r.stage("right")
+    assert left.status == right.status == Status.CHANGED
+    assert right.duration < left.duration            # its own time, not the group's
+    lines = (tmp_path / "runs" / r.run_id / "events.jsonl").read_text().splitlines()
+    seen = [(e["type"], e["stage"]) for e in map(json.loads, lines) if e["stage"] in ("left", "right")]
+    assert seen[:2] == [("stage.start", "left"), ("stage.start", "right")]
+    assert seen[2:] == [("stage.end", "left"), ("stage.end", "right")]      # recorded in the runbook's order
+
+
+def test_a_stage_of_a_group_that_fails_stops_what_follows_but_not_its_partner(tmp_path):
+    r = go("run", book(MEET % "true"), tmp_path)
+    assert r.status == RunStatus.FAILED
+    assert (r.stage("left").status, r.stage("right").status) == (Status.FAILED, Status.CHANGED)
+    assert r.stage("last").messages == ["not run: stage left failed"]
 
 
 def test_resume_skips_done_stages_with_same_inputs(tmp_path):

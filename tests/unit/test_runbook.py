@@ -67,12 +67,31 @@ def test_a_good_runbook_loads_with_its_parts():
      "t.toml: targets.host.when: condition \"params.hots != ''\" names no parameter 'hots'"),
     (lambda t: t + '\n[targets.host]\ntype = "psrp"\nhost = "x"\nunused = "no host"\n',
      "t.toml: targets.host.unused: a sentence for a target with a `when`"),
+    (lambda t: t.replace('id = "two"', 'id = "two"\nconcurrent = true'),
+     "t.toml: stages.two.concurrent: runs alongside stage 'one' but uses what it leaves"),
+    (lambda t: t.replace('id = "one"', 'id = "one"\nconcurrent = true'),
+     "t.toml: stages.one.concurrent: the first stage has no stage to run alongside"),
+    (lambda t: t.replace('id = "two"', 'id = "two"\nconcurrent = "yes"'),
+     "t.toml: stages.two.concurrent: must be true or false"),
+    (lambda t: t + '\n[[stages]]\nid = "three"\nkind = "local.file"\nconcurrent = true\n'
+                   'when = "stages.one.status == \'ok\'"\n'
+                   '[[stages]]\nid = "four"\nkind = "local.file"\nconcurrent = true\n'
+                   'when = "stages.two.status == \'ok\'"\n',
+     "t.toml: stages.four.concurrent: runs alongside stage 'two' but uses what it leaves"),
 ])
 def test_mistakes_name_the_file_and_key(mutate, message):
     with pytest.raises(RunbookError) as e:
         parse(mutate(GOOD), "t.toml")
     assert str(e.value).startswith(message), str(e.value)
     assert e.value.exit_code == 2
+
+
+def test_a_concurrent_stage_may_use_what_the_stages_before_its_group_left():
+    text = GOOD + ('\n[[stages]]\nid = "three"\nkind = "local.file"\nconcurrent = true\n'
+                   'when = "stages.one.status == \'ok\'"\ninputs = { path = "${stages.one.outputs.path}.3" }\n')
+    rb = parse(text, "t.toml")
+    assert [(s.id, s.concurrent) for s in rb.stages] == [("one", False), ("two", False), ("three", True)]
+    assert rb.stages[2].to_dict()["concurrent"] is True and "concurrent" not in rb.stages[1].to_dict()
 
 
 def test_approval_names_the_role_that_approves_and_show_says_so():
