@@ -1,9 +1,11 @@
-"""Section: a scheduled check of a 100-target fleet at --parallel 16, here (threads of one
-process) and on two Celery workers over a real Redis broker.
+"""Section 5, fan-out: a scheduled check of 1, 10 and 100 targets (each its own tenant and
+host) at --parallel 16, here (threads of one process), and of the 100 on two Celery workers
+over a real Redis broker.
 
 Each target is its own simulated tenant and host (tests/fleet_lab.py), brought in place by a
 `fleet run` first, so the figure is the steady state a timer sees: every target read in
-full, nothing to change. `psrunner fleet check` runs as a process of its own; wall time is
+full, nothing to change. The 1 and the 10 are the first targets of the same inventory,
+chosen with --limit. `psrunner fleet check` runs as a process of its own; wall time is
 its start to its exit, peak RSS is the kernel's (wait4) for that process, and on Celery the
 larger of the two workers' (the client only waits). The simulators live in this process,
 so their cost is in neither figure."""
@@ -21,7 +23,7 @@ from runner.graph.endpoints import ALLOW_ENV
 
 from .harness import Bench
 
-SECTION = "Fleet: a 100-target check at --parallel 16, local and on two Celery workers"
+SECTION = "5. Fan-out: 1, 10 and 100 targets at --parallel 16, local and on two Celery workers"
 ORDER = 55
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = "m365-backup-access"
@@ -47,14 +49,21 @@ def measure(bench: Bench) -> None:
     from tests.redis_broker import REDIS, redis_server
 
     n = 3 if bench.smoke else 100
+    sizes = {1: "one", 10: "ten"} if not bench.smoke else {1: "one"}
     with tempfile.TemporaryDirectory(prefix="psrunner-bench-fleet-") as tmp:
         base = Path(tmp)
-        with fleet_lab(base / "lab", n, deadline=600) as lab:
+        groups = {name: list(range(1, size + 1)) for size, name in sizes.items()}
+        with fleet_lab(base / "lab", n, deadline=600, groups=groups) as lab:
             env = {**os.environ, **lab.env, "PSRUNNER_STATE_DIR": str(base / "state"),
                    ALLOW_ENV: "1"}                                  # the targets are simulators on loopback
             common = [RUNBOOK, "-i", str(lab.inventory), "--parallel", "16", "-q", "-o", "json"]
             wall, _ = _psrunner(["fleet", "run", *common, "--yes"], env)
             bench.figure("fleet.run.local", f"fleet run, {n} targets, first time (local)", round(wall, 1), "s")
+            for size, group in sizes.items():
+                wall, rss = _psrunner(["fleet", "check", *common, "--limit", group], env)
+                bench.figure(f"fanout.check.{size}.wall", f"fleet check, {size} target(s) (local)", round(wall, 1), "s")
+                bench.figure(f"fanout.check.{size}.rss", f"fleet check, {size} target(s) (local): peak RSS",
+                             round(rss), "MiB")
             wall, rss = _psrunner(["fleet", "check", *common], env)
             bench.figure("fleet.check.local.wall", f"fleet check, {n} targets (local)", round(wall, 1), "s")
             bench.figure("fleet.check.local.rss", f"fleet check, {n} targets (local): peak RSS", round(rss), "MiB")
