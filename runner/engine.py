@@ -299,8 +299,8 @@ class Engine:
                     r.stopped()
                     self.event("stage.interrupted", r.stage.id)
             raise
-        for r in running:
-            results[r.stage.id] = self._result(r)
+        for r in running:      # a Ctrl-C before they are recorded must not make them interrupted
+            results[r.stage.id] = self._current_interrupted[r.stage.id] = self._result(r)
         return [results[stage.id] for stage in group]
 
     def _begin(self, stage: Stage, into: list[StartedStage]) -> StageResult | StartedStage:
