@@ -38,7 +38,7 @@ def test_custom_runbook_loads_and_renders(tmp_path):
 def test_library_example_runs():
     r = subprocess.run([sys.executable, str(EXAMPLES / "library.py")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "application (client) id:" in r.stdout and "graph requests this run: 10" in r.stdout   # the plan before it discovered the authority
+    assert "application (client) id:" in r.stdout and "graph requests this run: 9" in r.stdout   # the plan before it discovered the authority
 
 
 def test_shell_example_parses():
