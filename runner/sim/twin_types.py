@@ -93,6 +93,9 @@ class HostState:
         "PnP.PowerShell": "3.1.0",
     })
     offline_sources: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> {module: version}
+    # what the host fetched from the internet (the NuGet provider bootstrap, PSGallery), in
+    # order: an offline install must leave it empty even where the internet is reachable
+    internet: list[str] = field(default_factory=list)
     sharepoint_server: bool = False              # SharePoint Server snap-in present (on-prem farm)
     sp_app_principals: dict[str, dict[str, Any]] = field(default_factory=dict)
     # SharePoint Online sign-in that Connect-SPOService accepts in the simulator:

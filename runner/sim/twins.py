@@ -21,6 +21,9 @@ from .world import ACSPrincipal, SimWorld
 SPO_MODULE = "Microsoft.Online.SharePoint.PowerShell"
 PNP_MODULE = "PnP.PowerShell"
 NUGET_MINIMUM = (2, 8, 5, 201)
+# where Install-PackageProvider and Install-Module reach out to (HostState.internet records them)
+NUGET_BOOTSTRAP = "https://onegetcdn.azureedge.net/providers/nuget-2.8.5.208.package.swidtag"
+PSGALLERY = "https://www.powershellgallery.com/api/v2"
 RIGHT_RANK = {"Read": 1, "Write": 2, "Manage": 3, "FullControl": 4}
 TENANT_SETTINGS = ("LegacyAuthProtocolsEnabled", "DisableCustomAppAuthentication")
 TENANT_ATTR = {"LegacyAuthProtocolsEnabled": "legacy_auth_protocols_enabled",
@@ -262,21 +265,30 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
     elif not apply:
         changed = True
         messages.append(f"Would install {SPO_MODULE} >= {_vtext(wanted)} from {source} for {scope}.")
+    elif offline:
+        # no NuGet provider, no repository: the newest .nupkg at or above the minimum is
+        # extracted into the module folder (the template's offline branch)
+        if offline not in state.offline_sources:
+            raise _thrown(f"OfflineSourcePath '{offline}' does not exist on {state.computer_name}.")
+        available = state.offline_sources[offline].get(SPO_MODULE)
+        if available is None or _version(available) < wanted:
+            raise _thrown(f"OfflineSourcePath '{offline}' holds no {SPO_MODULE}.<version>.nupkg of version "
+                          f"{_vtext(wanted)} or later.")
+        verbose.append(f"Extracted {offline}\\{SPO_MODULE}.{available}.nupkg into the {scope} module folder.")
     else:
         if not state.nuget_provider:
             if not state.psgallery_reachable:
                 raise no_nuget_provider()
+            state.internet.append(NUGET_BOOTSTRAP)
             state.nuget_provider = True
             messages.append("Installed the NuGet package provider.")
-        if offline:
-            if offline not in state.offline_sources:
-                raise _thrown(f"OfflineSourcePath '{offline}' does not exist on {state.computer_name}.")
-            available = state.offline_sources[offline].get(SPO_MODULE)
-            verbose.append(f"Registered repository 'psrunner-offline' at {offline}.")
-        else:
-            available = state.gallery.get(SPO_MODULE) if state.psgallery_reachable else None
+        available = None
+        if state.psgallery_reachable:
+            state.internet.append(PSGALLERY)
+            available = state.gallery.get(SPO_MODULE)
         if available is None or _version(available) < wanted:
             raise no_match_for_module(SPO_MODULE)
+    if apply and source != "installed":
         state.modules[SPO_MODULE] = available
         current = _version(available)
         changed = True

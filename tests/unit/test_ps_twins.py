@@ -74,6 +74,7 @@ def test_spo_module_plan_apply_reapply(state, world):
     applied = twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.0.0", "Scope": "AllUsers"})
     assert applied.result["changed"] is True
     assert state.modules[SPO] == state.gallery[SPO] and state.nuget_provider
+    assert state.internet == [twins.NUGET_BOOTSTRAP, twins.PSGALLERY]
     assert applied.result["before"] == {"version": None}
     assert applied.result["after"] == {"version": state.gallery[SPO]}
     again = twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.0.0"})
@@ -106,6 +107,30 @@ def test_spo_module_offline_source(state, world):
     with pytest.raises(TwinError, match="does not exist"):
         twins.spo_module(HostState(psgallery_reachable=False, nuget_provider=True), world,
                          {"Apply": True, "OfflineSourcePath": "D:\\nowhere"})
+
+
+def test_spo_module_offline_source_reaches_nothing_on_the_internet(state, world):
+    """A truly offline host: no NuGet provider, and with spo_module_source no bootstrap is tried
+    (it was, before the .nupkg was looked at, and failed there); nor, where the internet is
+    reachable, does anything else go out."""
+    source = "D:\\psmodules"
+    for reachable in (False, True):
+        host = HostState(psgallery_reachable=reachable, nuget_provider=False,
+                         offline_sources={source: {SPO: CURRENT}})
+        out = twins.spo_module(host, world, {"Apply": True, "MinimumVersion": "16.0.25815.0",
+                                             "OfflineSourcePath": source})
+        assert out.result["data"]["source"] == "offline" and host.modules[SPO] == CURRENT
+        assert host.internet == [] and host.nuget_provider is False
+
+
+def test_spo_module_offline_source_too_old_names_the_folder(state, world):
+    state.offline_sources["D:\\psmodules"] = {SPO: "16.0.25000.1"}
+    with pytest.raises(TwinError) as e:
+        twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.25815.0",
+                                        "OfflineSourcePath": "D:\\psmodules"})
+    assert str(e.value) == (f"OfflineSourcePath 'D:\\psmodules' holds no {SPO}.<version>.nupkg of version "
+                            "16.0.25815.0 or later.")
+    assert SPO not in state.modules and state.internet == []
 
 
 def test_spo_module_minimum_above_gallery_fails(state, world):

@@ -386,3 +386,15 @@ def test_permission_xml_rejects_values_outside_the_allowed_sets(scope, right, ap
 def test_xml_attr_escapes():
     assert Q.xml_attr('a"<b>&\'') == "\"a&quot;&lt;b&gt;&amp;'\""
     ET.fromstring(f"<x a={Q.xml_attr(chr(34) + '<&>')} />")
+
+
+def test_spo_module_offline_branch_reaches_nothing_on_the_internet():
+    """With OfflineSourcePath the install branch calls nothing that bootstraps the NuGet
+    provider or asks a repository: a truly offline host fails at the first such call."""
+    text = render_template("sharepoint/spo_module").text
+    start = text.index("elseif ($OfflineSourcePath) {")
+    branch = text[start:text.index("\n}\n", start)]
+    assert "ZipFile]::ExtractToDirectory" in branch
+    for cmdlet in ("Install-PackageProvider", "Get-PackageProvider", "Install-Module", "Register-PSRepository",
+                   "Find-Module", "Invoke-WebRequest", "Save-Module"):
+        assert cmdlet not in branch, cmdlet
