@@ -37,9 +37,16 @@ def spo_root_url(tenant: Any) -> str:
     return f"https://{tenant_name(t)}.{suffix}"
 
 
+def spo_sign_in(client_id: Any) -> str:
+    """How Connect-SPOService will sign in: an app's client id means certificate app-only,
+    none a SharePoint Administrator's credential (the spo_module template's SignIn)."""
+    return "certificate" if str(client_id or "").strip() else "credential"
+
+
 DERIVATIONS: dict[str, Callable[[Any], Any]] = {
     "tenant_name": tenant_name,
     "spo_admin_url": spo_admin_url,
     "spo_root_url": spo_root_url,
+    "spo_sign_in": spo_sign_in,
     "lower": lambda v: str(v).lower(),
 }

@@ -101,7 +101,9 @@ class HostState:
     # SharePoint Online sign-in that Connect-SPOService accepts in the simulator:
     spo_admin_user: str = "admin@contoso.onmicrosoft.com"
     spo_admin_password: str = "Sim-Admin-Pa55!"
-    spo_app_thumbprints: set[str] = field(default_factory=set)   # certificates registered for app-only
+    # certificates with their private key in the host's stores, by thumbprint (upper case):
+    # "CurrentUser" or "LocalMachine" (Cert:\<store>\My); the app-only sign-ins use them
+    certificates: dict[str, str] = field(default_factory=dict)
     invocations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (template id, params)
     # seconds a template's twin takes before it acts, like a slow Install-Module; a stopped
     # pipeline (Ctrl-C, deadline) ends the wait and the twin does nothing

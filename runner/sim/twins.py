@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..powershell.result import template_result
+from . import spo_connect
 from .twin_types import HostState, SimSecureString, TwinError, TwinOutput, twin
 from .world import ACSPrincipal, SimWorld
 
@@ -120,6 +121,8 @@ def idcrl_sign_in_failed() -> TwinError:
 # it (from 2025-03-28) use OAuth. IDCRL is blocked for good since 2026-05-01, so an older
 # module cannot sign in with a credential any more, whatever the password.
 SPO_LAST_IDCRL_VERSION = (16, 0, 25814, 12000)
+# the first release each sign-in of spo_tenant_settings works with (the spo_module template's table)
+SPO_FIRST_RELEASE = {"credential": (16, 0, 25815, 0), "certificate": spo_connect.CERTIFICATE_SIGN_IN}
 
 
 def idcrl_blocked(admin_url: str) -> TwinError:
@@ -181,41 +184,70 @@ def _check_tenant(world: SimWorld, tenant: str) -> None:
 
 
 def _check_thumbprint(state: HostState, thumbprint: str) -> None:
-    if (thumbprint or "").upper() not in {t.upper() for t in state.spo_app_thumbprints}:
+    if (thumbprint or "").upper() not in state.certificates:
         raise TwinError(f"Certificate with thumbprint '{thumbprint}' was not found in the certificate store.",
                         exception_type="System.ArgumentException", category="ObjectNotFound",
-                        fqid="Microsoft.Online.SharePoint.PowerShell.ConnectSPOService", target=thumbprint)
+                        fqid="PnP.PowerShell.Commands.Base.ConnectOnline", target=thumbprint)
 
 
-def _sign_in(state: HostState, world: SimWorld, params: dict[str, Any], *, client_id_param: str,
-             thumbprint_first: bool, connect_spo: bool = False) -> str:
-    """The sign-in block the SharePoint templates share. Returns 'certificate' or 'credential'.
-    connect_spo: Connect-SPOService, whose credential sign-in went through IDCRL in modules up
-    to SPO_LAST_IDCRL_VERSION (refused once the tenant blocks legacy sign-in)."""
-    client_id = _param(params, client_id_param, "") or ""
+def _check_credential(state: HostState, user: str, password: str | None) -> None:
+    if password is None:
+        raise _thrown("Credential sign-in needs Password (a SecureString) with UserName.")
+    if user.lower() != state.spo_admin_user.lower() or password != state.spo_admin_password:
+        raise idcrl_sign_in_failed()
+
+
+def _sign_in(state: HostState, world: SimWorld, params: dict[str, Any]) -> str:
+    """appinv_verify's Connect-PnPOnline sign-in (a thumbprint first, then a credential).
+    Returns 'certificate' or 'credential'."""
+    client_id = _param(params, "PnPClientId", "") or ""
     tenant = _param(params, "TenantId", "") or ""
     thumbprint = _param(params, "Thumbprint", "") or ""
     user = _param(params, "UserName", "") or ""
-    use_cert = bool(thumbprint) if thumbprint_first else bool(client_id)
-    if use_cert:
-        if not (client_id and tenant and thumbprint):
-            raise _thrown(f"Certificate sign-in needs {client_id_param}, TenantId and Thumbprint together.")
+    if thumbprint:
+        if not (client_id and tenant):
+            raise _thrown("Certificate sign-in needs PnPClientId, TenantId and Thumbprint together.")
         _check_tenant(world, tenant)
         _check_thumbprint(state, thumbprint)
         return "certificate"
     if user:
+        _check_credential(state, user, _secure(params, "Password"))
+        return "credential"
+    raise _thrown("No sign-in given: pass UserName and Password, or PnPClientId, TenantId and Thumbprint.")
+
+
+def _connect_spo(state: HostState, world: SimWorld, params: dict[str, Any]) -> str | None:
+    """spo_tenant_settings' sign-in block, then Connect-SPOService as the installed module has
+    it (runner/sim/spo_connect.py: the parameter sets per release). Returns the store the
+    certificate came from, None for a credential sign-in."""
+    admin_url = str(_param(params, "AdminUrl", "") or "")
+    client_id = _param(params, "ClientId", "") or ""
+    tenant = _param(params, "TenantId", "") or ""
+    thumbprint = (_param(params, "Thumbprint", "") or "").upper()
+    user = _param(params, "UserName", "") or ""
+    version = _version(state.modules[SPO_MODULE])
+    if client_id:
+        if not (tenant and thumbprint):
+            raise _thrown("Certificate sign-in needs ClientId, TenantId and Thumbprint together.")
+        store = state.certificates.get(thumbprint)     # the template looks in CurrentUser, then LocalMachine
+        if store is None:
+            raise _thrown(f"No certificate with thumbprint {thumbprint} in Cert:\\CurrentUser\\My or "
+                          f"Cert:\\LocalMachine\\My on {state.computer_name}.")
+        arguments = {"Url": admin_url, "ClientId": client_id, "TenantId": tenant, "Certificate": thumbprint}
+        spo_connect.parameter_set(version, arguments)
+        spo_connect.certificate_sign_in(arguments)
+        _check_tenant(world, tenant)
+        return store
+    if user:
         password = _secure(params, "Password")
         if password is None:
             raise _thrown("Credential sign-in needs Password (a SecureString) with UserName.")
-        installed = state.modules.get(SPO_MODULE)
-        if (connect_spo and installed and world.sharepoint.legacy_auth_blocked
-                and _version(installed) <= SPO_LAST_IDCRL_VERSION):
-            raise idcrl_blocked(str(_param(params, "AdminUrl", "") or ""))
-        if user.lower() != state.spo_admin_user.lower() or password != state.spo_admin_password:
-            raise idcrl_sign_in_failed()
-        return "credential"
-    raise _thrown(f"No sign-in given: pass UserName and Password, or {client_id_param}, TenantId and "
-                  f"Thumbprint.")
+        spo_connect.parameter_set(version, {"Url": admin_url, "Credential": user})
+        if world.sharepoint.legacy_auth_blocked and version <= SPO_LAST_IDCRL_VERSION:
+            raise idcrl_blocked(admin_url)
+        _check_credential(state, user, password)
+        return None
+    raise _thrown("No sign-in given: pass UserName and Password, or ClientId, TenantId and Thumbprint.")
 
 
 # --------------------------------------------------------------------------- windows/host_facts
@@ -247,10 +279,23 @@ def host_facts(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
 @twin("sharepoint/spo_module")
 def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> TwinOutput:
     apply = _flag(params, "Apply")
-    wanted = _version(_param(params, "MinimumVersion", "16.0.25815.0"))    # the template's default
+    sign_in = _param(params, "SignIn", "credential")
+    if sign_in not in SPO_FIRST_RELEASE:
+        raise TwinError(
+            f'Cannot validate argument on parameter \'SignIn\'. The argument "{sign_in}" does not belong to the set '
+            f'"{",".join(SPO_FIRST_RELEASE)}" specified by the ValidateSet attribute. Supply an argument that is in '
+            f'the set and then try the command again.',
+            exception_type="System.Management.Automation.ParameterBindingValidationException",
+            category="InvalidData", fqid="ParameterArgumentValidationError", target="SignIn")
+    needed = SPO_FIRST_RELEASE[sign_in]
+    minimum = _param(params, "MinimumVersion", "") or ""
+    wanted = _version(minimum) if minimum else needed
     scope = _param(params, "Scope", "CurrentUser")
     offline = _param(params, "OfflineSourcePath", "") or ""
     messages: list[str] = []
+    if wanted < needed:
+        messages.append(f"MinimumVersion {minimum} is older than {sign_in} sign-in needs: ensuring {_vtext(needed)}.")
+        wanted = needed
     verbose: list[str] = []
 
     installed = state.modules.get(SPO_MODULE)
@@ -299,7 +344,7 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
     return TwinOutput(
         template_result(changed=changed, before=before, after={"version": after_version},
                         data={"module": SPO_MODULE, "version": after_version, "minimum_version": _vtext(wanted),
-                              "source": source, "scope": scope, "ps_edition": state.ps_edition,
+                              "sign_in": sign_in, "source": source, "scope": scope, "ps_edition": state.ps_edition,
                               "imported": imported},
                         messages=messages),
         verbose=verbose)
@@ -321,10 +366,12 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
                       f"after the module is installed."]))
     _module_loadable(state, "Connect-SPOService")
     _check_admin_url(world, admin_url)
-    _sign_in(state, world, params, client_id_param="ClientId", thumbprint_first=False, connect_spo=True)
+    store = _connect_spo(state, world, params)
 
     sp = world.sharepoint
     messages: list[str] = []
+    if store:
+        messages.append(f"Signed in with certificate {_param(params, 'Thumbprint')} from Cert:\\{store}\\My.")
     warnings: list[str] = []
     with world.lock:
         before = {n: bool(getattr(sp, TENANT_ATTR[n])) for n in TENANT_SETTINGS}
@@ -357,7 +404,7 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
                                  f"tenant still reports {now}; the platform ignores this setting.")
         after = {n: (desired[n] if n in pending else bool(getattr(sp, TENANT_ATTR[n]))) for n in TENANT_SETTINGS}
     data = {"admin_url": admin_url, "desired": desired, "converged": converged,
-            "pending": pending, "refused": refused, "module_installed": True}
+            "pending": pending, "refused": refused, "module_installed": True, "certificate_store": store}
     refusals: dict[str, dict[str, Any]] = {}
     for name in sorted(refused):
         entry: dict[str, Any] = {"wanted": desired[name], "reason": refused[name]}
@@ -384,7 +431,7 @@ def appinv_verify(state: HostState, world: SimWorld, params: dict[str, Any]) -> 
     if PNP_MODULE not in state.modules:
         raise _thrown("PnP.PowerShell is not installed on this host; the grant cannot be verified here.")
     _check_admin_url(world, _param(params, "AdminUrl", ""))
-    _sign_in(state, world, params, client_id_param="PnPClientId", thumbprint_first=True)
+    _sign_in(state, world, params)
     if not _param(params, "PnPClientId"):
         raise pnp_management_shell_gone()
 

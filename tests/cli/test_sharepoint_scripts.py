@@ -68,5 +68,5 @@ def test_an_argument_the_script_does_not_take_is_refused_before_anything_is_writ
     r = invoke("run", str(book), "--yes", env={"PSRUNNER_STATE_DIR": str(tmp_path / "state")})
     assert r.exit_code == 2
     assert r.output == ("error: stages.s.inputs.arguments: template sharepoint/spo_module has no parameter "
-                        "'MinimumVerson'\n  fix: did you mean MinimumVersion? its parameters: MinimumVersion, Scope, OfflineSourcePath\n")
+                        "'MinimumVerson'\n  fix: did you mean MinimumVersion? its parameters: MinimumVersion, SignIn, Scope, OfflineSourcePath\n")
     assert not (tmp_path / "m.ps1").exists() and not (tmp_path / "state" / "runs").exists()

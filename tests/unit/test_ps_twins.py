@@ -100,10 +100,10 @@ def test_spo_module_without_gallery_fails_like_install_module(state, world):
 def test_spo_module_offline_source(state, world):
     state.psgallery_reachable = False
     state.nuget_provider = True
-    state.offline_sources["\\\\files\\psmodules"] = {SPO: "16.0.25000.1"}
+    state.offline_sources["\\\\files\\psmodules"] = {SPO: "16.0.25912.12000"}
     out = twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "16.0.0.0",
                                           "OfflineSourcePath": "\\\\files\\psmodules"})
-    assert out.result["data"]["source"] == "offline" and state.modules[SPO] == "16.0.25000.1"
+    assert out.result["data"]["source"] == "offline" and state.modules[SPO] == "16.0.25912.12000"
     with pytest.raises(TwinError, match="does not exist"):
         twins.spo_module(HostState(psgallery_reachable=False, nuget_provider=True), world,
                          {"Apply": True, "OfflineSourcePath": "D:\\nowhere"})
@@ -136,6 +136,28 @@ def test_spo_module_offline_source_too_old_names_the_folder(state, world):
 def test_spo_module_minimum_above_gallery_fails(state, world):
     with pytest.raises(TwinError, match="No match was found"):
         twins.spo_module(state, world, {"Apply": True, "MinimumVersion": "99.0"})
+
+
+@pytest.mark.parametrize("sign_in,minimum,needed", [
+    ("credential", "", "16.0.25815.0"), ("certificate", "", "16.0.26712.12000"),
+    ("certificate", "16.0.25815.0", "16.0.26712.12000"), ("certificate", "16.0.27000.1", "16.0.27000.1")])
+def test_spo_module_minimum_follows_the_sign_in(state, world, sign_in, minimum, needed):
+    """A host with 16.0.25815.0 passed the module stage and then could not sign in with a
+    certificate (-ClientId arrived in 16.0.26712.12000): the minimum is now the sign-in's."""
+    state.modules[SPO] = "16.0.25815.0"
+    state.gallery[SPO] = "16.0.27000.1"
+    out = twins.spo_module(state, world, {"Apply": False, "MinimumVersion": minimum, "SignIn": sign_in})
+    assert out.result["data"]["minimum_version"] == needed and out.result["data"]["sign_in"] == sign_in
+    assert out.result["changed"] is (needed != "16.0.25815.0")
+    raised = [m for m in out.result["messages"] if "older than" in m]
+    assert raised == ([f"MinimumVersion {minimum} is older than {sign_in} sign-in needs: ensuring {needed}."]
+                      if minimum and minimum != needed else [])
+
+
+def test_spo_module_twin_and_template_agree_on_the_first_releases():
+    text = render_template("sharepoint/spo_module").text
+    for sign_in, version in twins.SPO_FIRST_RELEASE.items():
+        assert f"'{twins._vtext(version)}'" in text and f"{sign_in} " in text
 
 
 def test_spo_module_bad_version_is_a_cast_error(state, world):
@@ -241,15 +263,82 @@ def test_tenant_settings_converge_when_the_platform_allows(state, world):
     assert out.result["after"]["DisableCustomAppAuthentication"] is True   # not managed: untouched
 
 
-def test_tenant_settings_certificate_sign_in(state, world):
+THUMB = "AB12CD" * 6 + "AB12"
+
+
+def cert_params(world, **extra):
+    return {"Apply": False, "AdminUrl": ADMIN, "ClientId": APP, "TenantId": world.tenant_id,
+            "Thumbprint": THUMB.lower(), **extra}
+
+
+@pytest.mark.parametrize("store", ["CurrentUser", "LocalMachine"])
+def test_tenant_settings_certificate_sign_in_from_either_store(state, world, store):
+    """The template finds the certificate in CurrentUser, then LocalMachine, passes it as
+    -Certificate and says which store it came from."""
     state.modules[SPO] = CURRENT
-    state.spo_app_thumbprints.add("AB12CD")
-    params = {"Apply": False, "AdminUrl": ADMIN, "ClientId": APP, "TenantId": world.tenant_id, "Thumbprint": "ab12cd"}
-    assert twins.spo_tenant_settings(state, world, params).result["changed"] is False
-    with pytest.raises(TwinError, match="thumbprint"):
-        twins.spo_tenant_settings(state, world, {**params, "Thumbprint": "FFFF"})
+    state.certificates[THUMB] = store
+    out = twins.spo_tenant_settings(state, world, cert_params(world))
+    assert out.result["changed"] is False and out.result["data"]["certificate_store"] == store
+    assert f"Signed in with certificate {THUMB.lower()} from Cert:\\{store}\\My." in out.result["messages"]
+
+
+def test_tenant_settings_certificate_in_neither_store(state, world):
+    state.modules[SPO] = CURRENT
+    with pytest.raises(TwinError) as e:
+        twins.spo_tenant_settings(state, world, cert_params(world))
+    assert str(e.value) == (f"No certificate with thumbprint {THUMB} in Cert:\\CurrentUser\\My or "
+                            f"Cert:\\LocalMachine\\My on {state.computer_name}.")
+    state.certificates[THUMB] = "CurrentUser"
     with pytest.raises(TwinError, match="together"):
-        twins.spo_tenant_settings(state, world, {**params, "TenantId": ""})
+        twins.spo_tenant_settings(state, world, cert_params(world, TenantId=""))
+
+
+@pytest.mark.parametrize("version", ["16.0.25815.0", "16.0.26100.12000", "16.0.26712.11999"])
+def test_certificate_sign_in_on_a_module_before_16_0_26712_12000_is_powershells_binding_error(state, world, version):
+    """MC1188595: Connect-SPOService has -ClientId only from 16.0.26712.12000. Before, the
+    cmdlet refuses it as PowerShell's binder does (the twin was lenient and let it sign in)."""
+    state.modules[SPO] = version
+    state.certificates[THUMB] = "CurrentUser"
+    with pytest.raises(TwinError) as e:
+        twins.spo_tenant_settings(state, world, cert_params(world))
+    assert str(e.value) == "A parameter cannot be found that matches parameter name 'ClientId'."
+    assert e.value.spec.fqid == "NamedParameterNotFound,Microsoft.Online.SharePoint.PowerShell.ConnectSPOService"
+    assert e.value.spec.exception_type == "System.Management.Automation.ParameterBindingException"
+
+
+def test_connect_spo_parameter_sets_per_release():
+    from runner.sim import spo_connect
+
+    old, new = (16, 0, 25815, 0), (16, 0, 26712, 12000)
+    cert = {"Url": ADMIN, "ClientId": APP, "TenantId": "t", "Certificate": THUMB}
+    assert spo_connect.parameter_set(new, cert).name == "AuthenticationCertificate"
+    assert spo_connect.parameter_set(old, {"Url": ADMIN, "Credential": "c"}).name == "AuthenticationLocation"
+    assert spo_connect.parameter_set(new, {"url": ADMIN, "credential": "c"}).name == "AuthenticationLocation"
+    with pytest.raises(TwinError, match="parameter name 'ClientId'"):
+        spo_connect.parameter_set(old, cert)
+    with pytest.raises(TwinError, match="cannot be resolved"):
+        spo_connect.parameter_set(new, {"Url": ADMIN, "ClientId": APP, "Credential": "c"})
+    with pytest.raises(TwinError, match="No certificate was found matching"):        # field reports
+        spo_connect.certificate_sign_in({"Url": ADMIN, "ClientId": APP, "TenantId": "t", "CertificateThumbprint": THUMB})
+
+
+def test_the_templates_connect_spo_calls_bind_on_the_modules_they_need():
+    """Every Connect-SPOService line of spo_tenant_settings names parameters of one set of the
+    cmdlet on a current module; the certificate line none on 16.0.25815.0."""
+    import re
+
+    from runner.sim import spo_connect
+
+    text = render_template("sharepoint/spo_tenant_settings").text
+    calls = [line for line in text.splitlines() if line.strip().startswith("Connect-SPOService -")]
+    assert len(calls) == 2
+    for line in calls:
+        names = {n: True for n in re.findall(r"\s-(\w+)", re.sub(r"\([^)]*\)", "", line))}
+        spo_connect.parameter_set((16, 0, 26712, 12000), names)
+        if "ClientId" in names:
+            assert "Certificate" in names and "CertificateThumbprint" not in names
+            with pytest.raises(TwinError, match="ClientId"):
+                spo_connect.parameter_set((16, 0, 25815, 0), names)
 
 
 def test_tenant_settings_wrong_admin_url(state, world):
@@ -356,6 +445,7 @@ def test_twin_parameters_match_template_parameters():
         src = inspect.getsource(fn)
         read = set(re.findall(r'_(?:param|flag|secure)\(params, "(\w+)"', src))
         if "_sign_in(" in src:
-            read |= {"UserName", "Password", "TenantId", "Thumbprint"}
-            read |= {re.search(r'client_id_param="(\w+)"', src).group(1)}
+            read |= {"UserName", "Password", "TenantId", "Thumbprint", "PnPClientId"}
+        if "_connect_spo(" in src:
+            read |= {"AdminUrl", "UserName", "Password", "ClientId", "TenantId", "Thumbprint"}
         assert read <= declared, (tid, read - declared)

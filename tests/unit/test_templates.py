@@ -124,7 +124,7 @@ def test_secure_parameters_are_securestrings():
     assert decls["AdminUrl"].mandatory and not decls["UserName"].mandatory
     assert decls["LegacyAuthProtocolsEnabled"].type == "nullable[bool]"
     assert {d.name for d in template_params("sharepoint/spo_module")} == {
-        "Apply", "MinimumVersion", "Scope", "OfflineSourcePath"}
+        "Apply", "MinimumVersion", "SignIn", "Scope", "OfflineSourcePath"}
 
 
 def test_param_reader_handles_attributes_defaults_and_comments():
