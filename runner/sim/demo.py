@@ -41,13 +41,21 @@ def simulators() -> Iterator[tuple[Any, Any, Any]]:
     try:
         host = HostSimulator(world=world).start()
         try:
-            # PnP.PowerShell lets the appinv stage find a grant made by hand (present, without effect).
-            host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
+            demo_host(host.state)
             yield world, tenant, host
         finally:
             host.stop()
     finally:
         tenant.stop()
+
+
+def demo_host(state: Any) -> None:
+    """The demo's Windows host: Windows PowerShell 5.1 at the endpoint and PowerShell 7 beside
+    it, where PnP.PowerShell 3.x is installed (it runs nowhere else) and lets the appinv
+    stage look for a grant made by hand."""
+    if state.pwsh_version is None:
+        state.pwsh_version = "7.4.6"
+    state.pwsh_modules.setdefault("PnP.PowerShell", "3.1.0")
 
 
 def sim_params(tenant: Any, host: Any, world: Any) -> dict[str, Any]:
@@ -238,7 +246,7 @@ def serve_sims(*, tenant_port: int, host_port: int, state_dir: Path | None, faul
     world = SimWorld()
     tenant = TenantSimulator(world=world, port=tenant_port, public_names=public_names).start()
     host = HostSimulator(world=world, port=host_port).start()
-    host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
+    demo_host(host.state)
     tenant.control.sources["wsman"] = host.counter.snapshot
     try:
         for args in armed:

@@ -86,6 +86,11 @@ class HostState:
     ps_version: str = "5.1.20348.2849"
     ps_edition: str = "Desktop"                  # "Core" for PowerShell 7
     modules: dict[str, str] = field(default_factory=dict)   # installed module name -> version
+    # PowerShell 7 beside Windows PowerShell (pwsh.exe), and the modules installed for it alone
+    # (its own module folders): Windows PowerShell 5.1 does not see those, PowerShell 7 sees
+    # both (runner/powershell/modules.py). An endpoint with ps_edition "Core" is PowerShell 7.
+    pwsh_version: str | None = None
+    pwsh_modules: dict[str, str] = field(default_factory=dict)
     nuget_provider: bool = False
     psgallery_reachable: bool = True
     gallery: dict[str, str] = field(default_factory=lambda: {

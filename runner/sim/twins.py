@@ -14,13 +14,15 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..powershell.modules import PNP_ACS_READ, pnp_needs_powershell, version_tuple
+from ..powershell.modules import text as version_text
 from ..powershell.result import template_result
 from . import spo_connect
 from .twin_types import HostState, SimSecureString, TwinError, TwinOutput, twin
 from .world import ACSPrincipal, SimWorld
 
 SPO_MODULE = "Microsoft.Online.SharePoint.PowerShell"
-PNP_MODULE = "PnP.PowerShell"
+PNP_MODULE = "PnP.PowerShell"      # what it needs of the host: runner/powershell/modules.py
 NUGET_MINIMUM = (2, 8, 5, 201)
 # where Install-PackageProvider and Install-Module reach out to (HostState.internet records them)
 NUGET_BOOTSTRAP = "https://onegetcdn.azureedge.net/providers/nuget-2.8.5.208.package.swidtag"
@@ -163,6 +165,19 @@ def _module_loadable(state: HostState, cmdlet: str) -> None:
     raise command_not_found(cmdlet)
 
 
+PWSH_PATH = "C:\\Program Files\\PowerShell\\7\\pwsh.exe"
+
+
+def _pwsh_sees(state: HostState) -> dict[str, str]:
+    """The modules PowerShell 7 lists: its own folders and Windows PowerShell's."""
+    return {**state.modules, **state.pwsh_modules}
+
+
+def _endpoint_sees(state: HostState) -> dict[str, str]:
+    """The modules the endpoint lists: Windows PowerShell 5.1 does not see PowerShell 7's."""
+    return _pwsh_sees(state) if state.ps_edition == "Core" else dict(state.modules)
+
+
 def _admin_host(world: SimWorld) -> str:
     return f"{world.sharepoint.tenant_name}-admin.sharepoint.com".lower()
 
@@ -259,17 +274,26 @@ def host_facts(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
         if extra not in names:
             names.append(extra)
     messages = [f"{state.computer_name}: PowerShell {state.ps_version} ({state.ps_edition})"]
+    powershell7 = None
+    known = (SPO_MODULE, PNP_MODULE)
     if state.ps_edition == "Core":
         messages.append("PowerShell 7: the SharePoint Online module loads through Import-Module "
                         "-UseWindowsPowerShell.")
+        powershell7 = {"version": state.ps_version, "path": "endpoint",
+                       "modules": {n: _pwsh_sees(state).get(n) for n in known}}
+    elif state.pwsh_version:
+        messages.append(f"PowerShell {state.pwsh_version} (pwsh) is installed beside Windows PowerShell.")
+        powershell7 = {"version": state.pwsh_version, "path": PWSH_PATH,
+                       "modules": {n: _pwsh_sees(state).get(n) for n in known}}
     facts = {
         "ps_version": state.ps_version,
         "ps_edition": state.ps_edition,
         "computer_name": state.computer_name,
         "os": "Microsoft Windows NT 10.0.20348.0",
-        "modules": {n: state.modules.get(n) for n in names},
+        "modules": {n: _endpoint_sees(state).get(n) for n in names},
         "sharepoint_server_snapin": bool(state.sharepoint_server) and state.ps_edition == "Desktop",
         "nuget_provider": "2.8.5.208" if state.nuget_provider else None,
+        "powershell7": powershell7,
     }
     return TwinOutput(template_result(changed=False, data=facts, messages=messages))
 
@@ -428,12 +452,39 @@ def appinv_verify(state: HostState, world: SimWorld, params: dict[str, Any]) -> 
     app_id = str(_param(params, "AppId", ""))
     scope = _param(params, "Scope", "http://sharepoint/content/tenant")
     right = _param(params, "Right", "FullControl")
-    if PNP_MODULE not in state.modules:
-        raise _thrown("PnP.PowerShell is not installed on this host; the grant cannot be verified here.")
-    _check_admin_url(world, _param(params, "AdminUrl", ""))
-    _sign_in(state, world, params)
-    if not _param(params, "PnPClientId"):
-        raise pnp_management_shell_gone()
+    if _param(params, "Thumbprint"):
+        if not (_param(params, "PnPClientId") and _param(params, "TenantId")):
+            raise _thrown("Certificate sign-in needs PnPClientId, TenantId and Thumbprint together.")
+    elif _param(params, "UserName"):
+        if _secure(params, "Password") is None:
+            raise _thrown("Credential sign-in needs Password (a SecureString) with UserName.")
+    else:
+        raise _thrown("No sign-in given: pass UserName and Password, or PnPClientId, TenantId and Thumbprint.")
+    # where PnP.PowerShell can run: the endpoint under PowerShell 7, else pwsh.exe beside it
+    if state.ps_edition == "Core":
+        ran_in, powershell = "endpoint", state.ps_version
+    elif state.pwsh_version:
+        ran_in, powershell = PWSH_PATH, state.pwsh_version
+    else:
+        raise _thrown(f"PowerShell 7 (pwsh.exe) is not installed on {state.computer_name}; PnP.PowerShell 2.1.0 "
+                      f"and later (Get-PnPAzureACSPrincipal) runs only there.")
+    pnp = _pwsh_sees(state).get(PNP_MODULE)
+    try:        # the template's read: any error comes back as its message alone
+        ps, pnp_v = version_tuple(powershell), version_tuple(pnp)
+        if pnp_v is None or pnp_v < PNP_ACS_READ:
+            has = f"PnP.PowerShell {pnp}" if pnp else "no PnP.PowerShell"
+            raise _thrown(f"PowerShell {powershell} on {state.computer_name} has {has}; Get-PnPAzureACSPrincipal "
+                          f"needs PnP.PowerShell 2.1.0 or later.")
+        needs = pnp_needs_powershell(pnp_v)
+        if needs and ps is not None and ps < needs:
+            raise _thrown(f"PnP.PowerShell {pnp} needs PowerShell {version_text(needs)} or later; "
+                          f"{state.computer_name} has {powershell}.")
+        _check_admin_url(world, _param(params, "AdminUrl", ""))
+        _sign_in(state, world, params)
+        if not _param(params, "PnPClientId"):
+            raise pnp_management_shell_gone()
+    except TwinError as e:
+        raise _thrown(str(e)) from None
 
     with world.lock:
         principal = next((p for p in world.sharepoint.acs_principals.values()
@@ -451,8 +502,9 @@ def appinv_verify(state: HostState, world: SimWorld, params: dict[str, Any]) -> 
     return TwinOutput(template_result(
         changed=False,
         data={"app_id": app_id, "scope": scope, "right": right, "principal_found": principal is not None,
-              "granted_right": granted_right, "allow_app_only": allow_app_only, "granted": granted},
-        messages=[msg]))
+              "granted_right": granted_right, "allow_app_only": allow_app_only, "granted": granted,
+              "pnp_version": pnp, "powershell": powershell, "ran_in": ran_in},
+        messages=[f"Read with PnP.PowerShell {pnp} under PowerShell {powershell} ({ran_in}).", msg]))
 
 
 # --------------------------------------------------------------------------- sharepoint/appinv_server_grant

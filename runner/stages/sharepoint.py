@@ -9,9 +9,11 @@ kind is in powershell.py).
   The stage is SKIPPED as obsolete, in one sentence that names what replaced it; the
   permission request XML is still rendered, validated and kept in the run directory. With
   `manual_steps` (for a vendor that insists) a person gets the exact appinv.aspx steps and
-  the stage is ACTION_REQUIRED until the grant is there. When PnP.PowerShell is on the host
-  it reads the ACS principals (appinv_verify): a grant found is reported as present but
-  without effect, and the stage stays SKIPPED, never OK (it gives no access).
+  the stage is ACTION_REQUIRED until the grant is there. Where PnP.PowerShell 2.1.0 or later
+  can run on the host (PowerShell 7: the endpoint, or pwsh.exe beside Windows PowerShell, as
+  host facts say) it reads the ACS principals (appinv_verify), else it says what the host
+  lacks: a grant found is reported as present but without effect, and the stage stays
+  SKIPPED, never OK (it gives no access).
 
 appinv_grant inputs: backend, app_id, app_domain, admin_url, scope, right, app_only (default
 true), manual_steps (default false); server: site_url, display_name; verification sign-in:
@@ -23,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError, TransportError, stage_input
+from ..powershell.modules import PNP_MODULE, pnp_verdict
 from ..powershell.result import outcome_from
 from ..powershell.templates import ALLOWED_RIGHTS, ALLOWED_SCOPES, render_permission_xml, render_template
 from ..results import Outcome, Status
@@ -157,7 +160,7 @@ def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str, notic
         f"In 'App Domain' make sure it says {app_domain}.",
         "In 'App's Permission Request XML' paste exactly the XML below.",
         "Click Create, then Trust It in the consent dialog.",
-        "Run psrunner again: with PnP.PowerShell on the host it finds the grant, and nothing is left "
+        "Run psrunner again: with PnP.PowerShell in PowerShell 7 on the host it finds the grant, and nothing is left "
         "pending (the grant itself gives no access since ACS was retired).",
     ]
     return {"url": url, "app_id": app, "app_domain": app_domain, "xml": xml, "steps": steps,
@@ -222,7 +225,8 @@ def _without_effect(app_id: Any, verdict: dict[str, Any] | None, scope: str) -> 
 
 def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: str, scope: str, right: str,
             messages: list[str], warnings: list[str]) -> dict[str, Any] | None:
-    """Read the ACS principals with PnP.PowerShell when the host has it. None: not verified."""
+    """Read the ACS principals with PnP.PowerShell where the host can run it (PowerShell 7,
+    by its facts); otherwise say what it lacks. None: not verified."""
 
     params, secure = _credential_params(inputs, client_id_name="PnPClientId")
     if inputs.get("verify") is False:
@@ -233,10 +237,14 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
     try:
         facts = invoke(ctx, render_template("windows/host_facts").text, {"Apply": False},
                        label="windows/host_facts")
-        modules = ((facts.result or {}).get("data") or {}).get("modules") or {}
-        if facts.failed or not modules.get("PnP.PowerShell"):
-            messages.append("not verified: PnP.PowerShell is not installed on the host "
-                            "(Install-Module PnP.PowerShell lets psrunner confirm the grant)")
+        if facts.failed:
+            warnings.append(f"could not verify the grant: reading the host's facts failed: {facts.failure}")
+            return None
+        powershell7 = ((facts.result or {}).get("data") or {}).get("powershell7") or {}
+        why = pnp_verdict(powershell7.get("version"), (powershell7.get("modules") or {}).get(PNP_MODULE))
+        if why:
+            messages.append(f"not verified: {why} (PowerShell 7.4.6 or later with, in pwsh, "
+                            "Install-Module PnP.PowerShell lets psrunner look for the grant)")
             return None
         rendered = render_template("sharepoint/appinv_verify")
         ctx.record_script(rendered.text, "-verify")

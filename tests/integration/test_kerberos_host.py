@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.sim.directory.kerberos import kinit
-from runner.sim.demo import write_sim_params
+from runner.sim.demo import demo_host, write_sim_params
 from runner.sim.host import HostSimulator
 from runner.sim.tenant import TenantSimulator
 from runner.sim.world import SimWorld
@@ -42,7 +42,7 @@ def kerberos_host(realm, tmp_path, monkeypatch):
     with TenantSimulator(world=world) as tenant, \
             HostSimulator(world=world, scheme="http", auth="kerberos", keytab=realm["keytab"],
                           principals=[realm["principal"]]) as host:
-        host.state.modules.setdefault("PnP.PowerShell", "3.1.0")
+        demo_host(host.state)
         params, files = write_sim_params(tmp_path / "sim", tenant, host, world)
         args = ["--params-file", str(params), "-p", "host_user=", "-p", f"host_kerberos_name={realm['name']}",
                 *(a for k, v in files.items() if k != "host_password" for a in ("--secret-file", f"{k}={v}"))]

@@ -99,7 +99,7 @@ SCENARIOS = {
         {"AdminUrl": ADMIN, "UserName": HostState().spo_admin_user, "Password": Secret(SPO_PASSWORD),
          "DisableCustomAppAuthentication": False}),
     "sharepoint/appinv_verify": (
-        lambda sim: sim.state.modules.update({"PnP.PowerShell": "3.1.0"}),
+        lambda sim: pnp_in_pwsh(sim),
         {"AdminUrl": ADMIN, "AppId": APP, "PnPClientId": APP, "UserName": HostState().spo_admin_user,
          "Password": Secret(SPO_PASSWORD)}),
     "sharepoint/appinv_server_grant": (
@@ -475,6 +475,12 @@ def grant_inputs(**over):
     return base
 
 
+def pnp_in_pwsh(sim):
+    """PowerShell 7 beside Windows PowerShell, with PnP.PowerShell 3.1.0 installed for it."""
+    sim.state.pwsh_version = "7.4.6"
+    sim.state.pwsh_modules["PnP.PowerShell"] = "3.1.0"
+
+
 def test_online_grant_is_skipped_as_obsolete_with_its_xml_kept(sim, conn):
     """SharePoint Online by default: nothing for a person, one sentence on what replaced the
     grant, and the permission request XML still rendered and kept (issue 10 item 4)."""
@@ -490,7 +496,7 @@ def test_online_grant_is_skipped_as_obsolete_with_its_xml_kept(sim, conn):
 
 
 def test_online_grant_found_is_present_but_without_effect_never_ok(sim, conn):
-    sim.state.modules["PnP.PowerShell"] = "3.1.0"
+    pnp_in_pwsh(sim)
     sim.world.sharepoint.acs_principals[APP] = ACSPrincipal(APP, "Backup", "backup.example.com")
     for manual in (False, True):
         out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=manual), apply=True)
@@ -514,8 +520,23 @@ def test_online_grant_hands_exact_steps_to_a_person_when_asked(sim, conn):
     assert [t for n, t in ctx.scripts if n == ".xml"] == [a["xml"]]
 
 
+@pytest.mark.parametrize("where,pwsh,said", [
+    ("windows-powershell", None, "not verified: this host has no PowerShell 7 (pwsh), and PnP.PowerShell 2.1.0 or "
+                                 "later (Get-PnPAzureACSPrincipal) under PowerShell 7.2.0 or later runs nowhere else"),
+    ("pwsh", "7.2.1", "not verified: PnP.PowerShell 3.1.0 needs PowerShell 7.4.6 or later; this host has 7.2.1"),
+])
+def test_online_grant_says_where_pnp_cannot_run(sim, conn, where, pwsh, said):
+    """PnP.PowerShell 3.1.0 in Windows PowerShell's folders under the 5.1 endpoint: it cannot
+    load there, and the stage said "not installed", which was false."""
+    (sim.state.modules if where == "windows-powershell" else sim.state.pwsh_modules)["PnP.PowerShell"] = "3.1.0"
+    sim.state.pwsh_version = pwsh
+    out, ctx = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=True), apply=False)
+    assert out.outputs["verified"] is False and "-verify" not in [n for n, _ in ctx.scripts]   # never sent
+    assert any(m.startswith(said) for m in out.messages), out.messages
+
+
 def test_online_grant_verified_with_pnp(sim, conn):
-    sim.state.modules["PnP.PowerShell"] = "3.1.0"
+    pnp_in_pwsh(sim)
     out, ctx = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=True), apply=False)
     assert out.status is Status.ACTION_REQUIRED and out.outputs["verified"] is True
     assert out.outputs["granted"] is False
@@ -528,14 +549,14 @@ def test_online_grant_verified_with_pnp(sim, conn):
 
 
 def test_online_grant_verification_needs_a_pnp_app(sim, conn):
-    sim.state.modules["PnP.PowerShell"] = "3.1.0"
+    pnp_in_pwsh(sim)
     out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(pnp_client_id="", manual_steps=True), apply=True)
     assert out.status is Status.ACTION_REQUIRED and out.outputs["verified"] is False
     assert any("AADSTS700016" in w for w in out.warnings)
 
 
 def test_online_grant_verification_failure_keeps_the_action(sim, conn):
-    sim.state.modules["PnP.PowerShell"] = "3.1.0"
+    pnp_in_pwsh(sim)
     out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(password=Secret("Wrong-Spo-Pass-9"), manual_steps=True),
                        apply=True)
     assert out.status is Status.ACTION_REQUIRED and out.action

@@ -349,14 +349,58 @@ def test_tenant_settings_wrong_admin_url(state, world):
 
 # --------------------------------------------------------------------------- appinv_verify
 
-def test_appinv_verify_needs_pnp(state, world):
-    with pytest.raises(TwinError, match="PnP.PowerShell is not installed"):
-        twins.appinv_verify(state, world, {"AdminUrl": ADMIN, "AppId": APP, **creds(state)})
+PNP = "PnP.PowerShell"
+
+
+def verify_params(state, **extra):
+    return {"Apply": False, "AdminUrl": ADMIN, "AppId": APP, "PnPClientId": APP, **creds(state), **extra}
+
+
+def test_appinv_verify_under_windows_powershell_needs_powershell_7(state, world):
+    """PnP.PowerShell 2.1.0 and later runs under PowerShell 7 only: a module in Windows
+    PowerShell's folders does not make the read possible there (the twin let it run)."""
+    state.modules[PNP] = "3.1.0"
+    with pytest.raises(TwinError) as e:
+        twins.appinv_verify(state, world, verify_params(state))
+    assert str(e.value) == ("PowerShell 7 (pwsh.exe) is not installed on WIN-SIM01; PnP.PowerShell 2.1.0 and later "
+                            "(Get-PnPAzureACSPrincipal) runs only there.")
+
+
+@pytest.mark.parametrize("pwsh,pnp,message", [
+    ("7.4.6", None, "PowerShell 7.4.6 on WIN-SIM01 has no PnP.PowerShell; Get-PnPAzureACSPrincipal needs "
+                    "PnP.PowerShell 2.1.0 or later."),
+    ("7.4.6", "1.12.0", "PowerShell 7.4.6 on WIN-SIM01 has PnP.PowerShell 1.12.0; Get-PnPAzureACSPrincipal needs "
+                        "PnP.PowerShell 2.1.0 or later."),
+    ("7.2.1", "3.1.0", "PnP.PowerShell 3.1.0 needs PowerShell 7.4.6 or later; WIN-SIM01 has 7.2.1."),
+])
+def test_appinv_verify_in_pwsh_names_what_the_host_lacks(state, world, pwsh, pnp, message):
+    state.pwsh_version = pwsh
+    if pnp:
+        state.pwsh_modules[PNP] = pnp
+    with pytest.raises(TwinError) as e:
+        twins.appinv_verify(state, world, verify_params(state))
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("edition,where", [("Desktop", "pwsh"), ("Core", "endpoint")])
+def test_appinv_verify_runs_where_pnp_can(state, world, edition, where):
+    if edition == "Core":
+        state.ps_edition, state.ps_version = "Core", "7.4.6"
+    else:
+        state.pwsh_version = "7.4.6"
+    state.pwsh_modules[PNP] = "3.1.0"
+    data = twins.appinv_verify(state, world, verify_params(state)).result["data"]
+    assert data["ran_in"] == (twins.PWSH_PATH if where == "pwsh" else "endpoint")
+    assert data["pnp_version"] == "3.1.0" and data["powershell"] == "7.4.6"
+    facts = twins.host_facts(state, world, {"Apply": False}).result["data"]
+    assert facts["powershell7"]["version"] == "7.4.6" and facts["powershell7"]["modules"][PNP] == "3.1.0"
+    assert facts["modules"][PNP] == ("3.1.0" if edition == "Core" else None)   # 5.1 does not see it
 
 
 def test_appinv_verify_reads_acs_principals(state, world):
-    state.modules["PnP.PowerShell"] = "3.1.0"
-    params = {"Apply": False, "AdminUrl": ADMIN, "AppId": APP, "PnPClientId": APP, **creds(state)}
+    state.pwsh_version = "7.4.6"
+    state.pwsh_modules[PNP] = "3.1.0"
+    params = verify_params(state)
     out = twins.appinv_verify(state, world, params)
     assert out.result["data"]["granted"] is False and out.result["data"]["principal_found"] is False
     world.sharepoint.acs_principals[APP] = ACSPrincipal(APP, "Backup", right="Read")
@@ -370,7 +414,8 @@ def test_appinv_verify_reads_acs_principals(state, world):
 
 
 def test_appinv_verify_without_a_pnp_client_id_meets_the_removed_management_shell(state, world):
-    state.modules["PnP.PowerShell"] = "3.1.0"
+    state.pwsh_version = "7.4.6"
+    state.pwsh_modules[PNP] = "3.1.0"
     with pytest.raises(TwinError) as e:
         twins.appinv_verify(state, world, {"Apply": False, "AdminUrl": ADMIN, "AppId": APP, **creds(state)})
     assert str(e.value).startswith("AADSTS700016") and twins.PNP_MANAGEMENT_SHELL in str(e.value)
