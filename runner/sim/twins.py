@@ -206,29 +206,18 @@ def _check_thumbprint(state: HostState, thumbprint: str) -> None:
 
 
 def _check_credential(state: HostState, user: str, password: str | None) -> None:
-    if password is None:
-        raise _thrown("Credential sign-in needs Password (a SecureString) with UserName.")
     if user.lower() != state.spo_admin_user.lower() or password != state.spo_admin_password:
         raise idcrl_sign_in_failed()
 
 
-def _sign_in(state: HostState, world: SimWorld, params: dict[str, Any]) -> str:
-    """appinv_verify's Connect-PnPOnline sign-in (a thumbprint first, then a credential).
-    Returns 'certificate' or 'credential'."""
-    client_id = _param(params, "PnPClientId", "") or ""
-    tenant = _param(params, "TenantId", "") or ""
-    thumbprint = _param(params, "Thumbprint", "") or ""
-    user = _param(params, "UserName", "") or ""
-    if thumbprint:
-        if not (client_id and tenant):
-            raise _thrown("Certificate sign-in needs PnPClientId, TenantId and Thumbprint together.")
-        _check_tenant(world, tenant)
-        _check_thumbprint(state, thumbprint)
-        return "certificate"
-    if user:
-        _check_credential(state, user, _secure(params, "Password"))
-        return "credential"
-    raise _thrown("No sign-in given: pass UserName and Password, or PnPClientId, TenantId and Thumbprint.")
+def _sign_in(state: HostState, world: SimWorld, params: dict[str, Any]) -> None:
+    """appinv_verify's Connect-PnPOnline: with the certificate when a thumbprint is given,
+    else the credential (the template checked beforehand that what each needs is there)."""
+    if _param(params, "Thumbprint"):
+        _check_tenant(world, _param(params, "TenantId", ""))
+        _check_thumbprint(state, _param(params, "Thumbprint", ""))
+    else:
+        _check_credential(state, _param(params, "UserName", ""), _secure(params, "Password"))
 
 
 def _connect_spo(state: HostState, world: SimWorld, params: dict[str, Any]) -> str | None:
