@@ -10,6 +10,8 @@
     export PSRUNNER_LIVE_HOST_KERBEROS_NAME=mgmt01.contoso.local     # when HOST is an address or alias
     export PSRUNNER_LIVE_SPO_USER=admin@contoso.onmicrosoft.com      # optional
     export PSRUNNER_LIVE_SPO_PASSWORD=...
+    export PSRUNNER_LIVE_SPO_CLIENT_ID=<app id>                      # optional, instead of SPO_USER:
+    export PSRUNNER_LIVE_SPO_THUMBPRINT=<thumbprint>                 # its certificate in a store of HOST
     export PSRUNNER_LIVE_APP_UNIQUE_NAME=psrunner-live-test          # default
     pytest -m live tests/live
 
@@ -27,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from runner import api
+from runner.powershell.modules import version_tuple
 from runner.results import RunStatus, Status
 from runner.secrets import Secret
 
@@ -54,6 +57,7 @@ def live_params():
         "host_auth": _env("HOST_AUTH", "negotiate"), "host_user": _env("HOST_USER"),
         "host_kerberos_name": _env("HOST_KERBEROS_NAME"),
         "spo_user": _env("SPO_USER"),
+        "spo_client_id": _env("SPO_CLIENT_ID"), "spo_thumbprint": _env("SPO_THUMBPRINT"),
     }
     values, _ = api.resolve_params(rb, {k: v for k, v in given.items() if v}, environ={})
     for name in ("HOST_PASSWORD", "SPO_PASSWORD", "GRAPH_CERTIFICATE_PASSWORD"):
@@ -72,6 +76,12 @@ def test_plan_run_rerun_converge(live_params, tmp_path):
     assert first.status in (RunStatus.SUCCEEDED, RunStatus.ACTION_REQUIRED), \
         [(s.id, s.error) for s in first.stages if s.error]
     app_id = first.stage("application").outputs["app_id"]
+    powershell7 = first.stage("host-facts").outputs.get("powershell7")
+    assert powershell7 is None or powershell7["version"].startswith("7.")     # pwsh answered, or is not there
+    if values.get("spo_client_id"):          # certificate sign-in: its module release, the store named
+        module = first.stage("spo-module").outputs
+        assert module["sign_in"] == "certificate" and version_tuple(module["minimum_version"]) >= (16, 0, 26712, 12000)
+        assert first.stage("spo-settings").outputs["certificate_store"] in ("CurrentUser", "LocalMachine")
     assert first.stage("consent").outputs.get("missing") in ([], None)
 
     second = api.run(rb, values, state_dir=tmp_path)
