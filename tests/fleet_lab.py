@@ -47,9 +47,10 @@ def _toml(value: Any) -> str:
 
 
 @contextlib.contextmanager
-def fleet_lab(base: Path, n: int, *, deadline: float = 60, groups: dict[str, list[int]] | None = None
-              ) -> Iterator[FleetLab]:
-    """`n` simulated targets t01..tNN; `groups` puts target numbers in named groups."""
+def fleet_lab(base: Path, n: int, *, deadline: float = 60, groups: dict[str, list[int]] | None = None,
+              deadlines: dict[int, float] | None = None) -> Iterator[FleetLab]:
+    """`n` simulated targets t01..tNN; `groups` puts target numbers in named groups;
+    `deadlines` gives some target numbers a deadline of their own."""
     base.mkdir(parents=True, exist_ok=True)
     sims: list[SimTarget] = []
     env: dict[str, str] = {}
@@ -72,6 +73,8 @@ def fleet_lab(base: Path, n: int, *, deadline: float = 60, groups: dict[str, lis
             member = [g for g, nums in (groups or {}).items() if i in nums]
             lines += [f"[targets.{name}]", f"groups = [{', '.join(_toml(g) for g in member)}]",
                       "params = { " + ", ".join(f"{k} = {_toml(v)}" for k, v in plain.items()) + " }"]
+            if i in (deadlines or {}):
+                lines.append(f"deadline = {deadlines[i]}")
             refs = []
             for k, v in params.items():
                 if not isinstance(v, Secret):
