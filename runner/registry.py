@@ -83,6 +83,8 @@ KINDS: dict[str, KindSpec] = {k.name: k for k in [
     KindSpec("sharepoint.appinv_grant", "runner.stages.sharepoint", "appinv_grant", "psrp", True,
              summary="grant tenant-scope app-only rights (appinv.aspx / SharePoint Server)",
              check="check_grant_inputs"),
+    KindSpec("sharepoint.read_settings", "runner.stages.spo_settings", "read_settings", "psrp",
+             summary="read the SharePoint Online tenant settings and say what they mean (read-only)"),
 ]}
 
 

@@ -37,6 +37,10 @@ naming the file, the key and what is allowed, never a half-run. Unknown keys are
     concurrent = false                 # true: runs alongside the stage before it, using
                                        # nothing that one leaves (stage_thread.py)
 
+    [[notices]]                        # a platform fact with its date and source; or one a
+    id = "idcrl-blocked"               #   built-in runbook keeps, by id (written once):
+    of = "m365-backup-access"
+
 References (runner/refs.py): `${params.NAME}`, `${stages.ID.outputs.KEY}`,
 `${stages.ID.status}`, `${stages.ID.diff.before}` / `.after`, `${run.id}`, optionally piped
 through a derivation (`${params.tenant|spo_admin_url}`). A string that is exactly one

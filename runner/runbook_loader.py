@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ PARAM_KEYS = {"type", "required", "required_if", "default", "pattern", "help", "
 STAGE_KEYS = {"id", "title", "kind", "template", "vars", "inputs", "when", "on_failure",
               "timeout", "target", "explain", "concurrent"}
 NOTICE_KEYS = {"id", "title", "date", "applies", "says", "instead", "source"}
+BORROWED_NOTICE_KEYS = {"id", "of"}   # a notice another built-in runbook declares, named by its id
 
 
 def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path | None = None) -> Runbook:
@@ -353,6 +355,8 @@ class _Validator:
     def notice(self, i: int, spec: Any, params: dict[str, Param]) -> Notice:
         if not isinstance(spec, dict):
             self.fail(f"notices[{i}]", "must be a table", None)
+        if "of" in spec:
+            spec = self.borrowed_notice(i, spec)
         self.keys(spec, NOTICE_KEYS, f"notices[{i}].")
         applies = spec.get("applies")
         if applies is not None:
@@ -366,6 +370,20 @@ class _Validator:
                       says=self.req_str(spec, "says", f"notices[{i}]."),
                       instead=self.req_str(spec, "instead", f"notices[{i}]."),
                       source=self.req_str(spec, "source", f"notices[{i}]."), applies=applies)
+
+    def borrowed_notice(self, i: int, spec: dict[str, Any]) -> dict[str, Any]:
+        """`{ id = "idcrl-blocked", of = "m365-backup-access" }`: the notice as that built-in
+        runbook declares it, so a platform fact is written once, where it is kept up to date."""
+        self.keys(spec, BORROWED_NOTICE_KEYS, f"notices[{i}].")
+        lender, nid = spec.get("of"), self.req_str(spec, "id", f"notices[{i}].")
+        file = resources.files("runner") / "runbooks" / f"{lender}.toml"
+        if not (isinstance(lender, str) and STAGE_ID_RE.match(lender) and file.is_file()):
+            self.fail(f"notices[{i}].of", f"{lender!r} is not a built-in runbook", None)
+        found = [n for n in tomllib.loads(file.read_text(encoding="utf-8")).get("notices", [])
+                 if isinstance(n, dict) and n.get("id") == nid]
+        if not found:
+            self.fail(f"notices[{i}].id", f"built-in runbook {lender} has no notice {nid!r}", None)
+        return found[0]
 
     def refs(self, value: Any, where: str, params: dict[str, Param], earlier: list[str]) -> None:
         for ref, derive in iter_refs(value):

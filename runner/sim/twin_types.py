@@ -110,6 +110,9 @@ class HostState:
     # "CurrentUser" or "LocalMachine" (Cert:\<store>\My); the app-only sign-ins use them
     certificates: dict[str, str] = field(default_factory=dict)
     invocations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (template id, params)
+    # every Set-SPOTenant the host ran, as {setting: value}, in order (the proof a reading
+    # runbook wrote nothing to the tenant)
+    set_spo_tenant: list[dict[str, bool]] = field(default_factory=list)
     # seconds a template's twin takes before it acts, like a slow Install-Module; a stopped
     # pipeline (Ctrl-C, deadline) ends the wait and the twin does nothing
     delays: dict[str, float] = field(default_factory=dict)

@@ -405,6 +405,7 @@ def spo_tenant_settings(state: HostState, world: SimWorld, params: dict[str, Any
                 messages.append(f"Would set {name} from {before[name]} to {want}.")
                 continue
             # Set-SPOTenant: the platform ignores enabling IDCRL legacy auth once it is blocked.
+            state.set_spo_tenant.append({name: want})
             if not (name == "LegacyAuthProtocolsEnabled" and want and sp.legacy_auth_blocked):
                 setattr(sp, TENANT_ATTR[name], want)
             now = bool(getattr(sp, TENANT_ATTR[name]))

@@ -99,6 +99,7 @@ class GraphTarget(Protocol):
     signin: SignInSettings
     client: GraphClient
     facts: Facts                     # what this run has read or written in the tenant
+    tenant_id: str                   # the tenant's id (from the token once signed in)
 
     def begin_stage(self, deadline: float | None) -> None:
         """A fresh cancel flag and the stage's deadline for every call that follows."""

@@ -79,7 +79,7 @@ def find_application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 def verify_access(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """inputs:  unique_name (the application), profile / permissions (as the application stage
              takes them), warn_days (default 30)
-    outputs: app_id, sp_id, consented, missing, credentials [{type, name, expires, days_left}],
+    outputs: app_id, tenant_id, sp_id, consented, missing, credentials [{type, name, expires, days_left}],
              sign_in ("secret" | "certificate" | None), roles (in the token), checks, headline"""
     from ..graph import consent as op
     from ..graph import service_principal as sp_op
@@ -109,7 +109,7 @@ def verify_access(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if app is None:
         return failed(f"no application with unique name {unique!r} in the tenant")
     app_id = str(app.get("appId"))
-    outputs["app_id"] = app_id
+    outputs.update(app_id=app_id, tenant_id=conn.tenant_id)
     checks.append(f"application {app.get('displayName')!r} ({app_id}) exists")
     sp = sp_op.read(conn.client, conn.facts, app_id, apply=False)
     if sp is None:

@@ -1,7 +1,8 @@
 """m365-access-verify and m365-rotate-credential against the tenant simulator over real msal and
 requests, after m365-backup-access onboarded the application: the application really signs
-in with its own secret; a rotation hands a new secret over once and retires the old one only
-when asked, and only what a newer one replaces."""
+in with its own secret; with a host, the SharePoint settings are read over real pypsrp and
+never set; a rotation hands a new secret over once and retires the old one only when asked,
+and only what a newer one replaces."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ class Tenant:
         self.world, self.tenant, self.host, self.tmp = world, tenant, host, tmp
         self.state_dir = tmp / "state"
 
-    def run(self, runbook: str, mode: str = "run", **extra: Any):
+    def run(self, runbook: str, mode: str = "run", *, with_host: bool = True, **extra: Any):
         rb = api.load_runbook(runbook)
-        given = {k: v for k, v in sim_params(self.tenant, self.host, self.world).items() if k in rb.params}
+        given = {k: v for k, v in sim_params(self.tenant, self.host, self.world).items() if k in rb.params
+                 and (with_host or not k.startswith(("host", "spo_")))}
         if "credential" in rb.params and "credential" not in extra:
             given.pop("credential", None)
         values, _ = api.resolve_params(rb, {**given, **extra})
@@ -89,6 +91,86 @@ def test_verify_names_what_is_wrong(onboarded: Tenant):
         assert "AADSTS7000215" in res.headline
     finally:
         secret_file.write_text(value)
+
+
+SETTINGS_READ = ("The SharePoint settings do not stand in the backup application's way: legacy sign-in is off "
+                 "(refused for good since 2026-05-01 whatever it says), custom app authentication is allowed "
+                 "(it only gated ACS app-only, retired on 2026-04-02).")
+
+
+def _settings_reads(host) -> list[dict[str, Any]]:
+    return [p for tid, p in host.state.invocations if tid == "sharepoint/spo_tenant_settings"]
+
+
+@pytest.mark.parametrize("mode", ["plan", "run"])
+def test_verify_reads_the_sharepoint_settings_and_says_what_they_mean(onboarded: Tenant, mode: str):
+    reads = len(_settings_reads(onboarded.host))
+    res = onboarded.run("m365-access-verify", mode)
+    assert res.status == RunStatus.SUCCEEDED, res.stage("sharepoint-settings").error
+    st = res.stage("sharepoint-settings")
+    assert st.status.value == "ok" and st.outputs["settings"] == {
+        "LegacyAuthProtocolsEnabled": False, "DisableCustomAppAuthentication": False}   # as onboarding set them
+    assert res.headline == (f"m365-backup-access can work: 46 permissions consented, signs in with its secret, the "
+                            f"next credential expires in {res.stage('verify').outputs['credentials'][0]['days_left']} "
+                            f"days. {SETTINGS_READ}")
+    assert st.messages == [
+        "LegacyAuthProtocolsEnabled is False: SharePoint Online refuses legacy (IDCRL) sign-in for good since "
+        "2026-05-01; the backup application signs in with modern authentication and does not need it.",
+        "DisableCustomAppAuthentication is False: it only ever gated ACS app-only tokens, retired on 2026-04-02; "
+        "an application signing in with a certificate reaches SharePoint whatever it says."]
+    assert [n["id"] for n in res.notices] == ["idcrl-blocked", "custom-app-auth"]   # m365-backup-access's own
+    (sent,) = _settings_reads(onboarded.host)[reads:]
+    assert sent["Apply"] is False and sent["TenantId"] == onboarded.world.tenant_id
+    assert not {"LegacyAuthProtocolsEnabled", "DisableCustomAppAuthentication"} & set(sent)
+
+
+def test_verify_never_sets_a_sharepoint_setting_even_where_one_differs(onboarded: Tenant):
+    sp, host = onboarded.world.sharepoint, onboarded.host.state
+    sets = len(host.set_spo_tenant)
+    sp.legacy_auth_protocols_enabled, sp.disable_custom_app_authentication = True, True
+    try:
+        for mode in ("plan", "run"):
+            res = onboarded.run("m365-access-verify", mode)
+            st = res.stage("sharepoint-settings")
+            assert st.status.value == "ok" and not st.changed
+            assert st.outputs["settings"] == {"LegacyAuthProtocolsEnabled": True, "DisableCustomAppAuthentication": True}
+            assert st.messages[0].startswith("LegacyAuthProtocolsEnabled is True: the tenant still says legacy "
+                                             "sign-in is allowed, but SharePoint Online refuses")
+            assert "legacy sign-in is on (refused for good since 2026-05-01 whatever it says), custom app " \
+                   "authentication is disabled" in res.headline
+        assert host.set_spo_tenant[sets:] == []                         # the host ran no Set-SPOTenant
+        assert (sp.legacy_auth_protocols_enabled, sp.disable_custom_app_authentication) == (True, True)
+    finally:
+        sp.legacy_auth_protocols_enabled, sp.disable_custom_app_authentication = False, False
+    # the record is no formality: the backup runbook, asked for other values, is seen setting them
+    onboarded.run("m365-backup-access", credential="secret", legacy_auth=False, disable_custom_app_auth=True)
+    assert host.set_spo_tenant[sets:] == [{"DisableCustomAppAuthentication": True}]
+    onboarded.run("m365-backup-access", credential="secret", legacy_auth=False)
+
+
+def test_verify_without_a_host_checks_the_application_alone(onboarded: Tenant):
+    reads = len(_settings_reads(onboarded.host))
+    for mode in ("plan", "run"):
+        res = onboarded.run("m365-access-verify", mode, with_host=False)
+        assert res.status == RunStatus.SUCCEEDED
+        st = res.stage("sharepoint-settings")
+        assert st.status.value == "skipped"
+        assert "no Windows host is given (-p host=NAME), and the SharePoint settings are read on one" in st.messages[0]
+        assert res.headline.startswith("m365-backup-access can work: ") and "SharePoint" not in res.headline
+    assert len(_settings_reads(onboarded.host)) == reads
+
+
+def test_verify_says_when_the_host_cannot_read_the_settings(onboarded: Tenant):
+    modules = onboarded.host.state.modules
+    version = modules.pop("Microsoft.Online.SharePoint.PowerShell")
+    try:
+        res = onboarded.run("m365-access-verify")
+    finally:
+        modules["Microsoft.Online.SharePoint.PowerShell"] = version
+    st = res.stage("sharepoint-settings")
+    assert st.status.value == "failed" and st.error["exit_code"] == 1
+    assert res.headline == ("Failed: the SharePoint settings cannot be read: Microsoft.Online.SharePoint.PowerShell "
+                            "is not installed on the host (m365-backup-access installs it)")
 
 
 def test_rotate_hands_over_once_and_retires_only_what_a_newer_one_replaces(onboarded: Tenant):

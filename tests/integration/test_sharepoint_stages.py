@@ -730,3 +730,22 @@ def test_ntlm_over_http_with_message_encryption(spy):
         assert not inv.failed, inv.failure
         assert seen[0]["Password"].value == SPO_PASSWORD
         assert s.counter.encrypted == s.counter.requests > 0     # every envelope sealed
+
+
+# --------------------------------------------------------------------------- sharepoint.read_settings
+
+def test_read_settings_takes_no_value_to_set_and_sends_nothing(sim, conn):
+    from runner.stages.spo_settings import read_settings
+    inputs = {"admin_url": ADMIN, "user_name": HostState().spo_admin_user, "password": Secret(SPO_PASSWORD)}
+    for name in ("LegacyAuthProtocolsEnabled", "DisableCustomAppAuthentication"):
+        with pytest.raises(InputError) as e:
+            run_stage(read_settings, conn, {**inputs, name: False}, apply=True)
+        assert e.value.input == name and "only reads" in str(e.value)
+    with pytest.raises(InputError) as e:
+        run_stage(read_settings, conn, {"admin_url": ADMIN}, apply=True)
+    assert "needs the admin URL and a sign-in" in str(e.value)
+    assert sim.counter.requests == 0
+    out, _ = run_stage(read_settings, conn, {**inputs, "tenant_id": Unknown("stages.verify.outputs.tenant_id"),
+                                             "thumbprint": "A" * 40}, apply=False)
+    assert out.changed is False and out.messages == ["would read the SharePoint settings once tenant_id is known"]
+    assert sim.counter.requests == 0

@@ -172,6 +172,19 @@ def test_show_prints_each_notice_with_its_source():
     assert lines[i + 1] == "      source: Microsoft Learn, the retirement page"
 
 
+def test_a_notice_is_borrowed_from_a_built_in_runbook_by_its_id():
+    main = {n.id: n for n in Catalog().load("m365-backup-access").notices}
+    rb = parse(GOOD + '[[notices]]\nid = "idcrl-blocked"\nof = "m365-backup-access"\n', "t.toml")
+    assert rb.notices == (main["idcrl-blocked"],)                  # the one text, not a copy to keep up
+    for spec, where, msg in [
+            ('id = "nope"\nof = "m365-backup-access"', "notices[0].id", "built-in runbook m365-backup-access has no notice 'nope'"),
+            ('id = "idcrl-blocked"\nof = "../m365-backup-access"', "notices[0].of", "'../m365-backup-access' is not a built-in runbook"),
+            ('id = "idcrl-blocked"\nof = "m365-backup-access"\ndate = "2026-05-02"', "notices[0].date", "unknown key")]:
+        with pytest.raises(RunbookError) as e:
+            parse(GOOD + "[[notices]]\n" + spec + "\n", "t.toml")
+        assert str(e.value).startswith(f"t.toml: {where}: {msg}"), str(e.value)
+
+
 def test_the_main_runbook_notices_carry_the_dates_and_names_their_sources_give():
     """Dates and names as the sources cited in each notice give them (issue 10 item 10)."""
     rb = Catalog().load("m365-backup-access")
