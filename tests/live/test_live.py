@@ -96,3 +96,12 @@ def test_plan_run_rerun_converge(live_params, tmp_path):
     assert grant.status == Status.SKIPPED and grant.action is None, grant.messages
     assert (Path(second.run_dir) / "scripts" / "appinv-grant.xml").is_file()
     assert second.status == RunStatus.SUCCEEDED, [(s.id, s.status, s.messages[:1]) for s in second.stages]
+    # m365-access-verify on the same host reads what the run left, and sets nothing (issue 8)
+    verify_rb = api.load_runbook("m365-access-verify")
+    verify_values, _ = api.resolve_params(verify_rb, {k: v for k, v in values.items() if k in verify_rb.params},
+                                          environ={})
+    verify = api.run(verify_rb, verify_values, state_dir=tmp_path)
+    read = verify.stage("sharepoint-settings")
+    assert read.status == Status.OK, (read.messages, read.error)
+    assert read.outputs["settings"] == second.stage("spo-settings").diff["after"]
+    assert verify.metrics.get("graph_writes", 0) == 0
