@@ -124,6 +124,9 @@ def resolve_params(runbook: Runbook, given: dict[str, Any], *,
             try:
                 derived = resolve_value(val, {"params": values}, where=f"params.{name}")
             except InputError as e:      # asked for now, before any sign-in or connection
+                if name in _idle_params(runbook, values)[1]:    # e.g. the admin URL, with no host
+                    del values[name]
+                    continue
                 if ask is not None:
                     values[name] = _asked(p, ask, why=e.message)
                     continue
@@ -262,18 +265,7 @@ def _refuse_unused_params(runbook: Runbook, values: dict[str, Any], unused: set[
     from an environment set once for every kind of run."""
     if not unused:
         return
-
-    def names(*values: Any) -> set[str]:
-        found = {ref.split(".")[1] for v in values for ref, _ in iter_refs(v) if ref.startswith("params.")}
-        return found | {n for v in values if isinstance(v, str) for n in _PARAM_NAME.findall(v)}
-
-    idle: set[str] = set()
-    busy: set[str] = set()
-    for name, target in runbook.targets.items():
-        (idle if name in unused else busy).update(names(target.settings, target.when or ""))
-    for stage in runbook.stages:
-        (idle if stage.target in unused else busy).update(names(stage.inputs, stage.vars, stage.when or ""))
-    given = [n for n in sorted(idle - busy) if n in values and not runbook.params[n].secret
+    given = [n for n in sorted(_idle_params(runbook, values)[1]) if n in values and not runbook.params[n].secret
              and values[n] != _default_of(runbook.params[n], values)]
     if given:
         reason = "; ".join(runbook.targets[t].unused or f"target {t} is not used" for t in sorted(unused))
@@ -281,6 +273,22 @@ def _refuse_unused_params(runbook: Runbook, values: dict[str, Any], unused: set[
         raise ParamError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} only used on what this run "
                          f"leaves out: {reason}", param=given[0],
                          hint=f"give what the run needs for it, or leave out {flags}")
+
+
+def _idle_params(runbook: Runbook, values: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(the targets this run leaves unused, the parameters only they or their stages read)."""
+    def names(*values: Any) -> set[str]:
+        found = {ref.split(".")[1] for v in values for ref, _ in iter_refs(v) if ref.startswith("params.")}
+        return found | {n for v in values if isinstance(v, str) for n in _PARAM_NAME.findall(v)}
+
+    unused = {n for n, t in runbook.targets.items() if not t.used(values)}
+    idle: set[str] = set()
+    busy: set[str] = set()
+    for name, target in runbook.targets.items():
+        (idle if name in unused else busy).update(names(target.settings, target.when or ""))
+    for stage in runbook.stages:
+        (idle if stage.target in unused else busy).update(names(stage.inputs, stage.vars, stage.when or ""))
+    return unused, idle - busy
 
 
 def _default_of(p: Param, values: dict[str, Any]) -> Any:

@@ -110,6 +110,17 @@ inputs = { path = "/tmp/x" }
     assert values["admin_url"] == "https://fabrikam-admin.sharepoint.com"
 
 
+def test_an_admin_url_only_the_host_would_use_is_not_needed_without_a_host():
+    from runner.catalog import Catalog
+    rb = Catalog().load("m365-access-verify")
+    tenant = {"tenant": "8f7c1b2a-3d4e-4f50-9a6b-7c8d9e0f1a2b"}
+    values, _ = resolve_params(rb, tenant, environ={})         # the application is checked alone
+    assert "admin_url" not in values
+    with pytest.raises(ParamError) as e:
+        resolve_params(rb, {**tenant, "host": "mgmt01.contoso.com"}, environ={})
+    assert e.value.param == "admin_url"
+
+
 def test_secret_from_environment_file_and_prompt(tmp_path):
     values, sources = resolve_params(RB, {"tenant": "c.onmicrosoft.com"}, environ={"TEST_PASSWORD": "from-env"})
     assert isinstance(values["password"], Secret) and values["password"].reveal() == "from-env"
