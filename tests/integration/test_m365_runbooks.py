@@ -148,6 +148,22 @@ def test_verify_never_sets_a_sharepoint_setting_even_where_one_differs(onboarded
     onboarded.run("m365-backup-access", credential="secret", legacy_auth=False)
 
 
+def test_verify_reads_the_settings_app_only_with_a_certificate_from_the_machine_store(onboarded: Tenant):
+    thumbprint = "AB" * 20
+    onboarded.host.state.certificates[thumbprint] = "LocalMachine"
+    reads = len(_settings_reads(onboarded.host))
+    try:
+        res = onboarded.run("m365-access-verify", spo_user="", spo_client_id=onboarded.app()["appId"],
+                            spo_thumbprint=thumbprint)
+    finally:
+        del onboarded.host.state.certificates[thumbprint]
+    st = res.stage("sharepoint-settings")
+    assert st.status.value == "ok", st.error
+    assert st.messages[0] == f"Signed in with certificate {thumbprint} from Cert:\\LocalMachine\\My."
+    (sent,) = _settings_reads(onboarded.host)[reads:]
+    assert sent["TenantId"] == onboarded.world.tenant_id and "UserName" not in sent   # the tenant the check signed in to
+
+
 def test_verify_without_a_host_checks_the_application_alone(onboarded: Tenant):
     reads = len(_settings_reads(onboarded.host))
     for mode in ("plan", "run"):
