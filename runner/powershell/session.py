@@ -7,6 +7,15 @@ each `invoke()` is a `PowerShell` pipeline with `add_script` + `add_parameters`,
 `begin_invoke` / `poll_invoke` so a deadline and an interrupt can stop it (`stop()` sends the
 PSRP ctrl_c signal to the remote pipeline).
 
+A finished pipeline is not sent pypsrp's TERMINATE signal (one request each) at once: the
+pool's Delete releases it with the pool. MS-PSRP defines a pipeline's Signal only to stop one
+that runs (3.1.5.3.9, code powershell/signal/crtl_c) and forbids messages to a pipeline once it
+is Completed, Stopped or Failed (3.1.1.3.2); the Delete closes the pool "and any active
+pipelines in the RunspacePool" (3.2.5.3.12), and MS-WSMV 3.1.4.4.1 frees all of a shell's
+resources with it. The held commands stay far below the host's quota (MS-WSMV 3.1.4.1.34.3.4:
+MaxConcurrentCommandsPerShell 1000 for microsoft.powershell): past HELD_PIPELINES the oldest is
+released with its Signal after all.
+
 Its neighbours, along pypsrp's seams: settings.py (how to reach the host), serialize.py
 (values across the PSRP boundary), result.py (the template result contract and when an
 invocation failed), failures.py (error records, and transport problems as a
@@ -31,6 +40,7 @@ _log = logging.getLogger("psrunner.psrp")
 
 POLL_SECONDS = 3          # long-poll length while a pipeline runs: bounds interrupt latency
 STOP_SECONDS = 5          # time allowed for the stop signal and cleanup after a deadline
+HELD_PIPELINES = 16       # finished pipelines left for the pool's Delete to release (see above)
 
 
 class _Cancelled(Exception):
@@ -79,6 +89,7 @@ class HostSession:
         self._wsman: Any = None
         self._pool: Any = None
         self._keys_exchanged = False
+        self._held: list[Any] = []      # finished pipelines the pool's Delete releases
         self._lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._active = False
@@ -136,6 +147,7 @@ class HostSession:
         """Forget the pool (after a break or an uncertain timeout); close it best-effort."""
         pool, self._pool = self._pool, None
         self._keys_exchanged = False
+        self._held = []
         if pool is not None and close:
             with contextlib.suppress(Exception), self._bounded(time.monotonic() + STOP_SECONDS):
                 pool.close()
@@ -278,10 +290,18 @@ class HostSession:
             inv.wsman_requests = self.wsman_requests - requests_before
         inv.duration = time.monotonic() - start
         self._collect(ps, inv)
-        with contextlib.suppress(Exception), self._bounded(time.monotonic() + STOP_SECONDS):
-            ps.close()    # TERMINATE signal: frees the pipeline on the server
+        self._hold(ps)
         inv.wsman_requests = self.wsman_requests - requests_before
         return inv
+
+    def _hold(self, ps: Any) -> None:
+        """Leave a finished pipeline to the pool's Delete (module docstring); past
+        HELD_PIPELINES, release the oldest with its TERMINATE signal."""
+        self._pool.pipelines.pop(ps.id, None)     # pypsrp routes nothing more to it
+        self._held.append(ps)
+        while len(self._held) > HELD_PIPELINES:
+            with contextlib.suppress(Exception), self._bounded(time.monotonic() + STOP_SECONDS):
+                self._held.pop(0).close()
 
     def _poll(self, ps: Any, deadline: float | None) -> None:
         import requests

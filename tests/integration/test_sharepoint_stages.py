@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InputError, Interrupted, TransportError
+from runner.powershell import session
 from runner.powershell.connector import open_target
 from runner.powershell.templates import render_template
 from runner.results import Status
@@ -440,11 +441,22 @@ def test_one_pool_per_host_and_requests_per_invocation(sim, conn):
     assert sim.counter.pool_opens == 1 and conn.metrics()["psrp_pool_opens"] == 1
     assert conn.metrics()["psrp_invocations"] == 6
     assert first.pool_opened and first.wsman_requests == opened
-    # Command + Receive + Signal(terminate); opening adds Create + Receive
-    assert max(per_call) <= 4 and opened - min(per_call) <= 3, (opened, per_call)
+    # Command + Receive; opening adds Create + Receive. No Signal: the pool's Delete releases
+    # finished pipelines (runner/powershell/session.py says why that is the protocol's way)
+    assert (opened, per_call) == (4, [2] * 5)
     by = sim.counter.by_action()
-    assert by["Create"] == 1 and by["Command"] == 6
+    assert by["Create"] == 1 and by["Command"] == 6 and by["Signal"] == 0
     print(f"\nWSMan requests: first invocation (with pool open) {opened}, then {per_call}")
+
+
+def test_finished_pipelines_past_the_held_limit_are_released_with_their_signal(sim, conn, monkeypatch):
+    monkeypatch.setattr(session, "HELD_PIPELINES", 2)
+    script = render_template("windows/host_facts").text
+    for _ in range(4):
+        conn.invoke(script, {"Apply": False})
+    assert sim.counter.by_action().get("Signal") == 2
+    conn.close()
+    assert sim.counter.by_action()["Delete"] == 1 and sim.shells == 0
 
 
 def test_leaving_the_connector_closes_its_pool_on_the_host(sim):
