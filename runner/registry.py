@@ -78,6 +78,8 @@ KINDS: dict[str, KindSpec] = {k.name: k for k in [
              summary="remove the application and its service principal"),
     KindSpec("powershell.template", "runner.stages.powershell", "template", "psrp", True,
              summary="run a PowerShell template on a host over PSRP"),
+    KindSpec("sharepoint.module", "runner.stages.spo_module", "ensure_module", "psrp", True,
+             summary="ensure the SharePoint Online module the sign-in needs, from the host's facts when they show it"),
     KindSpec("activedirectory.reset_password", "runner.stages.activedirectory", "reset_password", "psrp", True,
              summary="set a generated one-time password the domain accepts, handed over once"),
     KindSpec("sharepoint.appinv_grant", "runner.stages.sharepoint", "appinv_grant", "psrp", True,

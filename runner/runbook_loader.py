@@ -284,6 +284,8 @@ class _Validator:
         self.refs(inputs, where + "inputs", params, earlier)
         if kind == "powershell.template":
             self.template_inputs(where, template, inputs)
+        elif kind == "sharepoint.module":     # the template's parameters and the host's facts
+            self.template_inputs(where, template, {k: v for k, v in inputs.items() if k != "host_facts"})
         when = spec.get("when")
         if when is not None:
             if not isinstance(when, str):

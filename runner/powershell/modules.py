@@ -58,3 +58,26 @@ def pnp_verdict(ps_version: str | None, pnp_version: str | None) -> str | None:
     if needs and ps < needs:
         return f"PnP.PowerShell {text(pnp)} needs PowerShell {text(needs)} or later; this host has {text(ps)}"
     return None
+
+
+# Microsoft.Online.SharePoint.PowerShell: the first release each sign-in of spo_tenant_settings
+# works with (the template sharepoint/spo_module applies the same rule on the host):
+# - credential (Connect-SPOService -Credential): 16.0.25815.0, the first after 16.0.25814.12000;
+#   older releases sign in with IDCRL, which SharePoint Online refuses since 2026-05-01
+#   (Microsoft 365 message center MC1184649);
+# - certificate (-ClientId -TenantId -Certificate): 16.0.26712.12000, which brought it
+#   (Microsoft 365 message center MC1188595, January 2026).
+SPO_MODULE = "Microsoft.Online.SharePoint.PowerShell"
+SPO_SIGN_IN_MINIMUM = {"credential": (16, 0, 25815, 0), "certificate": (16, 0, 26712, 12000)}
+
+
+def spo_module_minimum(sign_in: str, minimum_version: str = "") -> tuple[int, ...] | None:
+    """The release of the SharePoint module to ensure: what `sign_in` needs, or the given
+    minimum when it is newer; None for a sign-in or version this cannot read."""
+    needed = SPO_SIGN_IN_MINIMUM.get(sign_in)
+    if needed is None:
+        return None
+    if not minimum_version:
+        return needed
+    given = version_tuple(minimum_version)
+    return None if given is None else max(given, needed)

@@ -52,3 +52,32 @@ def test_credential_sign_in_keeps_its_own_minimum(lab, tmp_path):
     assert module.status.value == "ok" and module.outputs["minimum_version"] == "16.0.25815.0"
     assert module.outputs["sign_in"] == "credential"
     assert res.stage("spo-settings").status.value in ("ok", "changed"), res.stage("spo-settings").error
+
+
+def module_runs(host) -> int:
+    return sum(1 for template, _ in host.state.invocations if template == "sharepoint/spo_module")
+
+
+def test_a_recent_enough_module_is_decided_from_host_facts_and_nothing_is_sent(lab, tmp_path):
+    world, tenant, host = lab
+    host.state.modules[SPO] = "16.0.26712.12000"
+    before = module_runs(host)
+    module = run(lab, tmp_path).stage("spo-module")
+    assert module_runs(host) == before
+    assert module.status.value == "ok" and module.outputs["read_by"] == "host-facts"
+    assert module.outputs["version"] == "16.0.26712.12000" and module.outputs["minimum_version"] == "16.0.25815.0"
+    assert module.messages == [
+        "Microsoft.Online.SharePoint.PowerShell 16.0.26712.12000 is installed, as the host-facts stage read it: at or "
+        "above 16.0.25815.0, which credential sign-in needs; nothing sent to the host.",
+        "Not imported here: spo-settings imports it before it signs in."]
+
+
+def test_a_plan_with_a_module_too_old_still_shows_the_install(lab, tmp_path):
+    world, tenant, host = lab
+    host.state.modules[SPO] = "16.0.25814.12000"
+    rb = api.load_runbook("m365-backup-access")
+    values, _ = api.resolve_params(rb, {**sim_params(tenant, host, world), "legacy_auth": False})
+    module = api.plan(rb, values, state_dir=tmp_path / "state").stage("spo-module")
+    assert module.status.value == "changed" and "read_by" not in module.outputs
+    assert any(m.startswith(f"Would install {SPO} >= 16.0.25815.0") for m in module.messages), module.messages
+    assert host.state.modules[SPO] == "16.0.25814.12000"

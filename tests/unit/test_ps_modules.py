@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from runner.powershell.modules import pnp_needs_powershell, pnp_verdict
+from runner.powershell.modules import SPO_SIGN_IN_MINIMUM, pnp_needs_powershell, pnp_verdict, spo_module_minimum
 from runner.powershell.templates import render_template
 
 
@@ -50,3 +50,24 @@ def test_appinv_verify_sends_the_request_to_pwsh_on_stdin_only():
     (child,) = [line for line in text.splitlines() if line.strip().startswith("$child = ")]
     assert set(re.findall(r"(?<!`)\$(\w+)", child)) == {"child", "Request", "readPrincipals"}
     assert "ConvertFrom-SecureString -SecureString $Password" in text
+
+
+@pytest.mark.parametrize("sign_in,minimum,wanted", [
+    ("credential", "", (16, 0, 25815, 0)),
+    ("certificate", "", (16, 0, 26712, 12000)),
+    ("certificate", "16.0.25815.0", (16, 0, 26712, 12000)),       # raised to what the sign-in needs
+    ("credential", "16.0.27000.1", (16, 0, 27000, 1)),
+    ("device", "", None),
+    ("credential", "latest", None),
+])
+def test_spo_module_minimum(sign_in, minimum, wanted):
+    assert spo_module_minimum(sign_in, minimum) == wanted
+
+
+def test_the_module_template_applies_the_same_minimum_per_sign_in():
+    """sharepoint/spo_module decides on the host what the module stage decides from host facts:
+    the two must name the same releases."""
+    text = render_template("sharepoint/spo_module").text
+    (line,) = [ln for ln in text.splitlines() if ln.strip().startswith("$needed = ")]
+    found = re.findall(r"'certificate'\) \{ '([0-9.]+)' \} else \{ '([0-9.]+)' \}", line)
+    assert found == [tuple(".".join(map(str, SPO_SIGN_IN_MINIMUM[k])) for k in ("certificate", "credential"))]
