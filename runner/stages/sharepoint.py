@@ -18,7 +18,9 @@ kind is in powershell.py).
 appinv_grant inputs: backend, app_id, app_domain, admin_url, scope, right, app_only (default
 true), manual_steps (default false); server: site_url, display_name; verification sign-in:
 user_name + password, or thumbprint + tenant_id, with pnp_client_id (an Entra app of your
-own for PnP PowerShell)."""
+own for PnP PowerShell); host_facts: the outputs of a stage that ran windows/host_facts,
+whose PowerShell 7 facts then decide where PnP.PowerShell can run without reading them
+again (a pipeline fewer; the messages name that stage)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from ..results import Outcome, Status
 from ..values import as_bool, as_secret, as_text, is_unknown
 from .base import StageContext, notice_line, notice_of
 from .powershell import invoke
+from .spo_module import FACTS_INPUT, facts_stage
 
 SERVER_SCOPE = {"http://sharepoint/content/tenant": "SiteSubscription",
                 "http://sharepoint/content/sitecollection": "SiteCollection",
@@ -205,7 +208,10 @@ def _online_obsolete(ctx: StageContext, inputs: dict[str, Any], app_id: Any, sco
     outputs: dict[str, Any] = {"backend": "online", "obsolete": True, "verified": False, "granted": False,
                                "effective": False}
     if not is_unknown(app_id):
-        verdict = _verify(ctx, inputs, str(_text(inputs, "admin_url")), app_id, scope, right, [], [])
+        said: list[str] = []       # the stage stays one sentence; what verifying found is in the outputs
+        verdict = _verify(ctx, inputs, str(_text(inputs, "admin_url")), app_id, scope, right, said, [])
+        if said:
+            outputs["verification"] = said[0]
         _verdict_outputs(outputs, verdict)
         if outputs["granted"]:
             messages.insert(1, _without_effect(app_id, verdict, scope))
@@ -235,17 +241,19 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
         messages.append("not verified: no SharePoint sign-in given (user_name + password, or certificate)")
         return None
     try:
-        facts = invoke(ctx, render_template("windows/host_facts").text, {"Apply": False},
-                       label="windows/host_facts")
-        if facts.failed:
-            warnings.append(f"could not verify the grant: reading the host's facts failed: {facts.failure}")
+        found = _powershell7(ctx, inputs, warnings)
+        if found is None:
             return None
-        powershell7 = ((facts.result or {}).get("data") or {}).get("powershell7") or {}
-        why = pnp_verdict(powershell7.get("version"), (powershell7.get("modules") or {}).get(PNP_MODULE))
+        powershell7, read_by = found
+        pnp = (powershell7.get("modules") or {}).get(PNP_MODULE)
+        why = pnp_verdict(powershell7.get("version"), pnp)
         if why:
-            messages.append(f"not verified: {why} (PowerShell 7.4.6 or later with, in pwsh, "
+            messages.append(f"not verified: {why}{read_by} (PowerShell 7.4.6 or later with, in pwsh, "
                             "Install-Module PnP.PowerShell lets psrunner look for the grant)")
             return None
+        if read_by:
+            messages.append(f"looked for the grant with PnP.PowerShell {pnp} under PowerShell "
+                            f"{powershell7.get('version')}{read_by}")
         rendered = render_template("sharepoint/appinv_verify")
         ctx.record_script(rendered.text, "-verify")
         inv = invoke(ctx, rendered.text, {"Apply": False, "AdminUrl": admin_url, "AppId": app_id, "Scope": scope,
@@ -257,6 +265,21 @@ def _verify(ctx: StageContext, inputs: dict[str, Any], admin_url: str, app_id: s
         warnings.append(f"could not verify the grant: {inv.failure}")
         return None
     return (inv.result or {}).get("data") or {}
+
+
+def _powershell7(ctx: StageContext, inputs: dict[str, Any], warnings: list[str]) -> tuple[dict[str, Any], str] | None:
+    """PowerShell 7 on the host as host facts say (`powershell7`: version and the modules it
+    sees, or nothing), with the words that say where they came from: given by the runbook's
+    host-facts stage (`host_facts` input, nothing sent), else read now with windows/host_facts.
+    None when reading them failed (a warning says so)."""
+    given = inputs.get(FACTS_INPUT)
+    if isinstance(given, dict) and "powershell7" in given:
+        return given.get("powershell7") or {}, f", as the {facts_stage(ctx)} stage read it"
+    facts = invoke(ctx, render_template("windows/host_facts").text, {"Apply": False}, label="windows/host_facts")
+    if facts.failed:
+        warnings.append(f"could not verify the grant: reading the host's facts failed: {facts.failure}")
+        return None
+    return ((facts.result or {}).get("data") or {}).get("powershell7") or {}, ""
 
 
 __all__ = ["appinv_grant"]

@@ -51,3 +51,20 @@ def test_requests_and_round_trips(chain, scenario, requests, round_trips):
 
 def test_a_converged_tenant_is_read_not_written(chain):
     assert chain["rerun"][2] == 0 and chain["check"][2] == 0
+
+
+def test_wsman_requests_of_a_converged_runs_host_stages():
+    """The host stages of a converged run, one pool (what bench/host_wsman.py reports): host-facts
+    opens the pool (Create, Receive) and runs its pipeline (Command, Receive); spo-module is
+    decided from host-facts' facts; spo-settings exchanges the session key (Send, Receive) for
+    its SecureString and runs its pipeline; appinv-grant looks for a grant with the PowerShell 7
+    facts host-facts read; the pool's Delete releases the pipelines."""
+    from bench.host_wsman import HOST_STAGES, _converged
+
+    with sims() as s, state_dir() as state:
+        first, values = s.fresh(state, host=True)
+        s.converge(state, values, first.result)
+        per_stage, total, pools = _converged(s, state, values)
+    assert {stage: per_stage[stage][0] for stage in HOST_STAGES} == {
+        "host-facts": 4, "spo-module": 0, "spo-settings": 4, "appinv-grant": 2}
+    assert (total, pools) == (11, 1)

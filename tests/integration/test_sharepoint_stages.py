@@ -9,6 +9,7 @@ without hanging; one pool per host; WSMan requests per invocation and pool opens
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import threading
@@ -558,6 +559,30 @@ def test_online_grant_verified_with_pnp(sim, conn):
     out, _ = run_stage(stages.appinv_grant, conn, grant_inputs(manual_steps=True), apply=True)
     assert out.status is Status.SKIPPED and out.outputs["granted"] is True and out.action is None
     assert out.changed is False and any("without effect" in m for m in out.messages)
+
+
+def facts_from_host_facts(conn, powershell7):
+    """A Ctx whose stage takes `host_facts` from the host-facts stage, as m365-backup-access's does."""
+    ctx = Ctx(conn, apply=True)
+    ctx.stage = dataclasses.replace(ctx.stage, inputs={"host_facts": "${stages.host-facts.outputs}"})
+    return ctx, {"ps_edition": "Desktop", "powershell7": powershell7}
+
+
+def test_online_grant_decides_from_the_facts_host_facts_read(sim, conn):
+    """The runbook hands over what its host-facts stage read: PowerShell 7 is not read again,
+    and where it is missing nothing is sent at all; the stage says whose facts it used."""
+    ctx, facts = facts_from_host_facts(conn, None)
+    out = stages.appinv_grant(ctx, grant_inputs(manual_steps=True, host_facts=facts))
+    assert out.status is Status.ACTION_REQUIRED and sim.counter.requests == 0
+    assert any(m.startswith("not verified: this host has no PowerShell 7 (pwsh)") and
+               ", as the host-facts stage read it (" in m for m in out.messages), out.messages
+    pnp_in_pwsh(sim)
+    ctx, facts = facts_from_host_facts(conn, {"version": "7.4.6", "modules": {"PnP.PowerShell": "3.1.0"}})
+    out = stages.appinv_grant(ctx, grant_inputs(host_facts=facts))
+    assert out.status is Status.SKIPPED and out.outputs["verified"] is True
+    assert out.outputs["verification"] == ("looked for the grant with PnP.PowerShell 3.1.0 under PowerShell 7.4.6, "
+                                           "as the host-facts stage read it")
+    assert [t for t, _ in sim.state.invocations] == ["sharepoint/appinv_verify"]       # no windows/host_facts
 
 
 def test_online_grant_verification_needs_a_pnp_app(sim, conn):
