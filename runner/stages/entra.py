@@ -67,10 +67,35 @@ def _file_part(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", value)[:120] or "x"
 
 
-def _private_dir(conn: GraphTarget, unique: str) -> str:
+def _private_dir(ctx: StageContext, conn: GraphTarget, unique: str) -> str:
     """Where the credential stages keep an application's secret and PFX, under the state
-    directory's private/ folder (offboarding removes it)."""
-    return f"graph/{_file_part(conn.tenant.lower())}/{_file_part(unique)}"
+    directory's private/ folder (offboarding removes it). The folder is named by the tenant's
+    id, so a tenant written as its domain in one run and as its id in the next (a scheduled
+    check, another runbook) finds the same files; what an earlier version kept under the
+    tenant as written is moved there the first time."""
+    typed = f"graph/{_file_part(conn.tenant.lower())}/{_file_part(unique)}"
+    tenant_id = conn.tenant_id
+    if not tenant_id:                       # not signed in: nothing can be read or written yet
+        return typed
+    rel = f"graph/{_file_part(tenant_id.lower())}/{_file_part(unique)}"
+    if rel != typed:
+        _adopt(ctx.private_path(typed), ctx.private_path(rel))
+    return rel
+
+
+def _adopt(old: Path, new: Path) -> None:
+    """Move the files of `old` into `new` (never over a file there), then drop `old` if empty."""
+    if not old.is_dir():
+        return
+    new.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for f in old.iterdir():
+        if f.is_file() and not (new / f.name).exists():
+            f.rename(new / f.name)
+    for folder in (old, old.parent):
+        try:
+            folder.rmdir()
+        except OSError:                     # not empty: something stays for a person to see
+            break
 
 
 def slug(text: str) -> str:
@@ -411,5 +436,5 @@ def remove_application(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
 def _private_files(ctx: StageContext, conn: GraphTarget, unique: str) -> tuple[Path, list[Path]]:
     """The folder under the state directory's private/ folder where the credential stages
     write this application's secret and certificate, and the files in it."""
-    folder = ctx.private_path(_private_dir(conn, unique))
+    folder = ctx.private_path(_private_dir(ctx, conn, unique))
     return folder, sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []

@@ -41,7 +41,7 @@ def _credential_files(ctx: StageContext, conn: GraphTarget, unique: str, app: di
     """("secret" | "certificate", file) for each credential of the app whose secret half an
     earlier run kept on this machine, newest first."""
     from ..graph.credentials import key_thumbprint
-    folder = ctx.private_path(_private_dir(conn, unique))
+    folder = ctx.private_path(_private_dir(ctx, conn, unique))
     found: list[tuple[str, str, Path]] = []
     for c in app.get("passwordCredentials") or []:
         for f in folder.glob(f"client-secret-*-{c.get('keyId')}.txt") if folder.is_dir() else []:

@@ -79,7 +79,7 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     rotate = flag(inputs, "rotate", False)
     if offline(conn, ctx):
         return Outcome(changed=True, messages=[f"offline plan: not checked; would ensure client secret {name!r}"])
-    folder = _private_dir(conn, text(inputs, "unique_name") or (str(object_id) if object_id else "new"))
+    folder = _private_dir(ctx, conn, text(inputs, "unique_name") or (str(object_id) if object_id else "new"))
 
     def rel(key_id: str) -> str:
         return f"{folder}/client-secret-{_file_part(name)}-{_file_part(key_id)}.txt"
@@ -211,7 +211,7 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     if offline(conn, ctx):
         return Outcome(changed=True, outputs={"thumbprint": given.thumbprint} if given else {},
                        messages=["offline plan: not checked; would ensure a certificate credential"])
-    folder = _private_dir(conn, text(inputs, "unique_name") or (str(object_id) if object_id else "new"))
+    folder = _private_dir(ctx, conn, text(inputs, "unique_name") or (str(object_id) if object_id else "new"))
 
     def rel(thumb: str, suffix: str) -> str:
         return f"{folder}/{_file_part(name)}-{thumb}{suffix}"

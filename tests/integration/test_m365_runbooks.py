@@ -234,3 +234,23 @@ def test_canary_the_rotated_secret_is_only_in_its_file(onboarded: Tenant):
     for f in (onboarded.state_dir / "runs").rglob("*"):
         if f.is_file():
             assert canary not in f.read_text(errors="replace"), f
+
+
+def test_verify_by_tenant_id_finds_what_onboarding_by_domain_kept(onboarded: Tenant):
+    """The private files are named by the tenant's id, so the tenant written either way finds them."""
+    res = onboarded.run("m365-access-verify", with_host=False, tenant=onboarded.world.tenant_id)
+    assert res.status == RunStatus.SUCCEEDED, res.stage("verify").error
+    assert res.stage("verify").outputs["sign_in"] == "secret"
+    (folder,) = {f.parent for f in onboarded.secret_files()}
+    assert folder.parent.name == onboarded.world.tenant_id.lower()
+
+
+def test_files_an_earlier_version_kept_under_the_domain_are_moved_to_the_tenant_id(onboarded: Tenant):
+    (folder,) = {f.parent for f in onboarded.secret_files()}
+    earlier = folder.parent.parent / onboarded.world.tenant_domain.lower() / folder.name
+    earlier.parent.mkdir(mode=0o700, exist_ok=True)    # the sign-in's token cache lives there too
+    folder.rename(earlier)                            # where versions before this one kept them
+    res = onboarded.run("m365-access-verify", with_host=False)
+    assert res.status == RunStatus.SUCCEEDED, res.stage("verify").error
+    assert folder.is_dir() and not earlier.exists()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
