@@ -69,6 +69,7 @@ class Engine:
         self.unused = {n for n, t in runbook.targets.items() if not t.used(params)}   # their stages skip
         # what each stage under way is recorded as if Ctrl-C comes now (or its result, once it has one)
         self._current_interrupted: dict[str, StageResult] = {}
+        self._keys: dict[str, list[str]] = {}        # target -> its lock keys, worked out once a run
         self.result = RunResult(run_id=run_dir.run_id, runbook=runbook.name, mode=opts.mode,
                                 run_dir=str(run_dir.path),
                                 resumed_from=previous.run_id if previous else None)
@@ -83,8 +84,12 @@ class Engine:
                 log.debug("event sink failed", exc_info=True)
 
     def target_keys(self, name: str) -> list[str]:
-        t = self.runbook.targets[name]
-        return target_lock_keys(t.type, t.resolved(self.params))
+        """The target's lock keys, worked out once a run: a host's may need DNS, and the run's
+        files, its locks and its refusals must all name the same ones."""
+        if name not in self._keys:
+            t = self.runbook.targets[name]
+            self._keys[name] = target_lock_keys(t.type, t.resolved(self.params))
+        return self._keys[name]
 
     def claim(self, key: str) -> None:
         """Take the target lock `key` for the rest of a run (a plan changes nothing), such as a

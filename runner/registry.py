@@ -110,7 +110,7 @@ def stage_kind(name: str) -> Callable[[Any, dict[str, Any]], Outcome]:
 @dataclass(frozen=True)
 class TargetSpec:
     type: str
-    module: str                      # defines open_target, check_settings, lock_key
+    module: str                      # defines open_target, check_settings, lock_keys
     summary: str = ""
 
 

@@ -2,10 +2,10 @@
 (`keyCredentials`).
 
 Read: the application's passwordCredentials / keyCredentials (facts.read_app_by_object_id).
-Decide: `secret_state` / `certificate_state` find the credential of ours valid past the
-renewal horizon, if any. Write: `add_password` (its value, shown once by Graph, comes back as
-a Secret and goes nowhere else) and `upload_certificate` (keyCredentials is replaced as a
-whole by PATCH, so every existing key is sent back with the new one)."""
+Decide: `secret_state` / `certificate_state` sort ours into those valid past the renewal
+horizon and those expiring before it. Write: `add_password` (its value, shown once by Graph,
+comes back as a Secret and goes nowhere else) and `upload_certificate` (keyCredentials is
+replaced as a whole by PATCH, so every existing key is sent back with the new one)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ class CredentialState:
     """Our credentials (by display name) on the application, sorted by validity."""
     valid: list[dict[str, Any]] = field(default_factory=list)      # valid past the horizon
     expiring: list[dict[str, Any]] = field(default_factory=list)   # valid now, not past the horizon
-    best: dict[str, Any] | None = None                             # the valid one lasting longest
 
 
 def is_named(credential: dict[str, Any], name: str) -> bool:
@@ -48,8 +47,7 @@ def _state(creds: list[dict[str, Any]], name: str, min_days: int, now: _dt.datet
     ours = [c for c in creds if is_named(c, name)]
     valid = [c for c in ours if (parse_time(c.get("endDateTime")) or now) > horizon]
     expiring = [c for c in ours if c not in valid and (parse_time(c.get("endDateTime")) or now) > now]
-    best = max(valid, key=lambda c: parse_time(c.get("endDateTime")) or now) if valid else None
-    return CredentialState(valid, expiring, best)
+    return CredentialState(valid, expiring)
 
 
 # --------------------------------------------------------------------------- client secrets

@@ -32,11 +32,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..powershell.modules import SPO_SIGN_IN_MINIMUM
 from .twin_types import TwinError
 
 CMDLET_FQID = "Microsoft.Online.SharePoint.PowerShell.ConnectSPOService"
 ANY_RELEASE = (0,)
-CERTIFICATE_SIGN_IN = (16, 0, 26712, 12000)      # MC1188595
+CERTIFICATE_SIGN_IN = SPO_SIGN_IN_MINIMUM["certificate"]      # MC1188595
 
 
 @dataclass(frozen=True)

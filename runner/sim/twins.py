@@ -14,15 +14,14 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..powershell.modules import PNP_ACS_READ, pnp_needs_powershell, version_tuple
+from ..powershell.modules import PNP_ACS_READ, PNP_MODULE, SPO_MODULE, pnp_needs_powershell, version_tuple
+from ..powershell.modules import SPO_SIGN_IN_MINIMUM as SPO_FIRST_RELEASE
 from ..powershell.modules import text as version_text
 from ..powershell.result import template_result
 from . import spo_connect
 from .twin_types import HostState, SimSecureString, TwinError, TwinOutput, twin
 from .world import ACSPrincipal, SimWorld
 
-SPO_MODULE = "Microsoft.Online.SharePoint.PowerShell"
-PNP_MODULE = "PnP.PowerShell"      # what it needs of the host: runner/powershell/modules.py
 NUGET_MINIMUM = (2, 8, 5, 201)
 # where Install-PackageProvider and Install-Module reach out to (HostState.internet records them)
 NUGET_BOOTSTRAP = "https://onegetcdn.azureedge.net/providers/nuget-2.8.5.208.package.swidtag"
@@ -55,10 +54,6 @@ def _version(text: str, param: str = "MinimumVersion") -> tuple[int, ...]:
             exception_type="System.Management.Automation.RuntimeException", category="InvalidArgument",
             fqid="InvalidCastParseTargetInvocation", target=param)
     return tuple(int(p) for p in text.strip().split("."))
-
-
-def _vtext(v: tuple[int, ...]) -> str:
-    return ".".join(str(p) for p in v)
 
 
 def command_not_found(name: str) -> TwinError:
@@ -123,8 +118,8 @@ def idcrl_sign_in_failed() -> TwinError:
 # it (from 2025-03-28) use OAuth. IDCRL is blocked for good since 2026-05-01, so an older
 # module cannot sign in with a credential any more, whatever the password.
 SPO_LAST_IDCRL_VERSION = (16, 0, 25814, 12000)
-# the first release each sign-in of spo_tenant_settings works with (the spo_module template's table)
-SPO_FIRST_RELEASE = {"credential": (16, 0, 25815, 0), "certificate": spo_connect.CERTIFICATE_SIGN_IN}
+# SPO_FIRST_RELEASE (from runner/powershell/modules.py, with its sources): the first release
+# each sign-in of spo_tenant_settings works with, the spo_module template's table
 
 
 def idcrl_blocked(admin_url: str) -> TwinError:
@@ -239,14 +234,12 @@ def _connect_spo(state: HostState, world: SimWorld, params: dict[str, Any]) -> s
                           f"Cert:\\LocalMachine\\My on {state.computer_name}.")
         arguments = {"Url": admin_url, "ClientId": client_id, "TenantId": tenant, "Certificate": thumbprint}
         spo_connect.parameter_set(version, arguments)
-        spo_connect.certificate_sign_in(arguments)
         _check_tenant(world, tenant)
         return store
     if user:
         password = _secure(params, "Password")
         if password is None:
             raise _thrown("Credential sign-in needs Password (a SecureString) with UserName.")
-        spo_connect.parameter_set(version, {"Url": admin_url, "Credential": user})
         if world.sharepoint.legacy_auth_blocked and version <= SPO_LAST_IDCRL_VERSION:
             raise idcrl_blocked(admin_url)
         _check_credential(state, user, password)
@@ -307,7 +300,7 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
     offline = _param(params, "OfflineSourcePath", "") or ""
     messages: list[str] = []
     if wanted < needed:
-        messages.append(f"MinimumVersion {minimum} is older than {sign_in} sign-in needs: ensuring {_vtext(needed)}.")
+        messages.append(f"MinimumVersion {minimum} is older than {sign_in} sign-in needs: ensuring {version_text(needed)}.")
         wanted = needed
     verbose: list[str] = []
 
@@ -318,11 +311,11 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
     changed = False
 
     if current is not None and current >= wanted:
-        messages.append(f"{SPO_MODULE} {installed} is installed (>= {_vtext(wanted)}).")
+        messages.append(f"{SPO_MODULE} {installed} is installed (>= {version_text(wanted)}).")
         source = "installed"
     elif not apply:
         changed = True
-        messages.append(f"Would install {SPO_MODULE} >= {_vtext(wanted)} from {source} for {scope}.")
+        messages.append(f"Would install {SPO_MODULE} >= {version_text(wanted)} from {source} for {scope}.")
     elif offline:
         # no NuGet provider, no repository: the newest .nupkg at or above the minimum is
         # extracted into the module folder (the template's offline branch)
@@ -331,7 +324,7 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
         available = state.offline_sources[offline].get(SPO_MODULE)
         if available is None or _version(available) < wanted:
             raise _thrown(f"OfflineSourcePath '{offline}' holds no {SPO_MODULE}.<version>.nupkg of version "
-                          f"{_vtext(wanted)} or later.")
+                          f"{version_text(wanted)} or later.")
         verbose.append(f"Extracted {offline}\\{SPO_MODULE}.{available}.nupkg into the {scope} module folder.")
     else:
         if not state.nuget_provider:
@@ -353,10 +346,10 @@ def spo_module(state: HostState, world: SimWorld, params: dict[str, Any]) -> Twi
         messages.append(f"Installed {SPO_MODULE} {available} from {source} for {scope}.")
 
     imported = apply and current is not None
-    after_version = state.modules.get(SPO_MODULE) if current is not None else (_vtext(wanted) if changed else None)
+    after_version = state.modules.get(SPO_MODULE) if current is not None else (version_text(wanted) if changed else None)
     return TwinOutput(
         template_result(changed=changed, before=before, after={"version": after_version},
-                        data={"module": SPO_MODULE, "version": after_version, "minimum_version": _vtext(wanted),
+                        data={"module": SPO_MODULE, "version": after_version, "minimum_version": version_text(wanted),
                               "sign_in": sign_in, "source": source, "scope": scope, "ps_edition": state.ps_edition,
                               "imported": imported},
                         messages=messages),

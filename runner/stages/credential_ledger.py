@@ -23,6 +23,7 @@ import json
 import secrets as _rand
 from typing import Any
 
+from ..graph.odata import parse_time
 from ..results import timestamp
 from .base import StageContext
 
@@ -33,13 +34,6 @@ GRACE = _dt.timedelta(hours=1)
 def tagged(name: str) -> str:
     """A display name no other credential carries: `name` and a random tag."""
     return f"{name} #{_rand.token_hex(4)}"
-
-
-def _when(text: Any) -> _dt.datetime | None:
-    try:
-        return _dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class Ledger:
@@ -73,7 +67,7 @@ class Ledger:
             named = [c for c in credentials if c.get("displayName") == intent.get("display_name")
                      and not self.is_stored(str(c.get("keyId")))]
             found += named
-            started = _when(intent.get("started"))
+            started = parse_time(intent.get("started"))
             if named or started is None or now - started < GRACE:
                 keep.append(intent)
         self.data["pending"] = keep

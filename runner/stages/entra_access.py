@@ -41,14 +41,16 @@ def _credential_files(ctx: StageContext, conn: GraphTarget, unique: str, app: di
     """("secret" | "certificate", file) for each credential of the app whose secret half an
     earlier run kept on this machine, newest first."""
     from ..graph.credentials import key_thumbprint
+    from .entra_credentials import CERTIFICATE_FILE, SECRET_FILE
     folder = ctx.private_path(_private_dir(ctx, conn, unique))
     found: list[tuple[str, str, Path]] = []
     for c in app.get("passwordCredentials") or []:
-        for f in folder.glob(f"client-secret-*-{c.get('keyId')}.txt") if folder.is_dir() else []:
+        for f in folder.glob(SECRET_FILE.format(name="*", key=c.get("keyId"))) if folder.is_dir() else []:
             found.append((str(c.get("endDateTime") or ""), "secret", f))
     for c in app.get("keyCredentials") or []:
         thumb = key_thumbprint(c) or ""
-        for f in folder.glob(f"*-{thumb}.pfx") if thumb and folder.is_dir() else []:
+        pattern = CERTIFICATE_FILE.format(name="*", thumb=thumb, suffix=".pfx")
+        for f in folder.glob(pattern) if thumb and folder.is_dir() else []:
             found.append((str(c.get("endDateTime") or ""), "certificate", f))
     return [(kind, f) for _, kind, f in sorted(found, key=lambda x: x[0], reverse=True)]
 

@@ -22,6 +22,11 @@ from .credential_ledger import Ledger, tagged
 from .credential_rules import days_of, given_within, handed_over, last_end, no_secrets, policy_refused, within
 from .entra import _file_part, _private_dir, flag, graph_target, number, offline, text
 
+# the files of an application's private folder (_private_dir) that hold a credential's secret
+# half; m365-access-verify looks for them by the same names
+SECRET_FILE = "client-secret-{name}-{key}.txt"
+CERTIFICATE_FILE = "{name}-{thumb}{suffix}"            # .pfx (its password and .cer beside it)
+
 
 def _application(conn: GraphTarget, object_id: str) -> dict[str, Any]:
     from ..graph.facts import read_app_by_object_id
@@ -82,7 +87,7 @@ def client_secret(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     folder = _private_dir(ctx, conn, text(inputs, "unique_name") or (str(object_id) if object_id else "new"))
 
     def rel(key_id: str) -> str:
-        return f"{folder}/client-secret-{_file_part(name)}-{_file_part(key_id)}.txt"
+        return f"{folder}/{SECRET_FILE.format(name=_file_part(name), key=_file_part(key_id))}"
 
     why = f" ({text(inputs, 'purpose')})" if text(inputs, "purpose") else ""
     if not object_id:
@@ -214,7 +219,7 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     folder = _private_dir(ctx, conn, text(inputs, "unique_name") or (str(object_id) if object_id else "new"))
 
     def rel(thumb: str, suffix: str) -> str:
-        return f"{folder}/{_file_part(name)}-{thumb}{suffix}"
+        return f"{folder}/{CERTIFICATE_FILE.format(name=_file_part(name), thumb=thumb, suffix=suffix)}"
 
     if not given and lifetime <= min_days:
         raise InputError(f"cert_lifetime_days ({lifetime}) must exceed cert_min_days ({min_days})",
@@ -294,7 +299,7 @@ def certificate(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     keys = op.current_keys(conn.client, app, object_id)
     if given is None:
         outputs.update(_write_pfx(ctx, rel(thumb, ".pfx"), cert, password))
-        Ledger(ctx, folder).record(thumb, outputs["pfx_file"])
+        ledger.record(thumb, outputs["pfx_file"])
     try:
         op.upload_certificate(conn.client, app, object_id, keys, cert, name)
     except GraphError as e:

@@ -79,10 +79,10 @@ def _has_sign_in(params: dict[str, Any]) -> bool:
     return bool(params.get("Thumbprint") or (params.get("UserName") and params.get("Password")))
 
 
-def check_grant_inputs(inputs: dict[str, Any]) -> None:
+def check_grant_inputs(inputs: dict[str, Any]) -> tuple[str, str, str]:
     """What the grant needs that no connection can change, checked before any stage runs:
-    backend, scope and right, a site for SharePoint Server, the admin URL and App Domain
-    for SharePoint Online."""
+    backend, scope and right (returned), a site for SharePoint Server, the admin URL and App
+    Domain for SharePoint Online."""
     backend = _text(inputs, "backend", "online") or "online"
     if backend not in ("online", "server"):
         raise InputError(f"{stage_input('backend')}: {backend!r} is not online or server", input="backend",
@@ -103,10 +103,10 @@ def check_grant_inputs(inputs: dict[str, Any]) -> None:
             raise InputError(f"{stage_input('site_url')}: a site of the site subscription to grant on is needed "
                              f"with {stage_input('backend', 'server')}", input="site_url",
                              hint=f"give {stage_input('site_url', 'https://sharepoint.contoso.local')}")
-        return
+        return backend, scope, right
     admin_url = _text(inputs, "admin_url")
     if is_unknown(admin_url):
-        return
+        return backend, scope, right
     if not admin_url or not isinstance(admin_url, str) or not admin_url.lower().startswith("https://"):
         raise InputError(f"{stage_input('admin_url')}: {admin_url!r} is not the SharePoint admin URL",
                          input="admin_url", hint="e.g. https://contoso-admin.sharepoint.com")
@@ -114,15 +114,13 @@ def check_grant_inputs(inputs: dict[str, Any]) -> None:
         raise InputError(f"{stage_input('app_domain')}: needed with {stage_input('backend', 'online')} "
                          "(appinv.aspx asks for it)", input="app_domain",
                          hint="the App Domain of the application, e.g. backup.example.com")
+    return backend, scope, right
 
 
 def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     """The appinv.aspx tenant-scope grant (see module docstring)."""
     inputs = {k: v for k, v in inputs.items() if k not in ("template", "vars")}
-    check_grant_inputs(inputs)
-    backend = _text(inputs, "backend", "online") or "online"
-    scope = _text(inputs, "scope", ALLOWED_SCOPES[0]) or ALLOWED_SCOPES[0]
-    right = _text(inputs, "right", "FullControl") or "FullControl"
+    backend, scope, right = check_grant_inputs(inputs)
     app_only = as_bool(inputs.get("app_only", True), "app_only")
     app_id = _text(inputs, "app_id")
     if not app_id and not is_unknown(app_id):   # an Unknown is falsy: known after apply
@@ -132,7 +130,7 @@ def appinv_grant(ctx: StageContext, inputs: dict[str, Any]) -> Outcome:
     xml = render_permission_xml(scope, right, app_only)
     ctx.record_script(xml, ext=".xml")
     if as_bool(inputs.get("manual_steps", False), "manual_steps"):
-        return _online_grant(ctx, inputs, app_id, scope, right, app_only, xml)
+        return _online_grant(ctx, inputs, app_id, scope, right, xml)
     return _online_obsolete(ctx, inputs, app_id, scope, right)
 
 
@@ -171,7 +169,7 @@ def _online_action(admin_url: str, app_id: Any, app_domain: str, xml: str, notic
 
 
 def _online_grant(ctx: StageContext, inputs: dict[str, Any], app_id: Any, scope: str, right: str,
-                  app_only: bool, xml: str) -> Outcome:
+                  xml: str) -> Outcome:
     admin_url = str(_text(inputs, "admin_url"))
     app_domain = str(_text(inputs, "app_domain"))
     notice = notice_line(ctx, ACS_NOTICE)

@@ -157,7 +157,7 @@ def test_spo_module_minimum_follows_the_sign_in(state, world, sign_in, minimum, 
 def test_spo_module_twin_and_template_agree_on_the_first_releases():
     text = render_template("sharepoint/spo_module").text
     for sign_in, version in twins.SPO_FIRST_RELEASE.items():
-        assert f"'{twins._vtext(version)}'" in text and f"{sign_in} " in text
+        assert f"'{twins.version_text(version)}'" in text and f"{sign_in} " in text
 
 
 def test_spo_module_bad_version_is_a_cast_error(state, world):
