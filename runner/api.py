@@ -67,6 +67,9 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
         # stage inputs (contradicting each other, a certificate file that does not open) end
         # here with exit 2 naming the parameter: before a run directory, a stage or a connection
         check_before_run(rb, params)
+    # how many runs of this kind to keep ($PSRUNNER_KEEP_CHECKS for checks): a bad value is
+    # refused before the run, not found after it
+    keep = keep if keep is not None else (default_keep_checks() if mode == "check" else None)
     sd = Path(state_dir) if state_dir else default_state_dir()
     rd = run_dir or RunDir.create(sd, rb.name)
     opts = Options(mode=mode, state_dir=sd, interactive=interactive, on_event=on_event,
@@ -76,10 +79,9 @@ def _execute(rb: Runbook, params: dict[str, Any], mode: str, *, state_dir: Path 
     return result
 
 
-def _retain(rd: RunDir, mode: str, keep: int | None) -> None:
-    """Keep the newest `keep` runs of this kind (runbook, targets, mode); checks keep
-    retention.default_keep_checks() unless told otherwise. A run never fails for it."""
-    n = keep if keep is not None else (default_keep_checks() if mode == "check" else None)
+def _retain(rd: RunDir, mode: str, n: int | None) -> None:
+    """Keep the newest `n` runs of this kind (runbook, targets, mode); None keeps them all.
+    A run never fails for it."""
     if n is None:
         return
     try:

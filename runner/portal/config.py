@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from ..errors import InputError
 from ..params import load_params_file
 from ..secrets import Secret
+from ..userfiles import read_text
 from .policy import Policy, default_policy, load_policy
 from .tomlfile import read_toml
 
@@ -242,7 +243,8 @@ def _client_secret(e: dict[str, Any], fail, path_of) -> Secret:
         f = path_of(e["client_secret_file"], "entra.client_secret_file")
         if not f.is_file():
             raise fail("entra.client_secret_file", f"no such file: {f}")
-        return Secret(f.read_text(encoding="utf-8").strip(), "entra client secret")
+        return Secret(read_text(f, what="entra client secret file", input="entra.client_secret_file").strip(),
+                      "entra client secret")
     var = e.get("client_secret_env") or "PSRUNNER_PORTAL_CLIENT_SECRET"
     if not os.environ.get(var):
         raise fail("entra.client_secret_env", f"the environment variable {var} is not set",

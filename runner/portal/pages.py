@@ -47,16 +47,16 @@ def report(portal: Portal, run_id: str | None, rb: Runbook | None = None) -> dic
     rd = RunDir(portal.state_dir, run_id)
     if not rd.path.is_dir():
         return None
-    try:
+    try:                            # a corrupt run is no page (RunDir says InputError), not a 500
         info = rd.read_info() if (rd.path / RunDir.INFO).is_file() else {}
-    except (OSError, ValueError):
+        result = rd.load_result() if info else None
+    except InputError:
         return None
     if not info:
         rows = [{"id": s.id, "title": s.title, "status": "waiting", "label": "waiting", "messages": [], "error": None,
                  "action": None} for s in (rb.stages if rb else ())]
         return {"run_id": run_id, "runbook": rb.name if rb else "", "mode": "", "rows": rows, "status": "running",
                 "finished": False, "headline": None, "notices": [], "started": None, "params": {}}
-    result = rd.load_result()
     finished = (rd.path / RunDir.REPORT).is_file()
     done = {s.id: s for s in result.stages}
     titles = {sid: s.title for sid, s in done.items()}

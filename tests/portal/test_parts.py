@@ -176,3 +176,15 @@ def test_accounts_set_from_the_command_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "runner.cli", "accounts", "set", str(f), "x", "--role", "helpdesk"],
                        input="", capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "error: no terminal to ask for the password" in r.stderr
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda p: p.mkdir(), "is a directory, not a file"),
+    (lambda p: p.write_bytes("[server]".encode("utf-16")), "UTF-16"),
+])
+def test_a_portal_file_that_is_no_text_file_is_named_not_a_traceback(tmp_path, make, said):
+    from runner.portal.tomlfile import read_toml
+    make(tmp_path / "portal.toml")
+    with pytest.raises(InputError) as caught:
+        read_toml(tmp_path / "portal.toml", what="portal configuration", input="--config")
+    assert said in str(caught.value) and caught.value.input == "--config"

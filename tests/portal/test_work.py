@@ -271,3 +271,10 @@ def test_the_audit_log_is_for_admins_exportable_and_its_chain_shows_tampering(cl
     portal.audit.path.write_text("\n".join(lines) + "\n")
     assert portal.audit.verify() == [2]
     assert "chain is broken at line(s) 2" in ada.get("/audit").text
+
+
+def test_a_corrupt_run_is_no_page_rather_than_a_server_error(client_for, portal):
+    ada = client_for("ada")
+    cli = api.plan(portal.catalog.load("admin-only"), {"folder": "/nowhere"}, state_dir=portal.state_dir)
+    (portal.state_dir / "runs" / cli.run_id / "run.json").write_text("{not json", encoding="utf-8")
+    assert ada.get(f"/runs/{cli.run_id}").status_code == 404

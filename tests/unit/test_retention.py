@@ -83,8 +83,10 @@ def test_checks_keep_the_newest_by_default_and_keep_overrides(tmp_path, monkeypa
     api.plan(rb, {"value": "a"}, state_dir=tmp_path, keep=1)
     assert len([r for r in api.runs(tmp_path) if r["mode"] == "plan"]) == 1
     monkeypatch.setenv("PSRUNNER_KEEP_CHECKS", "many")
+    before = len(api.runs(tmp_path))
     with pytest.raises(InputError, match="PSRUNNER_KEEP_CHECKS='many' is not a whole number"):
         api.check(rb, {"value": "a"}, state_dir=tmp_path)
+    assert len(api.runs(tmp_path)) == before                      # refused before the check ran
 
 
 def test_keep_groups_by_runbook_targets_and_mode_and_spares_runs_under_way(tmp_path):
