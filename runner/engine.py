@@ -24,10 +24,10 @@ from .refs import resolve_value
 from .refusals import KnownRefusals, settle
 from .registry import KINDS, Connector, TargetEnv, open_target, target_lock_keys
 from .results import RunResult, RunStatus, StageResult, Status, error_message, error_record, timestamp
-from .runbook import Runbook, Stage
+from .runbook import Runbook, Stage, stage_groups
 from .rundir import RunDir
 from .secrets import redact
-from .stage_thread import RunningStage, StartedStage, stage_groups, wait_all
+from .stage_thread import RunningStage, StartedStage, wait_all
 from .user_terms import Terms
 from .values import Unknown, inputs_digest
 

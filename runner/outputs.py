@@ -111,7 +111,7 @@ def junit(res: RunResult, *, strict: bool = False) -> str:
     """JUnit XML for one run: a test suite of its stages."""
     root = ET.Element("testsuites", name=f"psrunner {res.mode}")
     root.append(junit_suite(res, name=res.runbook, strict=strict))
-    return _xml(root)
+    return xml_document(root)
 
 
 def junit_suite(res: RunResult, *, name: str, strict: bool = False) -> ET.Element:
@@ -157,7 +157,8 @@ def _junit_outcome(res: RunResult, s: StageResult, strict: bool) -> tuple[str, s
     return None
 
 
-def _xml(root: ET.Element) -> str:
+def xml_document(root: ET.Element) -> str:
+    """`root` as an indented XML document, redacted like every output."""
     ET.indent(root)
     return redact('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")) + "\n"
 

@@ -51,7 +51,7 @@ Conditions (`when`, a notice's `applies`, a parameter's `required_if`): runner/c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .conditions import evaluate_condition
 from .errors import ParamError, closest
@@ -128,7 +128,7 @@ class Stage:
     timeout: float | None = None
     target: str | None = None
     explain: str = ""
-    concurrent: bool = False      # runs alongside the stage before it (engine.stage_groups)
+    concurrent: bool = False      # runs alongside the stage before it (stage_groups)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"id": self.id, "title": self.title, "kind": self.kind, "template": self.template,
@@ -205,3 +205,14 @@ class Runbook:
                 "targets": [{"name": t.name, "type": t.type} for t in self.targets.values()],
                 "stages": [s.to_dict() for s in self.stages],
                 "notices": [n.to_dict() for n in self.notices]}
+
+
+def stage_groups(stages: Iterable[Stage]) -> list[list[Stage]]:
+    """The stages in the order they run: each with the `concurrent` stages that follow it."""
+    groups: list[list[Stage]] = []
+    for stage in stages:
+        if stage.concurrent and groups:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    return groups

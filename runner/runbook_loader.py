@@ -19,7 +19,7 @@ from .conditions import check_condition, stages_named
 from .errors import ParamError, RunbookError
 from .refs import REF_RE, iter_refs
 from .registry import KINDS, TARGETS
-from .runbook import Notice, Param, Runbook, Stage, Target
+from .runbook import Notice, Param, Runbook, Stage, Target, stage_groups
 from .values import clip, coerce
 
 if sys.version_info >= (3, 11):
@@ -96,7 +96,7 @@ def parse(text: str, source: str = "<string>", *, origin: str = "", folder: Path
     stages: list[Stage] = []
     for i, spec in enumerate(raw_stages):
         stages.append(v.stage(i, spec, params, targets, [s.id for s in stages],
-                              running=_running(stages)))
+                              running=[s.id for s in stage_groups(stages)[-1]] if stages else []))
     if not isinstance(data.get("notices", []), list):
         v.fail("notices", "must be an array of tables ([[notices]])", None)
     notices = tuple(v.notice(i, n, params) for i, n in enumerate(data.get("notices", [])))
@@ -407,10 +407,3 @@ class _Validator:
                 from .derive import DERIVATIONS
                 if derive not in DERIVATIONS:
                     self.fail(where, f"unknown derivation |{derive}", "one of: " + ", ".join(DERIVATIONS))
-
-
-def _running(stages: list[Stage]) -> list[str]:
-    """The ids of the group the next stage joins when it is concurrent: the last stage that is
-    not concurrent and those after it (engine.stage_groups)."""
-    start = max((i for i, s in enumerate(stages) if not s.concurrent), default=0)
-    return [s.id for s in stages[start:]]

@@ -1,5 +1,5 @@
 """A stage on its worker thread: what its kind sees of the run (`RunningStage`), the thread
-and its deadline (`StartedStage`), and the stages that run together (`stage_groups`).
+and its deadline (`StartedStage`).
 
 The engine starts a stage here and waits on the main thread, so that a per-stage deadline
 and Ctrl-C both work however the kind blocks. A runbook may let a stage start alongside the
@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +27,6 @@ from .user_terms import Terms
 log = logging.getLogger("psrunner.engine")
 
 INTERRUPT_GRACE = 10.0       # seconds a stage gets to wind down after interrupt()
-
-
-def stage_groups(stages: Iterable[Stage]) -> list[list[Stage]]:
-    """The stages in the order they run: each with the `concurrent` stages that follow it."""
-    groups: list[list[Stage]] = []
-    for stage in stages:
-        if stage.concurrent and groups:
-            groups[-1].append(stage)
-        else:
-            groups.append([stage])
-    return groups
 
 
 class RunningStage:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..outputs import junit_suite
+from ..outputs import junit_suite, xml_document
 from ..results import ExitCode, RunResult
 from ..rundir import atomic_write, dumps
 from .result import FleetResult
@@ -53,8 +53,7 @@ def junit(fleet: FleetResult, *, strict: bool = False) -> str:
                               skipped="0", time=f"{t.duration:.3f}")
         case = ET.SubElement(suite, "testcase", classname=t.target, name="target", time=f"{t.duration:.3f}")
         ET.SubElement(case, "error", type=t.status, message=t.summary)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return xml_document(root)
 
 
 def write_reports(fleet: FleetResult, state_dir: Path, *, strict: bool = False) -> Path:

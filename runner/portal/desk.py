@@ -16,7 +16,6 @@ waiting (the audit log keeps what happened to each)."""
 
 from __future__ import annotations
 
-import re
 import secrets as _rand
 import threading
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from .. import api
 from ..executor import Executor, Job
 from ..results import RunResult, RunStatus, timestamp
 from ..runbook import Runbook
+from ..rundir import RUN_ID_RE
 from ..secrets import Secret
 from .audit import AuditLog
 from .policy import Policy, Refused
@@ -33,7 +33,6 @@ from .web import User
 
 PLANNING, PLANNED, WAITING, RUNNING, DONE, REJECTED = (
     "planning", "planned", "waiting for approval", "running", "done", "rejected")
-RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,200}")       # rundir.new_run_id
 ONE_TIME_OUTPUTS = ("one_time_password",)      # stage outputs shown once to the requester
 
 
@@ -95,7 +94,7 @@ class Desk:
             return [r for r in self._requests.values() if r.requester.id == user.id]
 
     def may_see_run(self, run_id: str, user: User) -> bool:
-        if not RUN_ID.fullmatch(run_id):        # a run id names a folder: nothing that leaves runs/
+        if not RUN_ID_RE.fullmatch(run_id):        # a run id names a folder: nothing that leaves runs/
             return False
         if self.policy.can(user.roles, "all-runs"):
             return True

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets as _rand
 import threading
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..derive import GUID_RE
 from ..errors import AuthError
 from ..graph.http import HttpSession
 from .config import EntraSetup
@@ -38,7 +38,6 @@ FLOW_LIFETIME = 600          # seconds a sign-in may take (Entra's codes live ab
 MAX_FLOWS = 1000
 METADATA_LIFETIME = 3600     # the discovery document and keys are read again after an hour
 CLOCK_SKEW = 300
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass
@@ -126,7 +125,7 @@ class EntraSignIn:
             raise AuthError(f"the ID token does not validate: {e}") from None
         if not nonce or not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
             raise AuthError("the ID token does not answer this sign-in (nonce)")
-        if GUID.match(self.setup.tenant) and claims["tid"].lower() != self.setup.tenant.lower():
+        if GUID_RE.match(self.setup.tenant) and claims["tid"].lower() != self.setup.tenant.lower():
             raise AuthError("the ID token comes from another tenant")
         return claims
 
